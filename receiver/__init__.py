@@ -1,0 +1,10 @@
+"""wavehook's receiver: verified, durable, exactly-once ingestion of WaveSpeedAI webhooks."""
+
+from __future__ import annotations
+
+from receiver.app import create_app
+from receiver.errors import WavehookError
+from receiver.settings import Settings
+from receiver.signature import Verifier
+
+__all__ = ["Settings", "Verifier", "WavehookError", "create_app"]

@@ -1,0 +1,96 @@
+"""The receiver's ASGI application: ``create_app(settings)`` builds everything in its constructor."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from receiver import api, health, webhook
+from receiver.errors import HTTPError
+from receiver.ingest import Ingestor, no_handlers
+from receiver.reader import Reader
+from receiver.settings import Settings
+from receiver.signature import Verifier
+from receiver.store import connect, open_database
+from receiver.store.ingest import Router, get_meta
+from receiver.writer import Writer
+
+logger = structlog.get_logger()
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPError)
+    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status)
+
+
+async def _starlette_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse({"error": exc.detail, "reason": reason}, status_code=exc.status_code)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected_error", error_type=type(exc).__name__)
+    return JSONResponse({"error": "internal error; see the server log", "reason": "internal_error"}, 500)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, route: Router = no_handlers) -> Starlette:
+    verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        try:
+            secret = get_meta(conn, "correlation_secret")
+        finally:
+            conn.close()
+        writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        writer.start()
+        reader = Reader(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        app.state.settings = settings
+        app.state.verifier = verifier
+        app.state.writer = writer
+        app.state.reader = reader
+        app.state.correlation_secret = secret
+        app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
+        logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
+        try:
+            yield
+        finally:
+            writer.stop()
+            reader.close()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/wavespeed", webhook.receive, methods=["POST"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+            Route("/api/predictions", api.list_predictions, methods=["GET"]),
+            Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
+        ],
+        exception_handlers={
+            HTTPError: _http_error,
+            HTTPException: _starlette_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (several worker processes): settings from the environment."""
+    from receiver import logs
+
+    settings = Settings.from_env(os.environ)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,78 @@
+"""The receiver's commands: ``wavehook serve`` and ``wavehook verify``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from receiver.errors import ConfigError
+from receiver.settings import Settings
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env(os.environ)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Run the webhook receiver (and, by default, the handler dispatcher)."""
+    import uvicorn
+
+    from receiver import logs
+    from receiver.store import open_database
+
+    settings = load_settings()
+    try:
+        settings.require_secrets()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+    uvicorn.run(
+        "receiver.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+        server_header=False,
+    )
+
+
+@click.command()
+@click.argument("body_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--id", "webhook_id", required=True, help="The webhook-id header as received.")
+@click.option("--timestamp", required=True, help="The webhook-timestamp header as received.")
+@click.option("--signature", required=True, help="The webhook-signature header as received.")
+@click.option(
+    "--secret",
+    envvar="WAVESPEED_WEBHOOK_SECRET",
+    required=True,
+    help="Signing secret(s), comma-separated (default: $WAVESPEED_WEBHOOK_SECRET).",
+)
+@click.option("--tolerance", default=300, show_default=True, help="Accepted clock skew in seconds.")
+def verify(body_file: Path, webhook_id: str, timestamp: str, signature: str, secret: str, tolerance: int) -> None:
+    """Check a delivery's signature; if it fails, say why and which usual mistake explains it."""
+    from receiver.doctor import diagnose
+
+    secrets = [s.strip() for s in secret.split(",") if s.strip()]
+    result = diagnose(secrets, webhook_id, timestamp, signature, body_file.read_bytes(), tolerance_seconds=tolerance)
+    if result.valid:
+        click.echo("valid: the signature matches the body under the given secret")
+        return
+    click.echo(f"invalid ({result.reason}): {result.message}")
+    for hint in result.hints:
+        click.echo(f"  - {hint}")
+    sys.exit(1)

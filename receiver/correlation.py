@@ -1,0 +1,36 @@
+"""Correlation tokens: a second factor carried in the webhook URL of jobs we submitted ourselves.
+
+The submitter adds ``ref=<local reference>&token=<HMAC(local secret, ref)>`` to the webhook URL; the receiver
+refuses a delivery whose token does not match its ref, so a leaked provider secret alone cannot forge events
+for our jobs. Deliveries without a ref (jobs submitted by other tools) are accepted on the signature alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from receiver.errors import BadRequest, TokenMismatch
+
+REF_PARAM = "ref"
+TOKEN_PARAM = "token"
+_MAX_REF = 128
+
+
+def make_token(secret: str, reference: str) -> str:
+    return hmac.new(secret.encode(), reference.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def check(secret: str, reference: str | None, token: str | None) -> str | None:
+    """The verified reference of a delivery, or ``None`` when it carries none."""
+    if reference is None and token is None:
+        return None
+    if not reference:
+        raise BadRequest(f"query parameter {REF_PARAM} is missing beside {TOKEN_PARAM}", reason="missing_ref")
+    if len(reference) > _MAX_REF:
+        raise BadRequest(f"query parameter {REF_PARAM} is longer than {_MAX_REF} characters", reason="bad_ref")
+    if not token:
+        raise TokenMismatch(f"query parameter {TOKEN_PARAM} is missing for {REF_PARAM}={reference}")
+    if not hmac.compare_digest(make_token(secret, reference), token):
+        raise TokenMismatch(f"query parameter {TOKEN_PARAM} does not match {REF_PARAM}={reference}")
+    return reference

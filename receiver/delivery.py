@@ -1,0 +1,81 @@
+"""What a verified delivery says: the prediction fields a body carries, parsed once, outside the writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from receiver.errors import BadRequest
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified delivery (or a reconciled result) ready for the ledger."""
+
+    webhook_id: str
+    body: bytes
+    body_sha256: str
+    prediction_id: str
+    status: str | None
+    model: str | None
+    fields: dict[str, str | None]  # JSON-encoded columns: input, outputs, error, ...
+    webhook_timestamp: int | None = None
+    reference: str | None = None
+    source: str = "webhook"
+
+
+_JSON_FIELDS = ("input", "outputs", "has_nsfw_contents", "timings")
+
+
+def parse(
+    body: bytes,
+    *,
+    webhook_id: str,
+    webhook_timestamp: int | None = None,
+    reference: str | None = None,
+    source: str = "webhook",
+) -> Delivery:
+    """Parse a prediction object; raise ``BadRequest`` naming what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", reason="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest(
+            f"body must be a JSON object (a prediction), not {type(data).__name__}", reason="not_an_object"
+        )
+    prediction_id = data.get("id")
+    if not isinstance(prediction_id, str) or not prediction_id.strip():
+        raise BadRequest('body field "id" must be a non-empty string', reason="missing_id")
+    status = data.get("status")
+    model = data.get("model")
+    error = data.get("error")
+    fields: dict[str, str | None] = {
+        name: (json.dumps(data[name], separators=(",", ":")) if data.get(name) is not None else None)
+        for name in _JSON_FIELDS
+    }
+    fields["error"] = error if isinstance(error, str) and error else None
+    created_at = data.get("created_at")
+    fields["provider_created_at"] = created_at if isinstance(created_at, str) else None
+    return Delivery(
+        webhook_id=webhook_id,
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        prediction_id=prediction_id,
+        status=status if isinstance(status, str) and status else None,
+        model=model if isinstance(model, str) and model else None,
+        fields=fields,
+        webhook_timestamp=webhook_timestamp,
+        reference=reference,
+        source=source,
+    )
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def decode_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)

@@ -1,0 +1,80 @@
+"""Errors the receiver raises and answers with.
+
+Every error the HTTP layer answers with carries its status as a class attribute and a stable ``reason``
+code; one exception handler renders them all as ``{"error": <sentence>, "reason": <code>}``.
+
+    WavehookError
+    ├── ConfigError                 a setting is missing or malformed (start-up, never HTTP)
+    └── HTTPError                   status = 500
+        ├── BadRequest              status = 400  (signed body unusable, malformed Content-Length)
+        ├── Unauthorized            status = 401
+        │   ├── SignatureError      the delivery is not provably from the provider, or is too old/new
+        │   └── TokenMismatch       the webhook URL's correlation token does not match its reference
+        ├── NotFound                status = 404
+        ├── PayloadTooLarge         status = 413
+        └── StorageUnavailable      status = 503  (the database refused the write: the provider retries)
+"""
+
+from __future__ import annotations
+
+
+class WavehookError(Exception):
+    """Base class of every error wavehook raises on purpose."""
+
+
+class ConfigError(WavehookError):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
+
+
+class HTTPError(WavehookError):
+    status = 500
+    reason = "internal_error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class BadRequest(HTTPError):
+    status = 400
+    reason = "bad_request"
+
+
+class Unauthorized(HTTPError):
+    status = 401
+    reason = "unauthorized"
+
+
+class SignatureError(Unauthorized):
+    """The one error of signature verification; ``reason`` says which check failed.
+
+    ``authentic`` is true only when the HMAC matched and the timestamp alone was refused: such a delivery
+    really came from the provider and is worth keeping in quarantine.
+    """
+
+    reason = "signature_mismatch"
+
+    def __init__(self, message: str, *, reason: str, authentic: bool = False) -> None:
+        super().__init__(message, reason=reason)
+        self.authentic = authentic
+
+
+class TokenMismatch(Unauthorized):
+    reason = "token_mismatch"
+
+
+class NotFound(HTTPError):
+    status = 404
+    reason = "not_found"
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+    reason = "body_too_large"
+
+
+class StorageUnavailable(HTTPError):
+    status = 503
+    reason = "storage_unavailable"

@@ -1,0 +1,141 @@
+"""Configuration: one frozen dataclass, built once from the environment in the entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from receiver.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.wavespeed.ai"
+DEFAULT_MAX_BODY = 1024 * 1024
+SECRET_HELP = (
+    "WAVESPEED_WEBHOOK_SECRET is not set. Fetch your account's signing secret with "
+    "`wavehook secret` (it calls the provider's GET /api/v3/webhook/secret with WAVESPEED_API_KEY) "
+    "and export it; several secrets may be given comma-separated while rotating."
+)
+
+
+class Secret:
+    """A string that never shows itself in ``repr()``, ``str()`` or a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
+    return value
+
+
+def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
+
+    webhook_secrets: tuple[Secret, ...] = ()
+    api_key: Secret | None = None
+    base_url: str = DEFAULT_BASE_URL
+    db_path: Path = Path("wavehook.db")
+    public_url: str | None = None
+    media_dir: Path = Path("media")
+    handler_modules: tuple[str, ...] = ()
+    admin_token: Secret | None = None
+    tolerance_seconds: int = 300
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    busy_timeout_ms: int = 5000
+    log_format: str = "auto"
+    log_level: str = "info"
+    # Statuses after which a prediction never changes again; the provider documents completed and failed,
+    # its SDK adds cancelled and timeout. Anything else it may invent is stored but not treated as final.
+    terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
+    dispatch_in_web: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        log_format = environ.get("WAVEHOOK_LOG_FORMAT", "auto").strip().lower() or "auto"
+        if log_format not in {"auto", "json", "console"}:
+            raise ConfigError(f"WAVEHOOK_LOG_FORMAT={log_format!r} is not one of auto, json, console")
+        api_key = environ.get("WAVESPEED_API_KEY", "").strip()
+        admin_token = environ.get("WAVEHOOK_ADMIN_TOKEN", "").strip()
+        terminal = _list(environ, "WAVEHOOK_TERMINAL_STATUSES") or cls.terminal_statuses
+        return cls(
+            webhook_secrets=tuple(Secret(s) for s in _list(environ, "WAVESPEED_WEBHOOK_SECRET")),
+            api_key=Secret(api_key) if api_key else None,
+            base_url=environ.get("WAVESPEED_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL,
+            db_path=Path(environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db"),
+            public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
+            media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
+            handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
+            admin_token=Secret(admin_token) if admin_token else None,
+            tolerance_seconds=_int(environ, "WAVEHOOK_TOLERANCE_SECONDS", 300, minimum=1),
+            max_body_bytes=_int(environ, "WAVEHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024),
+            busy_timeout_ms=_int(environ, "WAVEHOOK_BUSY_TIMEOUT_MS", 5000, minimum=0),
+            log_format=log_format,
+            log_level=environ.get("WAVEHOOK_LOG_LEVEL", "info").strip().lower() or "info",
+            terminal_statuses=terminal,
+            dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
+        )
+
+    def require_secrets(self) -> tuple[Secret, ...]:
+        if not self.webhook_secrets:
+            raise ConfigError(SECRET_HELP)
+        return self.webhook_secrets
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+__all__ = ["Secret", "Settings"]

@@ -1,0 +1,149 @@
+"""Verification of WaveSpeedAI's ``v3`` webhook signatures, and nothing else.
+
+Signed content is ``{webhook-id}.{webhook-timestamp}.{raw body}``; the signature is the hex HMAC-SHA256 of it,
+keyed by the account secret without its ``whsec_`` prefix, taken as UTF-8 (not base64-decoded: this is not the
+Standard Webhooks ``v1`` scheme). Verification is total: any malformed input raises ``SignatureError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
+
+from receiver.errors import SignatureError
+from receiver.settings import Secret
+
+SCHEME = "v3"
+SECRET_PREFIX = "whsec_"
+HEADER_ID = "webhook-id"
+HEADER_TIMESTAMP = "webhook-timestamp"
+HEADER_SIGNATURE = "webhook-signature"
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_MAX_ID_LENGTH = 256
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key for an account secret: the secret without ``whsec_``, as UTF-8 bytes."""
+    return secret.removeprefix(SECRET_PREFIX).encode("utf-8")
+
+
+def signed_content(webhook_id: str, timestamp: str, body: bytes) -> bytes:
+    return b"%s.%s.%s" % (webhook_id.encode("utf-8"), timestamp.encode("ascii"), body)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifiedDelivery:
+    webhook_id: str
+    timestamp: int
+
+
+class Verifier:
+    """Checks deliveries against one or more secrets (several while a secret is being rotated)."""
+
+    def __init__(
+        self,
+        secrets: Iterable[Secret],
+        *,
+        tolerance_seconds: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = tuple(signing_key(s.reveal()) for s in secrets)
+        if not self._keys:
+            raise ValueError("a Verifier needs at least one secret")
+        self._tolerance = tolerance_seconds
+        self._clock = clock
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        webhook_id = _header(headers, HEADER_ID)
+        raw_timestamp = _header(headers, HEADER_TIMESTAMP)
+        raw_signatures = _header(headers, HEADER_SIGNATURE)
+        if len(webhook_id) > _MAX_ID_LENGTH or not webhook_id.isprintable():
+            raise SignatureError(
+                f"header {HEADER_ID} must be printable and at most {_MAX_ID_LENGTH} characters",
+                reason="malformed_header",
+            )
+        if not (raw_timestamp.isascii() and raw_timestamp.isdigit()):
+            raise SignatureError(
+                f"header {HEADER_TIMESTAMP} must be an integer number of Unix seconds",
+                reason="invalid_timestamp",
+            )
+        digests = _v3_digests(raw_signatures)
+        content = signed_content(webhook_id, raw_timestamp, body)
+        if not any(self._matches(key, content, digest) for key in self._keys for digest in digests):
+            raise SignatureError(
+                f"header {HEADER_SIGNATURE} does not match the body under any configured secret",
+                reason="signature_mismatch",
+            )
+        timestamp = int(raw_timestamp)
+        skew = self._clock() - timestamp
+        if skew > self._tolerance:
+            raise SignatureError(
+                f"header {HEADER_TIMESTAMP} is {int(skew)} s old, beyond the {self._tolerance} s tolerance",
+                reason="stale_timestamp",
+                authentic=True,
+            )
+        if -skew > self._tolerance:
+            raise SignatureError(
+                f"header {HEADER_TIMESTAMP} is {int(-skew)} s in the future, beyond the {self._tolerance} s tolerance",
+                reason="future_timestamp",
+                authentic=True,
+            )
+        return VerifiedDelivery(webhook_id=webhook_id, timestamp=timestamp)
+
+    @staticmethod
+    def _matches(key: bytes, content: bytes, digest: bytes) -> bool:
+        mac = hmac.HMAC(key, hashes.SHA256())
+        mac.update(content)
+        try:
+            mac.verify(digest)  # constant-time comparison
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise SignatureError(f"header {name} is missing", reason="missing_header")
+    value = value.strip()
+    if not value:
+        raise SignatureError(f"header {name} is empty", reason="missing_header")
+    return value
+
+
+def _v3_digests(raw: str) -> list[bytes]:
+    """The ``v3`` digests of a signature header (space-separated ``scheme,hex`` entries)."""
+    digests: list[bytes] = []
+    schemes: list[str] = []
+    for entry in raw.split():
+        scheme, comma, value = entry.partition(",")
+        if not comma or not scheme or not value:
+            raise SignatureError(
+                f"header {HEADER_SIGNATURE} must look like 'v3,<64 hex digits>'", reason="malformed_header"
+            )
+        schemes.append(scheme)
+        if scheme != SCHEME:
+            continue
+        if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
+            raise SignatureError(
+                f"header {HEADER_SIGNATURE}: the v3 signature must be 64 hex digits",
+                reason="malformed_header",
+            )
+        digests.append(bytes.fromhex(value))
+    if not digests:
+        raise SignatureError(
+            f"header {HEADER_SIGNATURE} uses scheme {', '.join(sorted(set(schemes)))!s}; only v3 is supported",
+            reason="unsupported_scheme",
+        )
+    return digests
+
+
+def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
+    """The header value a correct sender would send; used by ``wavehook verify`` and tests' own signers."""
+    mac = hmac.HMAC(signing_key(secret), hashes.SHA256())
+    mac.update(signed_content(webhook_id, timestamp, body))
+    return f"{SCHEME},{mac.finalize().hex()}"

@@ -1,0 +1,176 @@
+"""The write path of a delivery: event, prediction transition and outbox rows, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from receiver.delivery import Delivery
+from receiver.statuses import TERMINAL, rank
+
+# (model, terminal status) -> names of the handlers that want a run
+Router = Callable[[str | None, str], Sequence[str]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IngestResult:
+    event_id: int
+    duplicate: bool
+    conflict: bool = False
+    applied: bool = False
+    runs_enqueued: int = 0
+
+
+_INSERT_EVENT = """
+INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
+                    webhook_timestamp, reference, received_at, body)
+VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)
+ON CONFLICT (webhook_id, body_sha256) DO UPDATE
+    SET duplicates = duplicates + 1, last_duplicate_at = excluded.received_at
+RETURNING id, duplicates
+"""
+
+# The state machine in one statement: the row moves only forward (or refreshes a non-final status); the
+# first final status wins. RETURNING yields a row only when the move was applied.
+_UPSERT_PREDICTION = f"""
+INSERT INTO predictions (id, model, status, status_rank, input, outputs, error, has_nsfw_contents, timings,
+                         provider_created_at, reference, first_seen_at, updated_at, completed_at, last_event_id)
+VALUES (:id, :model, :status, :rank, :input, :outputs, :error, :has_nsfw_contents, :timings,
+        :provider_created_at, :reference, :now, :now, :completed_at, :event_id)
+ON CONFLICT (id) DO UPDATE SET
+    model = coalesce(excluded.model, predictions.model),
+    status = excluded.status,
+    status_rank = excluded.status_rank,
+    input = coalesce(excluded.input, predictions.input),
+    outputs = coalesce(excluded.outputs, predictions.outputs),
+    error = excluded.error,
+    has_nsfw_contents = coalesce(excluded.has_nsfw_contents, predictions.has_nsfw_contents),
+    timings = coalesce(excluded.timings, predictions.timings),
+    provider_created_at = coalesce(predictions.provider_created_at, excluded.provider_created_at),
+    reference = coalesce(predictions.reference, excluded.reference),
+    updated_at = excluded.updated_at,
+    completed_at = excluded.completed_at,
+    last_event_id = excluded.last_event_id
+WHERE excluded.status_rank > predictions.status_rank
+   OR (excluded.status_rank = predictions.status_rank AND excluded.status_rank < {TERMINAL})
+RETURNING id
+"""  # noqa: S608 (interpolates a constant, never input)
+
+_ENQUEUE_RUN = """
+INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
+VALUES (?, ?, ?, 'pending', ?, ?, ?)
+ON CONFLICT (prediction_id, status, handler) DO NOTHING
+"""
+
+
+def record_delivery(
+    conn: sqlite3.Connection,
+    delivery: Delivery,
+    *,
+    now: float,
+    terminal_statuses: tuple[str, ...],
+    route: Router,
+) -> IngestResult:
+    """Store one delivery and apply it. The caller owns the transaction (the writer's group commit)."""
+    event_id, duplicates = conn.execute(
+        _INSERT_EVENT,
+        (
+            delivery.webhook_id,
+            delivery.body_sha256,
+            delivery.prediction_id,
+            delivery.status,
+            delivery.source,
+            delivery.webhook_timestamp,
+            delivery.reference,
+            now,
+            delivery.body,
+        ),
+    ).fetchone()
+    if duplicates:
+        return IngestResult(event_id=event_id, duplicate=True)
+    # The provider's webhook-id may equal the task id, so one id can carry several genuine bodies: keep
+    # each, flagged, rather than drop the second as a duplicate.
+    conflict = (
+        conn.execute(
+            "SELECT 1 FROM events WHERE webhook_id = ? AND id <> ? LIMIT 1", (delivery.webhook_id, event_id)
+        ).fetchone()
+        is not None
+    )
+    new_rank = rank(delivery.status, terminal_statuses)
+    applied = (
+        conn.execute(
+            _UPSERT_PREDICTION,
+            {
+                **delivery.fields,
+                "id": delivery.prediction_id,
+                "model": delivery.model,
+                "status": delivery.status,
+                "rank": new_rank,
+                "reference": delivery.reference,
+                "now": now,
+                "completed_at": now if new_rank == TERMINAL else None,
+                "event_id": event_id,
+            },
+        ).fetchone()
+        is not None
+    )
+    if applied or conflict:
+        conn.execute("UPDATE events SET applied = ?, conflict = ? WHERE id = ?", (applied, conflict, event_id))
+    enqueued = 0
+    if applied and new_rank == TERMINAL and delivery.status is not None:
+        enqueued = enqueue_runs(conn, delivery.prediction_id, delivery.model, delivery.status, now=now, route=route)
+    return IngestResult(event_id=event_id, duplicate=False, conflict=conflict, applied=applied, runs_enqueued=enqueued)
+
+
+def enqueue_runs(
+    conn: sqlite3.Connection, prediction_id: str, model: str | None, status: str, *, now: float, route: Router
+) -> int:
+    """Add one pending run per matching handler; existing runs for the same outcome are left alone."""
+    names = route(model, status)
+    if not names:
+        return 0
+    before = conn.total_changes
+    conn.executemany(_ENQUEUE_RUN, [(prediction_id, status, name, now, now, now) for name in names])
+    return conn.total_changes - before
+
+
+def record_quarantine(
+    conn: sqlite3.Connection,
+    *,
+    webhook_id: str,
+    body: bytes,
+    body_sha256: str,
+    reason: str,
+    detail: str,
+    now: float,
+    prediction_id: str | None = None,
+    webhook_timestamp: int | None = None,
+) -> int:
+    """Keep a signed delivery that cannot become an event; repeats only bump its count."""
+    (row_id,) = conn.execute(
+        """
+        INSERT INTO quarantine (webhook_id, body_sha256, reason, detail, prediction_id, webhook_timestamp,
+                                received_at, last_seen_at, body)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (webhook_id, body_sha256, reason) DO UPDATE
+            SET count = count + 1, last_seen_at = excluded.last_seen_at
+        RETURNING id
+        """,
+        (webhook_id, body_sha256, reason, detail, prediction_id, webhook_timestamp, now, now, body),
+    ).fetchone()
+    return int(row_id)
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def probe_write(conn: sqlite3.Connection, now: float) -> None:
+    """A real write, for readiness: proves the file, the disk and the lock all accept one."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('ready_probe', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (repr(now),),
+    )

@@ -1,0 +1,80 @@
+"""Read queries of the ledger, for the JSON API, the dashboard and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+_JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
+
+
+def _prediction(row: sqlite3.Row) -> dict[str, Any]:
+    item = dict(row)
+    for column in _JSON_COLUMNS:
+        if item.get(column) is not None:
+            item[column] = json.loads(item[column])
+    item.pop("status_rank", None)
+    return item
+
+
+def list_predictions(
+    conn: sqlite3.Connection,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    since: float | None = None,
+    before: tuple[float, str] | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if model:
+        clauses.append("model = ?")
+        params.append(model)
+    if since is not None:
+        clauses.append("updated_at >= ?")
+        params.append(since)
+    if before is not None:
+        clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+        params.extend([before[0], before[0], before[1]])
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT * FROM predictions {where} ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608
+        [*params, limit],
+    ).fetchall()
+    return [_prediction(row) for row in rows]
+
+
+def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
+    if row is None:
+        return None
+    item = _prediction(row)
+    item["events"] = [
+        {**dict(event), "body": event["body"].decode("utf-8", "replace")}
+        for event in conn.execute(
+            "SELECT * FROM events WHERE prediction_id = ? ORDER BY id", (prediction_id,)
+        ).fetchall()
+    ]
+    item["quarantined"] = [
+        {**dict(q), "body": q["body"].decode("utf-8", "replace")}
+        for q in conn.execute(
+            "SELECT * FROM quarantine WHERE prediction_id = ? ORDER BY id", (prediction_id,)
+        ).fetchall()
+    ]
+    item["handler_runs"] = [
+        dict(run)
+        for run in conn.execute(
+            "SELECT * FROM handler_runs WHERE prediction_id = ? ORDER BY id", (prediction_id,)
+        ).fetchall()
+    ]
+    return item
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])

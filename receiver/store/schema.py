@@ -1,0 +1,114 @@
+"""Versioned schema. Append new migrations at the end; never edit one that has shipped."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("wavehook")
+
+
+def _execute_all(db: Database, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction early: run statement by statement instead.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m001_ledger(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        CREATE TABLE predictions (
+            id TEXT PRIMARY KEY,
+            model TEXT,
+            status TEXT,
+            status_rank INTEGER NOT NULL DEFAULT -1,
+            input TEXT,
+            outputs TEXT,
+            error TEXT,
+            has_nsfw_contents TEXT,
+            timings TEXT,
+            provider_created_at TEXT,
+            reference TEXT,
+            webhook_url TEXT,
+            submitted_at REAL,
+            first_seen_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            completed_at REAL,
+            last_event_id INTEGER
+        );
+        CREATE INDEX predictions_status ON predictions (status, updated_at);
+        CREATE INDEX predictions_model ON predictions (model, updated_at);
+        CREATE INDEX predictions_updated ON predictions (updated_at);
+
+        -- Every accepted (signed, fresh) delivery, once per (webhook-id, body). A repeat of the same pair
+        -- only bumps `duplicates`; the same webhook-id with another body is a new row flagged `conflict`.
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            prediction_id TEXT NOT NULL,
+            status TEXT,
+            source TEXT NOT NULL,
+            applied INTEGER NOT NULL,
+            conflict INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            webhook_timestamp INTEGER,
+            reference TEXT,
+            received_at REAL NOT NULL,
+            last_duplicate_at REAL,
+            body BLOB NOT NULL,
+            UNIQUE (webhook_id, body_sha256)
+        );
+        CREATE INDEX events_prediction ON events (prediction_id, id);
+
+        -- Authentic or signed deliveries that cannot become events: unusable bodies, stale or future
+        -- timestamps. Kept for inspection; never dispatched.
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prediction_id TEXT,
+            webhook_timestamp INTEGER,
+            received_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1,
+            body BLOB NOT NULL,
+            UNIQUE (webhook_id, body_sha256, reason)
+        );
+        CREATE INDEX quarantine_prediction ON quarantine (prediction_id);
+
+        -- The outbox: one run per (prediction, terminal status, handler), written in the delivery's
+        -- transaction. state: pending | running | succeeded | dead.
+        CREATE TABLE handler_runs (
+            id INTEGER PRIMARY KEY,
+            prediction_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            handler TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL,
+            UNIQUE (prediction_id, status, handler)
+        );
+        CREATE INDEX handler_runs_due ON handler_runs (state, next_at);
+
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    )
+    # The local secret behind correlation tokens: made once per ledger, shared by every process using it.
+    db.execute("INSERT INTO meta (key, value) VALUES ('correlation_secret', ?)", [secrets.token_urlsafe(32)])

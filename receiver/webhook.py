@@ -1,0 +1,116 @@
+"""``POST /webhooks/wavespeed``: read within the limit, verify, parse, commit, and only then answer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from receiver import correlation
+from receiver.delivery import Delivery, body_hash, parse
+from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError
+from receiver.ingest import Ingestor
+from receiver.signature import HEADER_ID, Verifier
+
+logger = structlog.get_logger()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused as soon as it is known to exceed ``limit`` (before reading, if declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BadRequest("header Content-Length is not a whole number of bytes", reason="bad_content_length")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive(request: Request) -> JSONResponse:
+    state = request.app.state
+    verifier: Verifier = state.verifier
+    ingestor: Ingestor = state.ingestor
+    started = time.perf_counter()
+    log = {"webhook_id": request.headers.get(HEADER_ID)}
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+        try:
+            verified = verifier.verify(request.headers, body)
+        except SignatureError as exc:
+            if exc.authentic:
+                await _keep(ingestor, request.headers.get(HEADER_ID, ""), body, exc)
+            raise
+        reference = correlation.check(
+            state.correlation_secret,
+            request.query_params.get(correlation.REF_PARAM),
+            request.query_params.get(correlation.TOKEN_PARAM),
+        )
+        try:
+            delivery: Delivery = parse(
+                body,
+                webhook_id=verified.webhook_id,
+                webhook_timestamp=verified.timestamp,
+                reference=reference,
+            )
+        except BadRequest as exc:
+            await _keep(ingestor, verified.webhook_id, body, exc, timestamp=verified.timestamp)
+            raise
+        log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
+        result = await ingestor.ingest(delivery)
+    except HTTPError as exc:
+        logger.info(
+            "webhook_rejected",
+            **log,
+            outcome="rejected",
+            reason=exc.reason,
+            http_status=exc.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        raise
+    logger.info(
+        "webhook_received",
+        **log,
+        outcome="duplicate" if result.duplicate else "accepted",
+        applied=result.applied,
+        conflict=result.conflict,
+        runs_enqueued=result.runs_enqueued,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return JSONResponse({"received": True, "duplicate": result.duplicate})
+
+
+async def _keep(
+    ingestor: Ingestor, webhook_id: str, body: bytes, exc: HTTPError, *, timestamp: int | None = None
+) -> None:
+    """Quarantine a signed delivery we refuse; a storage failure here must not change the answer."""
+    try:
+        await ingestor.quarantine(
+            webhook_id=webhook_id,
+            body=body,
+            body_sha256=body_hash(body),
+            reason=exc.reason,
+            detail=exc.message,
+            prediction_id=_prediction_id(body),
+            webhook_timestamp=timestamp,
+        )
+    except HTTPError as storage_error:
+        logger.warning("quarantine_failed", reason=exc.reason, error=storage_error.message)
+
+
+def _prediction_id(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    found = data.get("id") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None

@@ -1,0 +1,135 @@
+"""Group commit: one thread owns the write connection and commits whatever jobs are waiting, together.
+
+Under ``synchronous=FULL`` the cost of a commit is its fsync. Committing the deliveries that arrived while
+the previous fsync ran, in one transaction, shares that cost; each caller is answered only after the commit
+that holds its job. A job that raises rolls back to its own savepoint and fails alone; a storage error fails
+the whole group (nothing of it is on disk), so every caller answers 503 and the provider retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from receiver.errors import StorageUnavailable
+from receiver.store import connect
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+logger = structlog.get_logger()
+_STOP = object()
+
+
+class Writer:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000, max_batch: int = 512) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.commits = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="wavehook-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue ``job``; the future resolves after the transaction that ran it has committed."""
+        if self._thread is None:
+            raise RuntimeError("the writer is not running")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((job, future))
+        return future
+
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(job))
+
+    def run_sync(self, job: Callable[[sqlite3.Connection], T], timeout: float | None = None) -> T:
+        return self.submit(job).result(timeout)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            stopping = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                batch.append(more)
+            try:
+                if conn is None:
+                    conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
+                self._commit(conn, batch)
+            except sqlite3.Error as exc:
+                logger.error("storage_write_failed", error=str(exc), jobs=len(batch))
+                failure = StorageUnavailable(f"the database refused the write: {exc}")
+                for _job, future in batch:
+                    _resolve(future, False, failure)
+                if conn is not None:
+                    # A broken connection (file replaced, disk error) is reopened on the next group.
+                    try:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        conn.close()
+                        conn = None
+            if stopping:
+                break
+        if conn is not None:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Job, concurrent.futures.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for job, _future in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job(conn)
+            except sqlite3.Error:
+                raise  # the database itself failed: the whole group fails
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                outcomes.append((False, exc))
+            else:
+                outcomes.append((True, result))
+            conn.execute("RELEASE job")
+        conn.execute("COMMIT")
+        self.commits += 1
+        self.jobs += len(batch)
+        for (ok, value), (_job, future) in zip(outcomes, batch, strict=True):
+            _resolve(future, ok, value)
+
+
+def _resolve(future: concurrent.futures.Future[Any], ok: bool, value: Any) -> None:
+    # The caller may have gone away (client disconnected): its job is committed all the same.
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except concurrent.futures.InvalidStateError:
+        pass

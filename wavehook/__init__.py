@@ -1,0 +1,1 @@
+"""The ``wavehook`` command line: one group gathering each package's commands."""

@@ -1,0 +1,17 @@
+"""``wavehook``: the console script. Each package contributes its commands; this module only gathers them."""
+
+from __future__ import annotations
+
+import click
+
+from receiver.commands import serve, verify
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wavehook")
+def main() -> None:
+    """Event-driven WaveSpeedAI jobs: signed webhooks, recorded once, dispatched to handlers."""
+
+
+main.add_command(serve)
+main.add_command(verify)
