@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need (a virtualenv, the project with its test extra, Debian's Chromium for the
+# browser tests when run as root) and runs lint, type checks and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip >/dev/null
+.venv/bin/pip install --quiet -e '.[test]'
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"
