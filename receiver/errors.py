@@ -10,6 +10,7 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
         ├── Unauthorized            status = 401
         │   ├── SignatureError      the delivery is not provably from the provider, or is too old/new
         │   └── TokenMismatch       the webhook URL's correlation token does not match its reference
+        ├── Forbidden               status = 403  (not a loopback client, or a cross-site request)
         ├── NotFound                status = 404
         ├── PayloadTooLarge         status = 413
         └── StorageUnavailable      status = 503  (the database refused the write: the provider retries)
@@ -63,6 +64,11 @@ class SignatureError(Unauthorized):
 
 class TokenMismatch(Unauthorized):
     reason = "token_mismatch"
+
+
+class Forbidden(HTTPError):
+    status = 403
+    reason = "forbidden"
 
 
 class NotFound(HTTPError):
