@@ -112,3 +112,54 @@ def m001_ledger(db: Database) -> None:
     )
     # The local secret behind correlation tokens: made once per ledger, shared by every process using it.
     db.execute("INSERT INTO meta (key, value) VALUES ('correlation_secret', ?)", [secrets.token_urlsafe(32)])
+
+
+@migrations()
+def m002_dispatch_runs(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        ALTER TABLE handler_runs ADD COLUMN started_at REAL;
+        ALTER TABLE handler_runs ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX handler_runs_lease ON handler_runs (state, lease_until);
+        CREATE INDEX handler_runs_finished ON handler_runs (state, finished_at);
+
+        -- One row per attempt of a run: who ran it, when, for how long, and how it ended
+        -- (succeeded | failed | retry | timeout | lost | released; NULL while it runs).
+        CREATE TABLE run_attempts (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES handler_runs (id),
+            attempt INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            duration_ms REAL,
+            outcome TEXT,
+            error TEXT,
+            traceback TEXT
+        );
+        CREATE INDEX run_attempts_run ON run_attempts (run_id, id)
+        """,
+    )
+
+
+@migrations()
+def m002_dispatch_downloads(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        -- Outputs copied to the media directory by the download_outputs handler (the provider deletes
+        -- its copies after 7 days).
+        CREATE TABLE downloads (
+            id INTEGER PRIMARY KEY,
+            prediction_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            content_type TEXT,
+            downloaded_at REAL NOT NULL,
+            UNIQUE (prediction_id, url)
+        )
+        """,
+    )
