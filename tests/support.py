@@ -47,9 +47,7 @@ def prediction_body(prediction_id: str, status: str = "completed", **fields: Any
     return json.dumps(data).encode()
 
 
-def signed_headers(
-    secret: str, body: bytes, *, webhook_id: str, timestamp: int | None = None
-) -> dict[str, str]:
+def signed_headers(secret: str, body: bytes, *, webhook_id: str, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     return {
         "webhook-id": webhook_id,
@@ -135,9 +133,7 @@ def running(process: Process, health_url: str, *, timeout: float = 30.0) -> Iter
     """Start ``process``, wait until ``health_url`` answers 200, stop it afterwards."""
     process.start()
     try:
-        wait_for(
-            lambda: healthy(health_url) or not process.alive(), timeout=timeout, what=f"{health_url} to answer"
-        )
+        wait_for(lambda: healthy(health_url) or not process.alive(), timeout=timeout, what=f"{health_url} to answer")
         if not process.alive():
             raise AssertionError(f"process exited early:\n{process.log()}")
         yield process
