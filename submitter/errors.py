@@ -1,0 +1,69 @@
+"""Errors the submitter raises; nothing above the provider client sees an ``httpx`` exception.
+
+WavehookError (receiver.errors)
+└── SubmitterError
+    ├── ValidationError         inputs break the model's documented constraints (.problems: every one)
+    ├── UploadError             a local file given as an image cannot be uploaded (missing, type, size)
+    ├── NotConfigured           a setting the operation needs is missing (API key, public URL)
+    └── ProviderError           the provider answered with an error, or could not be reached
+        ├── AuthenticationError 401/403: the API key is missing, wrong or lacks the right
+        ├── RateLimited         429 (after the retries allowed)
+        ├── ProviderUnavailable 5xx, or no connection (after the retries allowed)
+        └── AmbiguousSubmit     the submit may have created a task; look it up, never re-send blindly
+"""
+
+from __future__ import annotations
+
+from receiver.errors import WavehookError
+
+
+class SubmitterError(WavehookError):
+    """Base class of every error the submitter raises on purpose."""
+
+
+class ValidationError(SubmitterError):
+    """Inputs that the model's catalog entry refuses; ``problems`` lists every one, as sentences."""
+
+    def __init__(self, model_id: str, problems: list[str]) -> None:
+        self.model_id = model_id
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} invalid input(s) for {model_id}:\n{lines}")
+
+
+class UploadError(SubmitterError):
+    """A local file cannot be uploaded; the message names the field and the path."""
+
+
+class NotConfigured(SubmitterError):
+    """A setting is missing; the message names the environment variable."""
+
+
+class ProviderError(SubmitterError):
+    """The provider refused a request; ``status`` is the HTTP status (0 without a response)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class AuthenticationError(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    pass
+
+
+class AmbiguousSubmit(ProviderError):
+    """The submit request may have reached the provider: the task may exist. ``reference`` finds it."""
+
+    def __init__(self, message: str, *, reference: str) -> None:
+        super().__init__(message)
+        self.reference = reference
