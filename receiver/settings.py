@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,71 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
+def _forward_secret(environ: Mapping[str, str], url: str | None) -> Secret | None:
+    raw = environ.get("WAVEHOOK_FORWARD_SECRET", "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"WAVEHOOK_FORWARD_URL={url!r} must be an http:// or https:// URL")
+    if not raw:
+        if url:
+            raise ConfigError("WAVEHOOK_FORWARD_URL is set but WAVEHOOK_FORWARD_SECRET is not (a whsec_ base64 key)")
+        return None
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise ConfigError("WAVEHOOK_FORWARD_SECRET must be base64 (optionally whsec_-prefixed) of at least 16 bytes")
+    return Secret(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchSettings:
+    """How handler runs are leased, retried and timed out, and which built-in handlers are on."""
+
+    lease_seconds: float = 30.0
+    max_attempts: int = 5
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 3600.0
+    handler_timeout_seconds: float = 300.0
+    concurrency: int = 8
+    poll_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+    log_outcomes: bool = True
+    download: bool = True
+    download_max_bytes: int = 2 * 1024**3
+    download_content_types: tuple[str, ...] = ("video/*", "image/*", "audio/*", "application/octet-stream")
+    download_allow_loopback: bool = False
+    download_allow_private: bool = False
+    forward_url: str | None = None
+    forward_secret: Secret | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DispatchSettings:
+        base = _float(environ, "WAVEHOOK_RETRY_BASE_SECONDS", cls.retry_base_seconds, minimum=0.01)
+        cap = _float(environ, "WAVEHOOK_RETRY_MAX_SECONDS", max(cls.retry_max_seconds, base), minimum=base)
+        forward_url = environ.get("WAVEHOOK_FORWARD_URL", "").strip() or None
+        return cls(
+            lease_seconds=_float(environ, "WAVEHOOK_LEASE_SECONDS", cls.lease_seconds, minimum=0.5),
+            max_attempts=_int(environ, "WAVEHOOK_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
+            retry_base_seconds=base,
+            retry_max_seconds=cap,
+            handler_timeout_seconds=_float(
+                environ, "WAVEHOOK_HANDLER_TIMEOUT_SECONDS", cls.handler_timeout_seconds, minimum=0.01
+            ),
+            concurrency=_int(environ, "WAVEHOOK_DISPATCH_CONCURRENCY", cls.concurrency, minimum=1),
+            poll_seconds=_float(environ, "WAVEHOOK_DISPATCH_POLL_SECONDS", cls.poll_seconds, minimum=0.01),
+            shutdown_grace_seconds=_float(environ, "WAVEHOOK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
+            log_outcomes=_bool(environ, "WAVEHOOK_LOG_OUTCOMES", cls.log_outcomes),
+            download=_bool(environ, "WAVEHOOK_DOWNLOAD", cls.download),
+            download_max_bytes=_int(environ, "WAVEHOOK_DOWNLOAD_MAX_BYTES", cls.download_max_bytes, minimum=1),
+            download_content_types=_list(environ, "WAVEHOOK_DOWNLOAD_CONTENT_TYPES") or cls.download_content_types,
+            download_allow_loopback=_bool(environ, "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK", False),
+            download_allow_private=_bool(environ, "WAVEHOOK_DOWNLOAD_ALLOW_PRIVATE", False),
+            forward_url=forward_url,
+            forward_secret=_forward_secret(environ, forward_url),
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
@@ -102,6 +168,7 @@ class Settings:
     # its SDK adds cancelled and timeout. Anything else it may invent is stored but not treated as final.
     terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
     dispatch_in_web: bool = True
+    dispatch: DispatchSettings = DispatchSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -127,6 +194,7 @@ class Settings:
             log_level=environ.get("WAVEHOOK_LOG_LEVEL", "info").strip().lower() or "info",
             terminal_statuses=terminal,
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
+            dispatch=DispatchSettings.from_env(environ),
         )
 
     def require_secrets(self) -> tuple[Secret, ...]:
@@ -138,4 +206,4 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-__all__ = ["Secret", "Settings"]
+__all__ = ["DispatchSettings", "Secret", "Settings"]
