@@ -27,6 +27,27 @@ class Delivery:
 
 
 _JSON_FIELDS = ("input", "outputs", "has_nsfw_contents", "timings")
+# Stored as text columns as they come (the JSON fields above are re-encoded as ASCII JSON instead).
+_TEXT_FIELDS = ("status", "model", "error", "created_at")
+
+
+def load_json(body: bytes) -> Any:
+    """``json.loads`` whose every failure is the one ``BadRequest`` (``invalid_json``)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", reason="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("body is not valid JSON: arrays or objects nested too deeply", reason="invalid_json") from None
+
+
+def is_text(value: str) -> bool:
+    """False for strings SQLite cannot store as text: JSON escapes such as ``\\ud800`` decode to lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse(
@@ -38,10 +59,7 @@ def parse(
     source: str = "webhook",
 ) -> Delivery:
     """Parse a prediction object; raise ``BadRequest`` naming what is wrong with it."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", reason="invalid_json") from None
+    data = load_json(body)
     if not isinstance(data, dict):
         raise BadRequest(
             f"body must be a JSON object (a prediction), not {type(data).__name__}", reason="not_an_object"
@@ -49,6 +67,12 @@ def parse(
     prediction_id = data.get("id")
     if not isinstance(prediction_id, str) or not prediction_id.strip():
         raise BadRequest('body field "id" must be a non-empty string', reason="missing_id")
+    for name in ("id", *_TEXT_FIELDS):
+        if isinstance(data.get(name), str) and not is_text(data[name]):
+            raise BadRequest(
+                f'body field "{name}" holds a lone surrogate escape, which is not Unicode text',
+                reason="invalid_text",
+            )
     status = data.get("status")
     model = data.get("model")
     error = data.get("error")

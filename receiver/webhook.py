@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import structlog
@@ -10,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver import correlation
-from receiver.delivery import Delivery, body_hash, parse
+from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, Verifier
@@ -22,10 +21,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused as soon as it is known to exceed ``limit`` (before reading, if declared)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        # isdigit() alone accepts digits int() refuses ("²"), and int() refuses numbers of 4,300+ digits.
+        digits = declared.strip().lstrip("0") or "0"
+        if not (digits.isascii() and digits.isdigit()):
             raise BadRequest("header Content-Length is not a whole number of bytes", reason="bad_content_length")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+        if len(digits) > len(str(limit)) or int(digits) > limit:
+            raise PayloadTooLarge(f"header Content-Length declares more than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -109,8 +110,8 @@ async def _keep(
 
 def _prediction_id(body: bytes) -> str | None:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = load_json(body)
+    except BadRequest:
         return None
     found = data.get("id") if isinstance(data, dict) else None
-    return found if isinstance(found, str) else None
+    return found if isinstance(found, str) and is_text(found) else None
