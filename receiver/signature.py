@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 
-from receiver.errors import SignatureError
+from receiver.errors import ConfigError, SignatureError
 from receiver.settings import Secret
 
 SCHEME = "v3"
@@ -24,6 +24,10 @@ HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _MAX_ID_LENGTH = 256
+# Unix seconds have 10 digits until the year 2286; a longer run of digits is not a timestamp (and Python
+# refuses to parse integers of more than 4300 digits, which would otherwise escape as ValueError).
+_MAX_TIMESTAMP_DIGITS = 18
+_MAX_SCHEME_SHOWN = 16
 
 
 def signing_key(secret: str) -> bytes:
@@ -53,7 +57,10 @@ class Verifier:
     ) -> None:
         self._keys = tuple(signing_key(s.reveal()) for s in secrets)
         if not self._keys:
-            raise ValueError("a Verifier needs at least one secret")
+            raise ConfigError("a Verifier needs at least one secret")
+        if not all(self._keys):
+            # An empty key would make every sender able to sign: refuse it rather than verify with it.
+            raise ConfigError(f"a webhook secret is empty once its {SECRET_PREFIX} prefix is removed")
         self._tolerance = tolerance_seconds
         self._clock = clock
 
@@ -66,9 +73,10 @@ class Verifier:
                 f"header {HEADER_ID} must be printable and at most {_MAX_ID_LENGTH} characters",
                 reason="malformed_header",
             )
-        if not (raw_timestamp.isascii() and raw_timestamp.isdigit()):
+        if not (raw_timestamp.isascii() and raw_timestamp.isdigit()) or len(raw_timestamp) > _MAX_TIMESTAMP_DIGITS:
             raise SignatureError(
-                f"header {HEADER_TIMESTAMP} must be an integer number of Unix seconds",
+                f"header {HEADER_TIMESTAMP} must be an integer number of Unix seconds "
+                f"(at most {_MAX_TIMESTAMP_DIGITS} digits)",
                 reason="invalid_timestamp",
             )
         digests = _v3_digests(raw_signatures)
@@ -121,12 +129,13 @@ def _v3_digests(raw: str) -> list[bytes]:
     schemes: list[str] = []
     for entry in raw.split():
         scheme, comma, value = entry.partition(",")
-        if not comma or not scheme or not value:
+        if not comma or not scheme:
             raise SignatureError(
                 f"header {HEADER_SIGNATURE} must look like 'v3,<64 hex digits>'", reason="malformed_header"
             )
-        schemes.append(scheme)
         if scheme != SCHEME:
+            # Another scheme is named whatever follows it (even nothing, as in "v1,"): say which scheme it is.
+            schemes.append(scheme[:_MAX_SCHEME_SHOWN])
             continue
         if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
             raise SignatureError(
@@ -136,7 +145,7 @@ def _v3_digests(raw: str) -> list[bytes]:
         digests.append(bytes.fromhex(value))
     if not digests:
         raise SignatureError(
-            f"header {HEADER_SIGNATURE} uses scheme {', '.join(sorted(set(schemes)))!s}; only v3 is supported",
+            f"header {HEADER_SIGNATURE} uses scheme {', '.join(sorted(set(schemes)))}; only v3 is supported",
             reason="unsupported_scheme",
         )
     return digests
