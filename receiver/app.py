@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, health, webhook
+from receiver import api, auth, health, webhook
 from receiver.errors import HTTPError
 from receiver.ingest import Ingestor, no_handlers
+from receiver.metrics import Metrics, metrics
 from receiver.reader import Reader
 from receiver.settings import Settings
 from receiver.signature import Verifier
@@ -45,6 +47,7 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, route: Router = no_handlers) -> Starlette:
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
+    app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,6 +65,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ro
         app.state.writer = writer
         app.state.reader = reader
         app.state.correlation_secret = secret
+        app.state.metrics = app_metrics
         app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
         try:
@@ -77,7 +81,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ro
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/api/predictions", api.list_predictions, methods=["GET"]),
             Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
+        middleware=[Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock)],
         exception_handlers={
             HTTPError: _http_error,
             HTTPException: _starlette_error,

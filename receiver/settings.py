@@ -169,6 +169,8 @@ class Settings:
     terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
+    # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
+    metrics_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -195,6 +197,7 @@ class Settings:
             terminal_statuses=terminal,
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
+            metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 
     def require_secrets(self) -> tuple[Secret, ...]:

@@ -69,6 +69,7 @@ async def receive(request: Request) -> JSONResponse:
         log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
         result = await ingestor.ingest(delivery)
     except HTTPError as exc:
+        state.metrics.delivery("rejected", reason=exc.reason)
         logger.info(
             "webhook_rejected",
             **log,
@@ -78,14 +79,17 @@ async def receive(request: Request) -> JSONResponse:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         raise
+    elapsed = time.perf_counter() - started
+    outcome = "duplicate" if result.duplicate else "accepted"
+    state.metrics.delivery(outcome, seconds=elapsed)
     logger.info(
         "webhook_received",
         **log,
-        outcome="duplicate" if result.duplicate else "accepted",
+        outcome=outcome,
         applied=result.applied,
         conflict=result.conflict,
         runs_enqueued=result.runs_enqueued,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(elapsed * 1000, 2),
     )
     return JSONResponse({"received": True, "duplicate": result.duplicate})
 

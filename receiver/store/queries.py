@@ -67,13 +67,34 @@ def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, An
             "SELECT * FROM quarantine WHERE prediction_id = ? ORDER BY id", (prediction_id,)
         ).fetchall()
     ]
-    item["handler_runs"] = [
+    runs = [
         dict(run)
         for run in conn.execute(
             "SELECT * FROM handler_runs WHERE prediction_id = ? ORDER BY id", (prediction_id,)
         ).fetchall()
     ]
+    attempts = _attempts_by_run(conn, [run["id"] for run in runs])
+    item["handler_runs"] = [{**run, "attempts": attempts.get(run["id"], [])} for run in runs]
+    item["downloads"] = [
+        dict(download)
+        for download in conn.execute(
+            "SELECT * FROM downloads WHERE prediction_id = ? ORDER BY id", (prediction_id,)
+        ).fetchall()
+    ]
     return item
+
+
+def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not run_ids:
+        return found
+    marks = ",".join("?" * len(run_ids))
+    for row in conn.execute(
+        f"SELECT * FROM run_attempts WHERE run_id IN ({marks}) ORDER BY run_id, id",  # noqa: S608 (only marks)
+        run_ids,
+    ).fetchall():
+        found.setdefault(row["run_id"], []).append(dict(row))
+    return found
 
 
 def count_events(conn: sqlite3.Connection) -> int:
