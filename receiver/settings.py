@@ -148,6 +148,38 @@ class DispatchSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SubmitSettings:
+    """How the submitter talks to the provider, uploads files, resolves doubtful submits and reconciles."""
+
+    client_name: str = "wavehook"
+    connect_timeout_seconds: float = 10.0
+    # A read timeout on a submit is an ambiguous outcome (the task may exist): give it headroom.
+    read_timeout_seconds: float = 60.0
+    retries: int = 4
+    backoff_seconds: float = 0.5
+    upload_max_bytes: int = 200 * 1024**2
+    reconcile_after_seconds: float = 600.0
+    reconcile_interval_seconds: float = 300.0
+    unknown_grace_seconds: float = 120.0
+    wait_fallback_seconds: float = 120.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SubmitSettings:
+        return cls(
+            client_name=environ.get("WAVEHOOK_CLIENT_NAME", "").strip() or cls.client_name,
+            connect_timeout_seconds=_float(environ, "WAVEHOOK_CONNECT_TIMEOUT_SECONDS", 10.0, minimum=0.01),
+            read_timeout_seconds=_float(environ, "WAVEHOOK_READ_TIMEOUT_SECONDS", 60.0, minimum=0.01),
+            retries=_int(environ, "WAVEHOOK_SUBMIT_RETRIES", cls.retries),
+            backoff_seconds=_float(environ, "WAVEHOOK_SUBMIT_BACKOFF_SECONDS", cls.backoff_seconds),
+            upload_max_bytes=_int(environ, "WAVEHOOK_UPLOAD_MAX_BYTES", cls.upload_max_bytes, minimum=1),
+            reconcile_after_seconds=_float(environ, "WAVEHOOK_RECONCILE_AFTER_SECONDS", 600.0),
+            reconcile_interval_seconds=_float(environ, "WAVEHOOK_RECONCILE_INTERVAL_SECONDS", 300.0, minimum=1.0),
+            unknown_grace_seconds=_float(environ, "WAVEHOOK_UNKNOWN_GRACE_SECONDS", 120.0),
+            wait_fallback_seconds=_float(environ, "WAVEHOOK_WAIT_FALLBACK_SECONDS", 120.0),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
 
@@ -169,6 +201,7 @@ class Settings:
     terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
+    submit: SubmitSettings = SubmitSettings()
     # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
     metrics_dir: Path | None = None
 
@@ -197,6 +230,7 @@ class Settings:
             terminal_statuses=terminal,
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
+            submit=SubmitSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 
@@ -209,4 +243,4 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-__all__ = ["DispatchSettings", "Secret", "Settings"]
+__all__ = ["DispatchSettings", "Secret", "Settings", "SubmitSettings"]
