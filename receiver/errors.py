@@ -12,6 +12,7 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
         │   └── TokenMismatch       the webhook URL's correlation token does not match its reference
         ├── Forbidden               status = 403  (not a loopback client, or a cross-site request)
         ├── NotFound                status = 404
+        ├── Conflict                status = 409  (the resource is not in a state that allows the action)
         ├── PayloadTooLarge         status = 413
         └── StorageUnavailable      status = 503  (the database refused the write: the provider retries)
 """
@@ -74,6 +75,11 @@ class Forbidden(HTTPError):
 class NotFound(HTTPError):
     status = 404
     reason = "not_found"
+
+
+class Conflict(HTTPError):
+    status = 409
+    reason = "conflict"
 
 
 class PayloadTooLarge(HTTPError):
