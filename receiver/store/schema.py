@@ -163,3 +163,33 @@ def m002_dispatch_downloads(db: Database) -> None:
         )
         """,
     )
+
+
+@migrations()
+def m003_submitter_submissions(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        -- One row per job the submitter sends, written before the submit request leaves, so that a request
+        -- whose answer is lost (or a crash in mid-request) leaves something to resolve by lookup.
+        -- state: sending | submitted | unknown (the task may exist) | failed (no task was created).
+        CREATE TABLE submissions (
+            reference TEXT PRIMARY KEY,
+            job_key TEXT UNIQUE,
+            model TEXT NOT NULL,
+            input TEXT NOT NULL,
+            webhook_url TEXT,
+            state TEXT NOT NULL,
+            prediction_id TEXT,
+            resolved_by TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            created_at REAL NOT NULL,
+            sent_at REAL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX submissions_state ON submissions (state, sent_at);
+        CREATE INDEX submissions_prediction ON submissions (prediction_id);
+        CREATE INDEX predictions_reference ON predictions (reference)
+        """,
+    )
