@@ -35,26 +35,36 @@ class Writer:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._accepting = False
+        self._lock = threading.Lock()
         self.commits = 0
         self.jobs = 0
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="wavehook-writer", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wavehook-writer", daemon=True)
+                self._thread.start()
+                self._accepting = True
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+        """Finish every job queued so far, then stop; later ``submit`` calls are refused."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._accepting = False
+            self._queue.put(_STOP)  # after every accepted job, since no more can be queued
+        thread.join(timeout)
 
     def submit(self, job: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
         """Queue ``job``; the future resolves after the transaction that ran it has committed."""
-        if self._thread is None:
-            raise RuntimeError("the writer is not running")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((job, future))
+        with self._lock:
+            if not self._accepting:
+                # 503, not 500: a delivery that races the shutdown is retried by the provider.
+                raise StorageUnavailable("the ledger writer is not running (the server is starting or stopping)")
+            self._queue.put((job, future))
         return future
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
@@ -65,42 +75,47 @@ class Writer:
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch = [item]
-            stopping = False
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                batch.append(more)
-            try:
-                if conn is None:
-                    conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
-                self._commit(conn, batch)
-            except sqlite3.Error as exc:
-                logger.error("storage_write_failed", error=str(exc), jobs=len(batch))
-                failure = StorageUnavailable(f"the database refused the write: {exc}")
-                for _job, future in batch:
-                    _resolve(future, False, failure)
-                if conn is not None:
-                    # A broken connection (file replaced, disk error) is reopened on the next group.
-                    try:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        conn.close()
-                        conn = None
-            if stopping:
-                break
+        stopping = False
+        while not stopping:
+            batch, stopping = self._next_batch()
+            if batch:
+                conn = self._write(conn, batch)
         if conn is not None:
             conn.close()
+
+    def _next_batch(self) -> tuple[list[Any], bool]:
+        """The jobs waiting now (blocking for the first one), and whether the stop marker came after them."""
+        batch: list[Any] = []
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait() if batch else self._queue.get()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _write(self, conn: sqlite3.Connection | None, batch: list[Any]) -> sqlite3.Connection | None:
+        """Commit one group; on failure fail all of it and return a connection fit for the next group."""
+        try:
+            if conn is None:
+                conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
+            self._commit(conn, batch)
+        except Exception as exc:  # the thread must outlive any failure, or every later caller would hang
+            logger.error("storage_write_failed", error=str(exc), error_type=type(exc).__name__, jobs=len(batch))
+            failure = StorageUnavailable(f"the database refused the write: {exc}")
+            for _job, future in batch:
+                _resolve(future, False, failure)
+            if conn is not None:
+                # A broken connection (file replaced, disk error) is reopened on the next group.
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    conn.close()
+                    conn = None
+        return conn
 
     def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Job, concurrent.futures.Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
