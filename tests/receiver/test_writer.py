@@ -1,4 +1,4 @@
-"""The group-commit writer: answers after COMMIT, shares commits, isolates job errors, fails groups on storage errors."""
+"""Group commit: answers after COMMIT, shared commits, job errors isolated, storage errors fail the group."""
 
 from __future__ import annotations
 
