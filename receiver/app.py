@@ -31,7 +31,8 @@ logger = structlog.get_logger()
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPError)
-    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status)
+    headers = {"connection": "close"} if exc.close_connection else None
+    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)
 
 
 async def _starlette_error(_request: Request, exc: Exception) -> JSONResponse:

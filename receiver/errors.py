@@ -31,6 +31,9 @@ class ConfigError(WavehookError):
 class HTTPError(WavehookError):
     status = 500
     reason = "internal_error"
+    # True when the request body may be left unread: the answer then closes the connection, or the server
+    # would go on reading (and discarding) the rest of the body to keep the connection alive.
+    close_connection = False
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -85,6 +88,7 @@ class Conflict(HTTPError):
 class PayloadTooLarge(HTTPError):
     status = 413
     reason = "body_too_large"
+    close_connection = True
 
 
 class StorageUnavailable(HTTPError):
