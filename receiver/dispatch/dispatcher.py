@@ -1,0 +1,332 @@
+"""The dispatcher: claims due handler runs with a lease, calls their handlers, records each outcome.
+
+``run_once()`` is the burst entry point (do what is due, return counts); ``start()``/``stop()`` run the same
+steps forever, waking at once when the process's own ingest commits runs, and polling for runs other
+processes enqueued or scheduled. Every write goes through the group-commit ``Writer``; a finish is applied
+only while this dispatcher still holds the run's lease, so a worker whose lease expired cannot overwrite
+the result of the worker that took the run over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import secrets
+import socket
+import sqlite3
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import structlog
+
+from receiver.dispatch.backoff import backoff_delay
+from receiver.dispatch.execute import HandlerTimedOut, call
+from receiver.errors import StorageUnavailable
+from receiver.handlers.addresses import system_resolve
+from receiver.handlers.errors import RetryLater
+from receiver.handlers.prediction import Context, Prediction, Resolver
+from receiver.handlers.registry import Handler, Handlers
+from receiver.settings import Settings
+from receiver.store import runs as store
+from receiver.store.runs import ClaimedRun
+from receiver.writer import Writer
+
+logger = structlog.get_logger()
+
+
+@dataclasses.dataclass(slots=True)
+class Counts:
+    """What one burst did. ``lost``: the attempt ended after another worker had taken the run over."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0
+    unrecorded: int = 0
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failure:
+    error: str
+    kind: str = "failed"  # failed | timeout | retry (asked for by the handler)
+    traceback: str | None = None
+    delay: float | None = None  # the handler's own retry delay, if it gave one
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        writer: Writer,
+        handlers: Handlers,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+        resolve: Resolver = system_resolve,
+        wake: asyncio.Event | None = None,
+        owner: str | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.writer = writer
+        self.handlers = handlers
+        self.settings = settings
+        self.config = settings.dispatch
+        self.http = http
+        self.clock = clock
+        self.resolve = resolve
+        self.wake = wake or asyncio.Event()
+        self.owner = owner or make_owner()
+        self.jitter = jitter
+        self.counts = Counts()
+        self._inflight: dict[asyncio.Task[str], ClaimedRun] = {}
+        self._due: list[float] = []  # retry times this dispatcher scheduled: wake for them without polling
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # -- burst -------------------------------------------------------------------------------------------
+
+    async def run_once(self) -> Counts:
+        """Claim what is due now (up to the concurrency), run it all to its end, and say what happened."""
+        counts = Counts()
+        async with self._heartbeating():
+            runs = await self._claim(self.config.concurrency)
+            counts.claimed = len(runs)
+            for run in runs:
+                if run.exhausted:
+                    counts.dead += 1
+            for outcome in await asyncio.gather(*(self._execute(run) for run in runs if not run.exhausted)):
+                counts.add(outcome)
+        return counts
+
+    # -- forever -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="wavehook-dispatch-heartbeat")
+        self._loop_task = asyncio.create_task(self._loop(), name="wavehook-dispatcher")
+        logger.info("dispatcher_started", owner=self.owner, handlers=list(self.handlers.names))
+
+    async def stop(self) -> None:
+        """Stop claiming, let running handlers finish within the grace period, release the rest."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        running = set(self._inflight)
+        unfinished: set[asyncio.Task[str]] = set()
+        if running:
+            _done, unfinished = await asyncio.wait(running, timeout=self.config.shutdown_grace_seconds)
+        interrupted = [self._inflight[task] for task in unfinished]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        released = 0
+        if interrupted:
+            now = self.clock()
+            with contextlib.suppress(StorageUnavailable):
+                released = await self.writer.run(
+                    lambda conn: store.release(conn, interrupted, owner=self.owner, now=now)
+                )
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        logger.info("dispatcher_stopped", owner=self.owner, released=released, **dataclasses.asdict(self.counts))
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.config.concurrency - len(self._inflight)
+            if free > 0:
+                self.wake.clear()
+                runs = await self._claim(free)
+                for run in runs:
+                    if run.exhausted:
+                        self.counts.dead += 1
+                    else:
+                        task = asyncio.create_task(self._execute(run), name=f"wavehook-run-{run.id}")
+                        self._inflight[task] = run
+                        task.add_done_callback(self._done)
+                if runs and len(runs) == free:
+                    continue  # there may be more due: claim again as soon as a slot is free
+            await self._wait(wake=free > 0)
+
+    def _done(self, task: asyncio.Task[str]) -> None:
+        self._inflight.pop(task, None)
+        if not task.cancelled() and task.exception() is None:
+            self.counts.add(task.result())
+
+    async def _wait(self, *, wake: bool) -> None:
+        now = self.clock()
+        self._due = [due for due in self._due if due > now]
+        timeout = min([self.config.poll_seconds, *(due - now for due in self._due)])
+        waiters = {asyncio.ensure_future(self._stopping.wait())}
+        if wake:
+            waiters.add(asyncio.ensure_future(self.wake.wait()))
+        try:
+            await asyncio.wait({*waiters, *self._inflight}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # -- leases ------------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _heartbeating(self) -> AsyncIterator[None]:
+        if self._heartbeat_task is not None:
+            yield
+            return
+        task = asyncio.create_task(self._heartbeat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of running handlers, so only a dead worker's runs ever expire."""
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            ids = [run.id for run in self._inflight.values()]
+            if ids:
+                try:
+                    await self.writer.run(self._renewal(ids, self.clock() + self.config.lease_seconds))
+                except StorageUnavailable as exc:
+                    logger.warning("lease_renewal_failed", error=exc.message, runs=len(ids))
+
+    def _renewal(self, ids: list[int], until: float) -> Callable[[sqlite3.Connection], set[int]]:
+        return lambda conn: store.renew(conn, owner=self.owner, run_ids=ids, lease_until=until)
+
+    async def _claim(self, limit: int) -> list[ClaimedRun]:
+        now = self.clock()
+        names = self.handlers.names
+        attempts = {handler.name: handler.max_attempts or self.config.max_attempts for handler in self.handlers}
+        try:
+            runs = await self.writer.run(
+                lambda conn: store.claim(
+                    conn,
+                    owner=self.owner,
+                    now=now,
+                    lease_seconds=self.config.lease_seconds,
+                    handlers=names,
+                    max_attempts=attempts,
+                    limit=limit,
+                )
+            )
+        except StorageUnavailable as exc:
+            logger.warning("dispatch_claim_failed", error=exc.message)
+            return []
+        for run in runs:
+            if run.exhausted:
+                logger.error("handler_run", **_fields(run), outcome="dead", error=store.LOST_LEASE, duration_ms=None)
+        return runs
+
+    # -- one run -----------------------------------------------------------------------------------------
+
+    async def _execute(self, run: ClaimedRun) -> str:
+        handler = self.handlers.get(run.handler)
+        assert handler is not None  # claims are limited to this process's handlers
+        max_attempts = handler.max_attempts or self.config.max_attempts
+        timeout = handler.timeout or self.config.handler_timeout_seconds
+        prediction = Prediction.from_row(run.prediction, status=run.status)
+        bound = _fields(run) | {"model": prediction.model}
+        ctx = Context(
+            run_id=run.id,
+            handler=run.handler,
+            attempt=run.attempt,
+            max_attempts=max_attempts,
+            logger=logger.bind(**bound),
+            settings=self.settings,
+            http=self.http,
+            writer=self.writer,
+            resolve=self.resolve,
+            clock=self.clock,
+        )
+        started = time.perf_counter()
+        failure: Failure | None = None
+        with structlog.contextvars.bound_contextvars(**bound):
+            try:
+                await call(handler, prediction, ctx, timeout)
+            except RetryLater as exc:
+                failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
+            except HandlerTimedOut as exc:
+                failure = Failure(str(exc), "timeout")
+            except Exception as exc:
+                failure = Failure(f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        return await self._finish(run, handler, max_attempts, failure, duration_ms, bound)
+
+    async def _finish(
+        self,
+        run: ClaimedRun,
+        handler: Handler,
+        max_attempts: int,
+        failure: Failure | None,
+        duration_ms: float,
+        bound: dict[str, object],
+    ) -> str:
+        now = self.clock()
+        next_at: float | None = None
+        error = failure.error if failure else None
+        if failure is None:
+            state = outcome = "succeeded"
+        elif run.attempt >= max_attempts:
+            state = outcome = "dead"
+        else:
+            state, outcome = "pending", "retried"
+            delay = failure.delay
+            if delay is None:
+                delay = backoff_delay(
+                    run.attempt,
+                    base=self.config.retry_base_seconds,
+                    cap=self.config.retry_max_seconds,
+                    random=self.jitter,
+                )
+            next_at = now + delay
+        try:
+            moved = await self.writer.run(
+                lambda conn: store.finish(
+                    conn,
+                    run,
+                    owner=self.owner,
+                    now=now,
+                    state=state,
+                    outcome=failure.kind if failure else "succeeded",
+                    next_at=next_at,
+                    error=error,
+                    traceback=failure.traceback if failure else None,
+                    duration_ms=duration_ms,
+                )
+            )
+        except StorageUnavailable as exc:
+            # The lease will expire and another attempt will run: at-least-once, never silently dropped.
+            logger.error("handler_run", **bound, outcome="unrecorded", error=exc.message, duration_ms=duration_ms)
+            return "unrecorded"
+        if not moved:
+            outcome = "lost"
+        elif next_at is not None:
+            self._due.append(next_at)
+        level = {"succeeded": logger.info, "retried": logger.warning}.get(outcome, logger.error)
+        level("handler_run", **bound, outcome=outcome, duration_ms=duration_ms, error=error, next_at=next_at)
+        return outcome
+
+
+def _fields(run: ClaimedRun) -> dict[str, object]:
+    return {
+        "run_id": run.id,
+        "handler": run.handler,
+        "prediction_id": run.prediction_id,
+        "status": run.status,
+        "attempt": run.attempt,
+    }

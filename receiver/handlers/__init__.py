@@ -1,0 +1,19 @@
+"""Handlers: ``@on("model/glob-*", status="completed")`` registers a function to run once per outcome."""
+
+from __future__ import annotations
+
+from receiver.handlers.errors import HandlerConfigError, RetryLater
+from receiver.handlers.prediction import Context, Prediction
+from receiver.handlers.registry import Handler, Handlers, Registry, load_handlers, on
+
+__all__ = [
+    "Context",
+    "Handler",
+    "HandlerConfigError",
+    "Handlers",
+    "Prediction",
+    "Registry",
+    "RetryLater",
+    "load_handlers",
+    "on",
+]

@@ -1,0 +1,74 @@
+"""Which URLs the download handler may fetch: http(s) only, and only public addresses unless allowed.
+
+An output URL comes from a signed delivery, but a leaked secret or a compromised provider account must not
+turn the receiver into a proxy to the machine's own services or its cloud metadata endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import socket
+
+import httpx
+
+from receiver.handlers.prediction import Resolver
+
+
+class RefusedURL(Exception):
+    """The URL is not one the download handler will fetch; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    allow_loopback: bool = False
+    allow_private: bool = False
+
+    def refusal(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        """Why ``address`` is refused, or ``None`` when it is allowed."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_loopback:
+            return None if self.allow_loopback else "a loopback address (set WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK)"
+        # Link-local holds the cloud metadata endpoint (169.254.169.254): never fetched, whatever the settings.
+        if address.is_link_local:
+            return "a link-local address"
+        if address.is_multicast or address.is_unspecified or address.is_reserved:
+            return "a multicast, unspecified or reserved address"
+        if address.is_private:
+            return None if self.allow_private else "a private address (set WAVEHOOK_DOWNLOAD_ALLOW_PRIVATE)"
+        return None
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+async def check_url(url: str, policy: AddressPolicy, resolve: Resolver) -> httpx.URL:
+    """Parse ``url`` and refuse it unless it is http(s) and every address its host resolves to is allowed."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise RefusedURL(f"{url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise RefusedURL(f"{url!r}: only http and https URLs are fetched, not {parsed.scheme or 'none'!r}")
+    host = parsed.host
+    if not host:
+        raise RefusedURL(f"{url!r} has no host")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(found.split("%")[0]) for found in await resolve(host, port)]
+        except OSError as exc:
+            raise RefusedURL(f"{url!r}: host {host!r} does not resolve: {exc}") from None
+    if not addresses:
+        raise RefusedURL(f"{url!r}: host {host!r} resolves to no address")
+    for address in addresses:
+        reason = policy.refusal(address)
+        if reason is not None:
+            raise RefusedURL(f"{url!r}: host {host!r} resolves to {address}, {reason}")
+    return parsed

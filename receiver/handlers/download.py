@@ -1,0 +1,164 @@
+"""Built-in ``download_outputs``: keep each output under WAVEHOOK_MEDIA_DIR/<model>/<prediction>/.
+
+The provider deletes outputs after 7 days; this copy is what outlives them. Each file is streamed to a
+temporary name beside its target, checked against the size cap and content types, fsynced, then renamed,
+so a reader never sees half a file; its sha256 goes into the ledger's ``downloads`` table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+
+from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.prediction import Context, Prediction, Resolver
+from receiver.handlers.registry import on
+from receiver.store.runs import record_download
+
+MAX_REDIRECTS = 5
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class DownloadError(Exception):
+    """An output could not be kept; the run is retried like any failure."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fetched:
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+
+
+def safe_segment(raw: str, fallback: str) -> str:
+    """One path segment from untrusted text: no separators, no leading dots, bounded length."""
+    cleaned = _UNSAFE.sub("_", raw).strip("._")[:120]
+    return cleaned or fallback
+
+
+def prediction_dir(media_dir: Path, model: str | None, prediction_id: str) -> Path:
+    parts = [safe_segment(part, "model") for part in (model or "unknown-model").split("/") if part]
+    return media_dir.joinpath(*parts, safe_segment(prediction_id, "prediction"))
+
+
+def file_names(urls: Sequence[str]) -> list[str]:
+    """A safe, distinct file name per output URL, taken from the last segment of its path."""
+    names: list[str] = []
+    for index, url in enumerate(urls):
+        last = urllib.parse.unquote(urllib.parse.urlsplit(url).path).replace("\\", "/").rsplit("/", 1)[-1]
+        name = safe_segment(last, f"output-{index}")
+        names.append(f"{index}-{name}" if name in names else name)
+    return names
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _content_type_allowed(content_type: str, allowed: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(content_type, pattern) for pattern in allowed)
+
+
+async def fetch(
+    http: httpx.AsyncClient,
+    url: str,
+    dest: Path,
+    *,
+    policy: AddressPolicy,
+    resolve: Resolver,
+    max_bytes: int,
+    content_types: Sequence[str],
+) -> Fetched:
+    """Stream ``url`` to ``dest``, following redirects only to URLs that pass the same checks."""
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        await check_url(current, policy, resolve)
+        async with http.stream("GET", current, follow_redirects=False) as response:
+            if response.is_redirect and "location" in response.headers:
+                current = str(response.url.join(response.headers["location"]))
+                continue
+            if response.status_code != 200:
+                raise DownloadError(f"GET {current} answered {response.status_code}")
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if not _content_type_allowed(content_type, content_types):
+                raise DownloadError(
+                    f"GET {current}: content type {content_type or 'none'!r} is not one of {', '.join(content_types)}"
+                )
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadError(f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes")
+            size, digest = await _stream_to(response, dest, max_bytes, current)
+            return Fetched(path=dest, size=size, sha256=digest, content_type=content_type)
+    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+
+
+async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: str) -> tuple[int, str]:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temporary = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    digest = hashlib.sha256()
+    size = 0
+    out = await asyncio.to_thread(temporary.open, "wb")
+    try:
+        with out:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            await asyncio.to_thread(os.fsync, out.fileno())
+        os.replace(temporary, dest)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return size, digest.hexdigest()
+
+
+def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Callable[[sqlite3.Connection], None]:
+    return lambda conn: record_download(
+        conn,
+        prediction_id=prediction_id,
+        url=url,
+        path=str(fetched.path),
+        size=fetched.size,
+        sha256=fetched.sha256,
+        content_type=fetched.content_type,
+        now=now,
+    )
+
+
+@on("*", status="completed", name="download_outputs", enabled=lambda settings: settings.dispatch.download)
+async def download_outputs(prediction: Prediction, ctx: Context) -> None:
+    """Copy every output of a completed prediction into the media directory and record its sha256."""
+    dispatch = ctx.settings.dispatch
+    policy = AddressPolicy(dispatch.download_allow_loopback, dispatch.download_allow_private)
+    media = ctx.settings.media_dir
+    directory = prediction_dir(media, prediction.model, prediction.id)
+    for url, name in zip(prediction.outputs, file_names(prediction.outputs), strict=True):
+        dest = directory / name
+        if not _inside(dest, media):
+            raise RefusedURL(f"{url!r}: the file name would leave the media directory")
+        fetched = await fetch(
+            ctx.http,
+            url,
+            dest,
+            policy=policy,
+            resolve=ctx.resolve,
+            max_bytes=dispatch.download_max_bytes,
+            content_types=dispatch.download_content_types,
+        )
+        await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
+        ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)

@@ -1,0 +1,99 @@
+"""A real ledger, writer and ingestor for in-process dispatcher tests, with a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from receiver.delivery import parse
+from receiver.dispatch import Dispatcher
+from receiver.handlers.registry import Handlers, Registry
+from receiver.ingest import Ingestor
+from receiver.settings import Settings
+from receiver.store import connect, open_database
+from receiver.store.ingest import IngestResult
+from receiver.writer import Writer
+from tests.support import prediction_body
+
+MODEL = "bytedance/seedance-v1-lite-t2v-480p"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def no_resolve(host: str, _port: int) -> list[str]:
+    raise OSError(f"the test resolver knows no host {host!r}")
+
+
+class Harness:
+    """Everything a dispatcher needs, on a fresh ledger file. Use inside a running event loop."""
+
+    def __init__(self, settings: Settings, registry: Registry, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings = settings
+        open_database(settings.db_path)
+        self.clock = FakeClock()
+        self.writer = Writer(settings.db_path)
+        self.handlers: Handlers = registry.select(settings)
+        self.ingestor = Ingestor(
+            self.writer, terminal_statuses=settings.terminal_statuses, route=self.handlers.route, clock=self.clock
+        )
+        self.http = httpx.AsyncClient(transport=transport or httpx.MockTransport(lambda _r: httpx.Response(404)))
+
+    async def deliver(self, prediction_id: str, status: str = "completed", **fields: Any) -> IngestResult:
+        body = prediction_body(prediction_id, status, **({"model": MODEL} | fields))
+        return await self.ingestor.ingest(parse(body, webhook_id=f"{prediction_id}-{status}"))
+
+    def dispatcher(self, **overrides: Any) -> Dispatcher:
+        options: dict[str, Any] = {
+            "http": self.http,
+            "clock": self.clock,
+            "resolve": no_resolve,
+            "wake": self.ingestor.runs_waiting,
+            "jitter": lambda: 0.5,
+        }
+        return Dispatcher(self.writer, self.handlers, self.settings, **(options | overrides))
+
+    def query(self, sql: str, *params: object) -> list[dict[str, Any]]:
+        conn = connect(self.settings.db_path)
+        try:
+            return [dict(row) for row in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM handler_runs ORDER BY id")
+
+    def attempts(self, run_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM run_attempts WHERE run_id = ? ORDER BY id", run_id)
+
+    def sql(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
+        return self.writer.run_sync(job)
+
+
+@contextlib.asynccontextmanager
+async def harness(settings: Settings, registry: Registry, **options: Any) -> AsyncIterator[Harness]:
+    h = Harness(settings, registry, **options)
+    h.writer.start()
+    try:
+        yield h
+    finally:
+        await h.http.aclose()
+        h.writer.stop()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
