@@ -61,7 +61,8 @@ def test_handler_gets_a_read_only_prediction_and_its_context(settings_factory: C
 
     @registry.on("*", name="inspect")
     def inspect(prediction: Prediction, ctx: Context) -> None:
-        seen.update(prediction=prediction, attempt=ctx.attempt, settings=ctx.settings, thread=threading.current_thread())
+        seen.update(prediction=prediction, attempt=ctx.attempt, settings=ctx.settings)
+        seen["thread"] = threading.current_thread()
 
     async def scenario() -> None:
         async with harness(_settings(settings_factory), registry) as h:
@@ -75,7 +76,8 @@ def test_handler_gets_a_read_only_prediction_and_its_context(settings_factory: C
     assert prediction.input["duration"] == 5
     assert prediction.timings["inference"] == 1234
     assert prediction.has_nsfw_contents == (False,)
-    assert prediction.created_at is not None and prediction.created_at.year == 2026
+    assert prediction.created_at is not None
+    assert prediction.created_at.year == 2026
     with pytest.raises(TypeError):
         prediction.input["prompt"] = "changed"  # type: ignore[index]
     assert seen["attempt"] == 1
@@ -102,11 +104,13 @@ def test_failures_back_off_growing_then_the_run_is_dead(settings_factory: Callab
                 (row,) = h.runs()
                 delays.append(row["next_at"] - h.clock())
                 h.clock.advance(delays[-1])
-            assert delays == sorted(delays) and delays[0] < delays[-1]
+            assert delays == sorted(delays)
+            assert delays[0] < delays[-1]
             assert delays == [7.5, 15.0, 30.0]  # equal jitter at 0.5: 3/4 of base·2ⁿ⁻¹
             assert (await dispatcher.run_once()).dead == 1
             (row,) = h.runs()
-            assert row["state"] == "dead" and row["attempts"] == 4
+            assert row["state"] == "dead"
+            assert row["attempts"] == 4
             assert row["last_error"] == "ValueError: cannot handle p1"
             history = h.attempts(row["id"])
             assert [a["outcome"] for a in history] == ["failed"] * 4
@@ -210,7 +214,8 @@ def test_a_lost_lease_on_the_last_attempt_makes_the_run_dead(settings_factory: C
             counts = await h.dispatcher().run_once()
             assert (counts.claimed, counts.dead) == (1, 1)
             (row,) = h.runs()
-            assert row["state"] == "dead" and row["last_error"] == store.LOST_LEASE
+            assert row["state"] == "dead"
+            assert row["last_error"] == store.LOST_LEASE
             assert [a["outcome"] for a in h.attempts(row["id"])] == ["lost"]
 
     run(scenario())
@@ -268,9 +273,11 @@ def test_stop_waits_for_the_grace_period_then_releases(settings_factory: Callabl
     """On shutdown a quick handler finishes; one still running after the grace period is released as pending."""
     registry = Registry()
     quick_done = threading.Event()
+    stuck_started = asyncio.Event()
 
     @registry.on("*", name="stuck")
     async def stuck(prediction: Prediction, ctx: Context) -> None:
+        stuck_started.set()
         await asyncio.sleep(60)
 
     @registry.on("*", name="quick")
@@ -283,8 +290,7 @@ def test_stop_waits_for_the_grace_period_then_releases(settings_factory: Callabl
             dispatcher = h.dispatcher()
             dispatcher.start()
             await h.deliver("p1")
-            while sum(r["state"] == "running" for r in h.runs()) < 2:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(stuck_started.wait(), 5)
             await dispatcher.stop()
             by_handler = {r["handler"]: r for r in h.runs()}
             assert by_handler["quick"]["state"] == "succeeded"
