@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from receiver.commands import serve, verify
+from sandbox.commands import sandbox
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +16,4 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(verify)
+main.add_command(sandbox)

@@ -1,0 +1,9 @@
+"""A local imitation of the provider's v3 API that runs tasks, serves real media and delivers signed webhooks,
+with faults injected on request."""
+
+from __future__ import annotations
+
+from sandbox.app import create_app
+from sandbox.config import SandboxConfig
+
+__all__ = ["SandboxConfig", "create_app"]
