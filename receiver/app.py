@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, health, webhook
+from receiver import api, auth, health, runs_api, webhook
+from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
+from receiver.handlers.registry import Handlers, load_handlers
 from receiver.ingest import Ingestor, no_handlers
 from receiver.metrics import Metrics, metrics
 from receiver.reader import Reader
@@ -46,7 +48,16 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error; see the server log", "reason": "internal_error"}, 500)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, route: Router = no_handlers) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    route: Router = no_handlers,
+    handlers: Handlers | None = None,
+) -> Starlette:
+    """``handlers``: enqueue runs for them on ingest and, unless WAVEHOOK_DISPATCH_IN_WEB=false, run them here."""
+    if handlers is not None and route is no_handlers:
+        route = handlers.route
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
 
@@ -69,8 +80,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ro
         app.state.metrics = app_metrics
         app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
+        wake = app.state.ingestor.runs_waiting
         try:
-            yield
+            async with dispatching_in_web(writer, handlers, settings, wake=wake, clock=clock) as dispatcher:
+                app.state.dispatcher = dispatcher
+                yield
         finally:
             writer.stop()
             reader.close()
@@ -82,6 +96,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ro
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/api/predictions", api.list_predictions, methods=["GET"]),
             Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
+            Route("/api/runs", runs_api.list_runs, methods=["GET"]),
+            Route("/api/runs/replay-dead", runs_api.replay_dead, methods=["POST"]),
+            Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
+            Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
         middleware=[Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock)],
@@ -100,4 +118,4 @@ def create_app_from_env() -> Starlette:
 
     settings = Settings.from_env(os.environ)
     logs.configure(log_format=settings.log_format, level=settings.log_level)
-    return create_app(settings)
+    return create_app(settings, handlers=load_handlers(settings))

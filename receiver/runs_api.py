@@ -1,0 +1,107 @@
+"""The JSON API over handler runs: list, inspect, replay one, replay the dead ones.
+
+GET  /api/runs?state=&handler=&prediction_id=&limit=&cursor=   newest first
+GET  /api/runs/{id}                                            one run with its attempt history
+POST /api/runs/{id}/replay                                     a dead or succeeded run becomes pending
+POST /api/runs/replay-dead?handler=&since=&dry_run=            every dead run (of a handler, since a time)
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from receiver.dispatch.replay import ReplayResult, Selection, replay_job
+from receiver.errors import BadRequest, Conflict, NotFound
+from receiver.store import runs as store
+
+MAX_LIMIT = 500
+STATES = ("pending", "running", "succeeded", "dead")
+
+
+def _int(raw: str | None, name: str, default: int | None, *, low: int = 1, high: int = 2**62) -> int | None:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"query parameter {name}={raw!r} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _since(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter since={raw!r} must be Unix seconds") from None
+
+
+def _run_id(request: Request) -> int:
+    raw = request.path_params["run_id"]
+    value = _int(raw, "run id", None)
+    assert value is not None
+    return value
+
+
+def _wake(request: Request) -> None:
+    """Replayed runs start at once in this process, without waiting for the poll."""
+    ingestor = getattr(request.app.state, "ingestor", None)
+    if ingestor is not None:
+        ingestor.runs_waiting.set()
+
+
+async def list_runs(request: Request) -> JSONResponse:
+    params = request.query_params
+    state = params.get("state") or None
+    if state is not None and state not in STATES:
+        raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(STATES)}")
+    limit = _int(params.get("limit"), "limit", 50, high=MAX_LIMIT)
+    before = _int(params.get("cursor"), "cursor", None)
+    rows = await request.app.state.reader.run(
+        lambda conn: store.select_runs(
+            conn,
+            state=state,
+            handler=params.get("handler") or None,
+            prediction_id=params.get("prediction_id") or None,
+            before_id=before,
+            limit=limit,
+        )
+    )
+    next_cursor = str(rows[-1]["id"]) if rows and len(rows) == limit else None
+    return JSONResponse({"runs": rows, "next_cursor": next_cursor})
+
+
+async def get_run(request: Request) -> JSONResponse:
+    run_id = _run_id(request)
+    item = await request.app.state.reader.run(lambda conn: store.get_run(conn, run_id))
+    if item is None:
+        raise NotFound(f"no handler run with id {run_id}")
+    return JSONResponse(item)
+
+
+async def replay_run(request: Request) -> JSONResponse:
+    run_id = _run_id(request)
+    now = request.app.state.ingestor.clock()
+    result: ReplayResult = await request.app.state.writer.run(replay_job(Selection(run_id=run_id), now=now))
+    if not result.matched:
+        raise NotFound(f"no handler run with id {run_id}")
+    if not result.replayed:
+        state = result.matched[0]["state"]
+        raise Conflict(f"run {run_id} is {state}: only a dead or succeeded run can be replayed", reason="run_not_ended")
+    _wake(request)
+    return JSONResponse(result.as_json())
+
+
+async def replay_dead(request: Request) -> JSONResponse:
+    params = request.query_params
+    dry_run = params.get("dry_run", "false").lower()
+    if dry_run not in ("true", "false", "1", "0"):
+        raise BadRequest(f"query parameter dry_run={dry_run!r} must be true or false")
+    selection = Selection(dead=True, handler=params.get("handler") or None, since=_since(params.get("since")))
+    now = request.app.state.ingestor.clock()
+    result: ReplayResult = await request.app.state.writer.run(
+        replay_job(selection, now=now, dry_run=dry_run in ("true", "1"))
+    )
+    if result.replayed:
+        _wake(request)
+    return JSONResponse(result.as_json())
