@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from receiver import correlation
@@ -29,11 +29,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"header Content-Length declares more than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer: the error only gives the delivery its one log line.
+        raise BadRequest(
+            "the client disconnected before sending the whole body", reason="client_disconnected"
+        ) from None
     return b"".join(chunks)
 
 
@@ -73,7 +79,7 @@ async def receive(request: Request) -> JSONResponse:
         logger.info(
             "webhook_rejected",
             **log,
-            outcome="rejected",
+            outcome="failed" if exc.status >= 500 else "rejected",
             reason=exc.reason,
             http_status=exc.status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -97,19 +103,20 @@ async def receive(request: Request) -> JSONResponse:
 async def _keep(
     ingestor: Ingestor, webhook_id: str, body: bytes, exc: HTTPError, *, timestamp: int | None = None
 ) -> None:
-    """Quarantine a signed delivery we refuse; a storage failure here must not change the answer."""
-    try:
-        await ingestor.quarantine(
-            webhook_id=webhook_id,
-            body=body,
-            body_sha256=body_hash(body),
-            reason=exc.reason,
-            detail=exc.message,
-            prediction_id=_prediction_id(body),
-            webhook_timestamp=timestamp,
-        )
-    except HTTPError as storage_error:
-        logger.warning("quarantine_failed", reason=exc.reason, error=storage_error.message)
+    """Quarantine a signed delivery we refuse.
+
+    If it cannot be stored, the StorageUnavailable (503) replaces the refusal: the provider then retries, and
+    the authentic body is kept once storage works again instead of being lost behind a 400 or 401.
+    """
+    await ingestor.quarantine(
+        webhook_id=webhook_id,
+        body=body,
+        body_sha256=body_hash(body),
+        reason=exc.reason,
+        detail=exc.message,
+        prediction_id=_prediction_id(body),
+        webhook_timestamp=timestamp,
+    )
 
 
 def _prediction_id(body: bytes) -> str | None:

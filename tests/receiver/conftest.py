@@ -1,13 +1,17 @@
-"""Fixtures of the receiver's unit tests: a fresh, migrated ledger file."""
+"""Fixtures of the receiver's unit tests: a fresh, migrated ledger file; in-process apps with a pinned clock."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from receiver.app import create_app
+from receiver.settings import Settings
 from receiver.store import connect, open_database
 
 
@@ -25,3 +29,22 @@ def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
     connection = connect(db_path)
     yield connection
     connection.close()
+
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture
+def app_client(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """In-process clients of ``create_app`` with the clock pinned to ``NOW``; each is closed afterwards."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(settings_factory(**overrides), clock=lambda: NOW))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
