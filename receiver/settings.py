@@ -12,10 +12,12 @@ from receiver.errors import ConfigError
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 DEFAULT_MAX_BODY = 1024 * 1024
 SECRET_HELP = (
-    "WAVESPEED_WEBHOOK_SECRET is not set. Fetch your account's signing secret with "
-    "`wavehook secret` (it calls the provider's GET /api/v3/webhook/secret with WAVESPEED_API_KEY) "
-    "and export it; several secrets may be given comma-separated while rotating."
+    "WAVESPEED_WEBHOOK_SECRET is not set, and webhooks that cannot be verified are never accepted.\n"
+    "Get your account's signing secret (it starts with whsec_) from the provider's GET /api/v3/webhook/secret:\n"
+    f'  curl -s -H "Authorization: Bearer $WAVESPEED_API_KEY" {DEFAULT_BASE_URL}/api/v3/webhook/secret\n'
+    "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class Secret:
@@ -69,6 +71,13 @@ def _float(environ: Mapping[str, str], name: str, default: float, *, minimum: fl
 
 def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -207,9 +216,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        log_format = environ.get("WAVEHOOK_LOG_FORMAT", "auto").strip().lower() or "auto"
-        if log_format not in {"auto", "json", "console"}:
-            raise ConfigError(f"WAVEHOOK_LOG_FORMAT={log_format!r} is not one of auto, json, console")
+        log_format = _choice(environ, "WAVEHOOK_LOG_FORMAT", ("auto", "json", "console"), "auto")
         api_key = environ.get("WAVESPEED_API_KEY", "").strip()
         admin_token = environ.get("WAVEHOOK_ADMIN_TOKEN", "").strip()
         terminal = _list(environ, "WAVEHOOK_TERMINAL_STATUSES") or cls.terminal_statuses
@@ -226,7 +233,7 @@ class Settings:
             max_body_bytes=_int(environ, "WAVEHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024),
             busy_timeout_ms=_int(environ, "WAVEHOOK_BUSY_TIMEOUT_MS", 5000, minimum=0),
             log_format=log_format,
-            log_level=environ.get("WAVEHOOK_LOG_LEVEL", "info").strip().lower() or "info",
+            log_level=_choice(environ, "WAVEHOOK_LOG_LEVEL", LOG_LEVELS, "info"),
             terminal_statuses=terminal,
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
