@@ -16,7 +16,6 @@ from receiver.errors import BadRequest, Conflict, NotFound
 from receiver.store import runs as store
 
 MAX_LIMIT = 500
-STATES = ("pending", "running", "succeeded", "dead")
 
 
 def _int(raw: str | None, name: str, default: int | None, *, low: int = 1, high: int = 2**62) -> int | None:
@@ -53,8 +52,8 @@ def _wake(request: Request) -> None:
 async def list_runs(request: Request) -> JSONResponse:
     params = request.query_params
     state = params.get("state") or None
-    if state is not None and state not in STATES:
-        raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(STATES)}")
+    if state is not None and state not in store.STATES:
+        raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(store.STATES)}")
     limit = _int(params.get("limit"), "limit", 50, high=MAX_LIMIT)
     before = _int(params.get("cursor"), "cursor", None)
     rows = await request.app.state.reader.run(

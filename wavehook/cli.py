@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from receiver.commands import serve, verify
+from receiver.dispatch_commands import replay, runs, worker
 from sandbox.commands import sandbox
 
 
@@ -17,3 +18,6 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(verify)
 main.add_command(sandbox)
+main.add_command(worker)
+main.add_command(replay)
+main.add_command(runs)

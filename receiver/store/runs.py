@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 LOST_LEASE = "lease expired: the worker running this attempt stopped renewing it (crashed or was killed)"
+STATES = ("pending", "running", "succeeded", "dead")
 REPLAYABLE = ("dead", "succeeded")
 
 

@@ -1,0 +1,110 @@
+"""``wavehook worker``: a process that only dispatches handler runs, plus any periodic tasks given to it.
+
+Periodic tasks are how other packages add work to the worker without ``receiver`` importing them: the
+command line (``wavehook/cli.py``) passes, for example, the submitter's reconciliation pass, which ingests
+what it finds through ``ctx.ingestor`` so its runs are enqueued, and dispatched, like a webhook's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+import structlog
+
+from receiver.dispatch.dispatcher import Counts, Dispatcher
+from receiver.dispatch.service import dispatching, http_client
+from receiver.handlers.registry import Handlers
+from receiver.ingest import Ingestor
+from receiver.settings import Settings
+from receiver.store import open_database
+from receiver.writer import Writer
+
+logger = structlog.get_logger()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerContext:
+    settings: Settings
+    writer: Writer
+    ingestor: Ingestor
+    http: httpx.AsyncClient
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeriodicTask:
+    """``run`` is awaited at start and then every ``interval_seconds``; an exception is logged, not fatal."""
+
+    name: str
+    interval_seconds: float
+    run: Callable[[WorkerContext], Awaitable[object]]
+
+
+# settings -> the periodic tasks a worker runs (empty when the feature behind them is not configured)
+PeriodicFactory = Callable[[Settings], Sequence[PeriodicTask]]
+
+
+async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:
+    while True:
+        started = time.perf_counter()
+        try:
+            await task.run(ctx)
+        except Exception as exc:
+            logger.exception("periodic_task_failed", task=task.name, error=f"{type(exc).__name__}: {exc}")
+        else:
+            logger.info(
+                "periodic_task_ran", task=task.name, duration_ms=round((time.perf_counter() - started) * 1000, 2)
+            )
+        await asyncio.sleep(task.interval_seconds)
+
+
+async def burst(writer: Writer, handlers: Handlers, settings: Settings) -> Counts:
+    """Run everything due now (and whatever becomes due meanwhile), then return the totals."""
+    total = Counts()
+    async with http_client() as http:
+        dispatcher = Dispatcher(writer, handlers, settings, http=http)
+        while True:
+            counts = await dispatcher.run_once()
+            if not counts.claimed:
+                return total
+            for field in dataclasses.fields(Counts):
+                setattr(total, field.name, getattr(total, field.name) + getattr(counts, field.name))
+
+
+async def run_worker(
+    settings: Settings,
+    handlers: Handlers,
+    *,
+    periodic: Sequence[PeriodicTask] = (),
+    stop: asyncio.Event | None = None,
+    burst_mode: bool = False,
+) -> Counts | None:
+    """Dispatch until SIGTERM/SIGINT (or ``stop``), then shut down gracefully."""
+    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+    writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+    writer.start()
+    try:
+        if burst_mode:
+            return await burst(writer, handlers, settings)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
+        async with dispatching(writer, handlers, settings, wake=ingestor.runs_waiting) as dispatcher:
+            ctx = WorkerContext(settings=settings, writer=writer, ingestor=ingestor, http=dispatcher.http)
+            tasks = [asyncio.create_task(_every(task, ctx), name=task.name) for task in periodic]
+            logger.info("worker_started", periodic=[task.name for task in periodic])
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return None
+    finally:
+        writer.stop()
