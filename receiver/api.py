@@ -1,17 +1,20 @@
-"""The JSON API over the ledger: ``GET /api/predictions`` and ``GET /api/predictions/{id}``."""
+"""The JSON API over the ledger: predictions (listed, filtered, one with its history) and the summary counts."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver.errors import BadRequest, NotFound
 from receiver.store import queries
+from receiver.store.stats import ledger_stats
 
 MAX_LIMIT = 500
 
 
-def _cursor(raw: str | None) -> tuple[float, str] | None:
+def parse_cursor(raw: str | None) -> tuple[float, str] | None:
     if not raw:
         return None
     stamp, _, prediction_id = raw.partition(":")
@@ -19,6 +22,11 @@ def _cursor(raw: str | None) -> tuple[float, str] | None:
         return float(stamp), prediction_id
     except ValueError:
         raise BadRequest(f"query parameter cursor={raw!r} is not a cursor this API returned") from None
+
+
+def cursor_after(row: dict[str, Any]) -> str:
+    """The cursor that continues a listing after ``row``."""
+    return f"{row['updated_at']!r}:{row['id']}"
 
 
 def _limit(raw: str | None) -> int:
@@ -47,11 +55,11 @@ async def list_predictions(request: Request) -> JSONResponse:
             status=params.get("status"),
             model=params.get("model"),
             since=_since(params.get("since")),
-            before=_cursor(params.get("cursor")),
+            before=parse_cursor(params.get("cursor")),
             limit=limit,
         )
     )
-    next_cursor = f"{rows[-1]['updated_at']!r}:{rows[-1]['id']}" if len(rows) == limit else None
+    next_cursor = cursor_after(rows[-1]) if len(rows) == limit else None
     return JSONResponse({"predictions": rows, "next_cursor": next_cursor})
 
 
@@ -61,3 +69,10 @@ async def get_prediction(request: Request) -> JSONResponse:
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     return JSONResponse(item)
+
+
+async def summary(request: Request) -> JSONResponse:
+    """Counts per model and status, runs per handler and state, the outbox, dead runs and missed webhooks."""
+    now = request.app.state.ingestor.clock()
+    stats = await request.app.state.reader.run(lambda conn: ledger_stats(conn, now=now))
+    return JSONResponse(stats.as_json())

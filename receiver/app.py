@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, health, runs_api, webhook
+from receiver import api, auth, dashboard, health, runs_api, webhook
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
@@ -96,11 +96,13 @@ def create_app(
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/api/predictions", api.list_predictions, methods=["GET"]),
             Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
+            Route("/api/summary", api.summary, methods=["GET"]),
             Route("/api/runs", runs_api.list_runs, methods=["GET"]),
             Route("/api/runs/replay-dead", runs_api.replay_dead, methods=["POST"]),
             Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
             Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *dashboard.routes(),
         ],
         middleware=[Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock)],
         exception_handlers={

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from receiver.store.runs import list_downloads
+
 _JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
 
 
@@ -18,16 +20,9 @@ def _prediction(row: sqlite3.Row) -> dict[str, Any]:
     return item
 
 
-def list_predictions(
-    conn: sqlite3.Connection,
-    *,
-    status: str | None = None,
-    model: str | None = None,
-    since: float | None = None,
-    before: tuple[float, str] | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
+def _where(
+    status: str | None, model: str | None, since: float | None = None, before: tuple[float, str] | None = None
+) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     if status:
@@ -42,12 +37,39 @@ def list_predictions(
     if before is not None:
         clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
         params.extend([before[0], before[0], before[1]])
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def list_predictions(
+    conn: sqlite3.Connection,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    since: float | None = None,
+    before: tuple[float, str] | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
+    where, params = _where(status, model, since, before)
     rows = conn.execute(
         f"SELECT * FROM predictions {where} ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608
         [*params, limit],
     ).fetchall()
     return [_prediction(row) for row in rows]
+
+
+def count_predictions(conn: sqlite3.Connection, *, status: str | None = None, model: str | None = None) -> int:
+    where, params = _where(status, model)
+    return int(conn.execute(f"SELECT count(*) FROM predictions {where}", params).fetchone()[0])  # noqa: S608
+
+
+def models_of(conn: sqlite3.Connection, prediction_ids: list[str]) -> dict[str, str | None]:
+    """prediction id -> model, for lists of runs that show which model each belongs to."""
+    if not prediction_ids:
+        return {}
+    marks = ",".join("?" * len(prediction_ids))
+    sql = f"SELECT id, model FROM predictions WHERE id IN ({marks})"  # noqa: S608 (only marks)
+    return {row["id"]: row["model"] for row in conn.execute(sql, prediction_ids)}
 
 
 def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
@@ -74,14 +96,14 @@ def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, An
         ).fetchall()
     ]
     attempts = _attempts_by_run(conn, [run["id"] for run in runs])
-    item["handler_runs"] = [{**run, "attempts": attempts.get(run["id"], [])} for run in runs]
-    item["downloads"] = [
-        dict(download)
-        for download in conn.execute(
-            "SELECT * FROM downloads WHERE prediction_id = ? ORDER BY id", (prediction_id,)
-        ).fetchall()
-    ]
+    item["handler_runs"] = [{**run, "attempt_history": attempts.get(run["id"], [])} for run in runs]
+    item["downloads"] = list_downloads(conn, prediction_id)
     return item
+
+
+def get_download(conn: sqlite3.Connection, download_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM downloads WHERE id = ?", (download_id,)).fetchone()
+    return None if row is None else dict(row)
 
 
 def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -1,0 +1,69 @@
+"""The login form (``WAVEHOOK_ADMIN_TOKEN`` in, a signed session cookie out) and logout."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from receiver.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
+from receiver.dashboard.pages import html_page
+from receiver.errors import BadRequest, Forbidden
+
+logger = structlog.get_logger()
+MAX_FORM_BYTES = 4096
+
+
+def _next_path(raw: str | None) -> str:
+    """Only a path on this site: never ``//host`` or a full URL (no open redirect)."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return "/"
+    return raw
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+async def login_form(request: Request) -> Response:
+    if request.app.state.settings.admin_token is None:
+        return RedirectResponse("/", status_code=303)
+    return html_page(request, "login.html", next=_next_path(request.query_params.get("next")), error=None)
+
+
+async def login(request: Request) -> Response:
+    admin_token = request.app.state.settings.admin_token
+    if admin_token is None:
+        return RedirectResponse("/", status_code=303)
+    if not same_origin(request):
+        raise Forbidden("cross-site login refused", reason="cross_site_request")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise BadRequest(f"login form over {MAX_FORM_BYTES} bytes")
+    form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+    next_path = _next_path(form.get("next"))
+    if not token_matches(admin_token, form.get("token", "").strip()):
+        logger.warning("login_failed", client=request.client.host if request.client else None)
+        return html_page(request, "login.html", status_code=401, next=next_path, error="That is not the admin token.")
+    cookie = gate_for(request.scope, admin_token, request.app.state.ingestor.clock).sessions.issue()
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        cookie,
+        max_age=SESSION_SECONDS,
+        path="/",
+        secure=_secure(request),
+        httponly=True,
+        samesite="strict",
+    )
+    logger.info("login_succeeded", client=request.client.host if request.client else None)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """Reached only through the access gate and its CSRF check (a POST with the page's token)."""
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE_NAME, path="/", secure=_secure(request), httponly=True, samesite="strict")
+    return response

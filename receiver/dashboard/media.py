@@ -1,0 +1,40 @@
+"""``GET /media/{id}``: the local copy of an output that the download handler recorded."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse
+
+from receiver.errors import NotFound
+from receiver.store import queries
+
+_INLINE = ("video/", "image/")
+
+
+def _locate(path: Path, media_dir: Path) -> Path | None:
+    """The file, only if it is still there and inside the media directory (links included)."""
+    found = path.resolve()
+    return found if found.is_relative_to(media_dir.resolve()) and found.is_file() else None
+
+
+async def local_copy(request: Request) -> FileResponse:
+    download_id: int = request.path_params["download_id"]
+    row = await request.app.state.reader.run(lambda conn: queries.get_download(conn, download_id))
+    if row is None:
+        raise NotFound(f"no local copy with id {download_id} in the ledger")
+    path = await run_in_threadpool(_locate, Path(row["path"]), request.app.state.settings.media_dir)
+    if path is None:
+        raise NotFound(f"local copy {download_id} is no longer in the media directory")
+    media_type = row["content_type"] or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # Whatever the provider sent is served from our origin: only video and images inline, never as a page.
+    inline = media_type.startswith(_INLINE)
+    return FileResponse(
+        path,
+        media_type=media_type if inline else "application/octet-stream",
+        filename=None if inline else path.name,
+        headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"},
+    )
