@@ -128,9 +128,7 @@ def _when(stamp: float | None) -> str:
 
 
 @click.command()
-@click.option(
-    "--state", type=click.Choice(["pending", "running", "succeeded", "dead"]), help="Only runs in this state."
-)
+@click.option("--state", type=click.Choice(RUN_STATES), help="Only runs in this state.")
 @click.option("--handler", help="Only runs of this handler.")
 @click.option("--prediction", "prediction_id", help="Only runs of this prediction.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many.")
