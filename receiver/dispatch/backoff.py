@@ -8,8 +8,8 @@ from collections.abc import Callable
 def backoff_delay(attempt: int, *, base: float, cap: float, random: Callable[[], float]) -> float:
     """Seconds to wait after failed ``attempt`` (1-based).
 
-    Equal jitter: half of the exponential step is fixed and half is random, so delays spread out yet still
-    grow from one attempt to the next (attempt n waits between base·2ⁿ⁻² and base·2ⁿ⁻¹, capped).
+    Two thirds of the exponential step are fixed and one third is random: delays spread out, yet each is
+    longer than the one before (attempt n waits between ⅔·base·2ⁿ⁻¹ and base·2ⁿ⁻¹, until the cap).
     """
     step = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 62))
-    return step / 2 + random() * step / 2
+    return step * (2 + random()) / 3

@@ -106,7 +106,7 @@ def test_failures_back_off_growing_then_the_run_is_dead(settings_factory: Callab
                 h.clock.advance(delays[-1])
             assert delays == sorted(delays)
             assert delays[0] < delays[-1]
-            assert delays == [7.5, 15.0, 30.0]  # equal jitter at 0.5: 3/4 of base·2ⁿ⁻¹
+            assert delays == pytest.approx([25 / 3, 50 / 3, 100 / 3])  # jitter 0.5: (2 + 0.5) / 3 of base·2ⁿ⁻¹
             assert (await dispatcher.run_once()).dead == 1
             (row,) = h.runs()
             assert row["state"] == "dead"
