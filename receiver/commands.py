@@ -29,11 +29,12 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     import uvicorn
 
     from receiver import logs
+    from receiver.signature import Verifier
     from receiver.store import open_database
 
     settings = load_settings()
     try:
-        settings.require_secrets()
+        Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -46,7 +47,9 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         port=port,
         workers=workers,
         access_log=access_log,
-        log_level="info",
+        # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
+        log_config=None,
+        log_level=settings.log_level,
         server_header=False,
     )
 
@@ -63,12 +66,34 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     help="Signing secret(s), comma-separated (default: $WAVESPEED_WEBHOOK_SECRET).",
 )
 @click.option("--tolerance", default=300, show_default=True, help="Accepted clock skew in seconds.")
-def verify(body_file: Path, webhook_id: str, timestamp: str, signature: str, secret: str, tolerance: int) -> None:
-    """Check a delivery's signature; if it fails, say why and which usual mistake explains it."""
+@click.option(
+    "--now",
+    type=int,
+    default=None,
+    help="Check the timestamp against this Unix time instead of the clock (to check an old, saved delivery).",
+)
+def verify(
+    body_file: Path, webhook_id: str, timestamp: str, signature: str, secret: str, tolerance: int, now: int | None
+) -> None:
+    """Check a delivery's signature; if it fails, say why and which usual mistake explains it.
+
+    BODY_FILE holds the request body exactly as received. Exits 0 when valid, 1 when not.
+    """
     from receiver.doctor import diagnose
 
     secrets = [s.strip() for s in secret.split(",") if s.strip()]
-    result = diagnose(secrets, webhook_id, timestamp, signature, body_file.read_bytes(), tolerance_seconds=tolerance)
+    try:
+        result = diagnose(
+            secrets,
+            webhook_id,
+            timestamp,
+            signature,
+            body_file.read_bytes(),
+            tolerance_seconds=tolerance,
+            clock=None if now is None else (lambda: float(now)),
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
     if result.valid:
         click.echo("valid: the signature matches the body under the given secret")
         return

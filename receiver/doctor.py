@@ -29,34 +29,53 @@ def _hex_mac(key: bytes, content: bytes) -> str:
     return mac.finalize().hex()
 
 
-def _b64_key(secret: str) -> bytes | None:
+def _b64_keys(secret: str) -> Iterator[bytes]:
     raw = secret.removeprefix(SECRET_PREFIX)
-    try:
-        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
+    padded = raw + "=" * (-len(raw) % 4)
+    decoded: list[bytes] = []
+    for altchars in (b"+/", b"-_"):  # standard and URL-safe alphabets
+        try:
+            key = base64.b64decode(padded, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if key not in decoded:
+            decoded.append(key)
+            yield key
+
+
+_RAW = "verify the raw bytes exactly as received, and save them unchanged"
 
 
 def _bodies(body: bytes) -> Iterator[tuple[str, bytes]]:
-    yield "the body had surrounding whitespace stripped", body.strip()
-    yield "a trailing newline was added to the body", body + b"\n"
+    """Other bytes a sender or a receiver commonly turns this body into, each with what that mistake is."""
+    if body.strip() != body:
+        yield f"the body with its surrounding whitespace stripped (a newline added or removed): {_RAW}", body.strip()
+    yield f"the body with a trailing newline added: {_RAW}", body + b"\n"
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return
-    yield "the JSON body was re-serialised (json.dumps defaults)", json.dumps(data).encode()
-    yield "the JSON body was re-serialised compactly", json.dumps(data, separators=(",", ":")).encode()
-    yield "the JSON body was re-serialised with sorted keys", json.dumps(data, sort_keys=True).encode()
+    variants = [
+        ("json.dumps defaults", json.dumps(data)),
+        ("compact separators", json.dumps(data, separators=(",", ":"))),
+        ("compact separators without ASCII escaping", json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        ("sorted keys", json.dumps(data, sort_keys=True)),
+    ]
+    seen = {body}
+    for how, text in variants:
+        other = text.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogate escapes
+        if other not in seen:
+            seen.add(other)
+            yield f"the JSON body re-serialised ({how}), not the bytes sent: {_RAW}", other
 
 
 def _keys(secret: str) -> Iterator[tuple[str, bytes]]:
-    decoded = _b64_key(secret)
-    if decoded is not None:
-        yield "the key was base64-decoded (the v3 key is the secret's text as UTF-8)", decoded
-    if not secret.startswith(SECRET_PREFIX):
-        yield "the whsec_ prefix was kept in the key", (SECRET_PREFIX + secret).encode()
-    else:
-        yield "the whsec_ prefix was kept in the key", secret.encode()
+    for decoded in _b64_keys(secret):
+        yield "the key base64-decoded (the v3 key is the secret's text, without whsec_, as UTF-8 bytes)", decoded
+    yield (
+        "the whsec_ prefix kept in the key (it must be removed)",
+        (SECRET_PREFIX + secret.removeprefix(SECRET_PREFIX)).encode(),
+    )
 
 
 def diagnose(
@@ -75,6 +94,9 @@ def diagnose(
     try:
         verifier.verify(headers, body)
     except SignatureError as exc:
+        if exc.authentic:
+            hint = "the signature itself is right; to check a saved delivery, pass --now with the time it arrived"
+            return Diagnosis(False, exc.reason, exc.message, (hint,))
         if exc.reason != "signature_mismatch":
             return Diagnosis(False, exc.reason, exc.message)
         return Diagnosis(False, exc.reason, exc.message, tuple(_mistakes(secrets, headers, body)))
@@ -88,14 +110,17 @@ def _mistakes(secrets: list[str], headers: dict[str, str], body: bytes) -> Itera
     found = False
     for index, secret in enumerate(secrets):
         label = f"secret #{index + 1}"
+        # The mistakes are tried simplest first; the first that reproduces the signature is the explanation.
         for why, key in _keys(secret):
             if _hex_mac(key, signed_content(webhook_id, timestamp, body)) in sent:
                 found = True
-                yield f"matches with {label} if {why}"
+                yield f"it matches {label} with {why}"
+                break
         for why, other in _bodies(body):
             if _hex_mac(signing_key(secret), signed_content(webhook_id, timestamp, other)) in sent:
                 found = True
-                yield f"matches with {label} if {why}: verify the raw bytes as received"
+                yield f"it matches {label} over {why}"
+                break
     if not found:
         yield (
             "no usual mistake reproduces it: check that the secret is this account's "
