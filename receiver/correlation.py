@@ -31,6 +31,7 @@ def check(secret: str, reference: str | None, token: str | None) -> str | None:
         raise BadRequest(f"query parameter {REF_PARAM} is longer than {_MAX_REF} characters", reason="bad_ref")
     if not token:
         raise TokenMismatch(f"query parameter {TOKEN_PARAM} is missing for {REF_PARAM}={reference}")
-    if not hmac.compare_digest(make_token(secret, reference), token):
+    # Compared as bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a 401).
+    if not hmac.compare_digest(make_token(secret, reference).encode(), token.encode("utf-8", "replace")):
         raise TokenMismatch(f"query parameter {TOKEN_PARAM} does not match {REF_PARAM}={reference}")
     return reference

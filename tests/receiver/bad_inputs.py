@@ -461,6 +461,14 @@ def _correlation_cases() -> list[Case]:
             mentions="token",
         ),
         Case(
+            "non-ascii-token",
+            "`?ref=job-0001&token=é`",
+            Sent(headers(), query=f"ref={REF}&token=%C3%A9"),
+            401,
+            "token_mismatch",
+            mentions="token",
+        ),
+        Case(
             "ref-without-token",
             "`?ref=job-0001` alone",
             Sent(headers(), query=f"ref={REF}"),
