@@ -61,9 +61,13 @@ class ProviderUnavailable(ProviderError):
     pass
 
 
+class TaskNotFound(ProviderError):
+    pass
+
+
 class AmbiguousSubmit(ProviderError):
     """The submit request may have reached the provider: the task may exist. ``reference`` finds it."""
 
-    def __init__(self, message: str, *, reference: str) -> None:
+    def __init__(self, message: str, *, reference: str | None = None) -> None:
         super().__init__(message)
         self.reference = reference
