@@ -1,0 +1,134 @@
+"""Logs: one canonical line per delivery, JSON off a terminal and console on one, never a secret or signature."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+import structlog
+from starlette.testclient import TestClient
+from structlog.testing import capture_logs
+
+from receiver import logs
+from tests.receiver.conftest import NOW
+from tests.support import prediction_body, signed_headers
+
+URL = "/webhooks/wavespeed"
+CANONICAL = {"webhook_received", "webhook_rejected"}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put structlog and the root logger back as they were, so other tests' capture_logs keep working."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
+
+
+def deliveries(client: TestClient, secret: str) -> list[bytes]:
+    """Post an accepted delivery, its duplicate, a forged one and a signed unusable one; return the signatures."""
+    body = prediction_body("p1")
+    sent = []
+    for webhook_id, payload, key in (
+        ("w1", body, secret),
+        ("w1", body, secret),
+        ("w2", body, "whsec_Zm9yZ2Vk"),
+        ("w3", b"[]", secret),
+    ):
+        headers = signed_headers(key, payload, webhook_id=webhook_id, timestamp=NOW)
+        headers["authorization"] = "Bearer sk-live-do-not-log"
+        client.post(URL, content=payload, headers=headers)
+        sent.append(headers["webhook-signature"].encode())
+    return sent
+
+
+def test_one_canonical_line_per_delivery(app_client: Callable[..., TestClient], secret: str) -> None:
+    """Every delivery, accepted or not, yields exactly one canonical line with its ids, outcome and duration."""
+    client = app_client()
+    with capture_logs() as entries:
+        deliveries(client, secret)
+    lines = [e for e in entries if e["event"] in CANONICAL]
+    assert [(e["webhook_id"], e["outcome"]) for e in lines] == [
+        ("w1", "accepted"),
+        ("w1", "duplicate"),
+        ("w2", "rejected"),
+        ("w3", "rejected"),
+    ]
+    first = lines[0]
+    assert (first["prediction_id"], first["model"], first["status"]) == (
+        "p1",
+        "bytedance/seedance-v1-lite-t2v-480p",
+        "completed",
+    )
+    assert [e.get("reason") for e in lines[2:]] == ["signature_mismatch", "not_an_object"]
+    assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in lines)
+
+
+def test_no_secret_signature_or_authorization_is_logged(app_client: Callable[..., TestClient], secret: str) -> None:
+    """Whatever the outcome, no captured log event holds the secret, a signature or the Authorization header."""
+    client = app_client()
+    with capture_logs() as entries:
+        signatures = deliveries(client, secret)
+    text = repr(entries)
+    assert entries
+    for forbidden in [secret, secret.removeprefix("whsec_"), "sk-live-do-not-log", *(s.decode() for s in signatures)]:
+        assert forbidden not in text
+    for signature in signatures:
+        assert signature.decode().removeprefix("v3,") not in text
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_json_lines_when_not_a_terminal() -> None:
+    """Off a terminal, structlog lines and uvicorn's standard-library lines are JSON; secret keys are redacted."""
+    stream = io.StringIO()
+    logs.configure(log_format="auto", level="info", stream=stream)
+    structlog.get_logger().info("webhook_received", webhook_id="w1", api_key="sk-live", duration_ms=1.5)
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    structlog.get_logger().debug("too_detailed")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["event"], first["webhook_id"], first["api_key"], first["level"]) == (
+        "webhook_received",
+        "w1",
+        "[redacted]",
+        "info",
+    )
+    assert "timestamp" in first
+    assert (second["event"], second["logger"], second["level"]) == (
+        "Started server process [42]",
+        "uvicorn.error",
+        "info",
+    )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_console_lines_on_a_terminal() -> None:
+    """On a terminal, lines are for people: not JSON, event name and keys readable."""
+    stream = Terminal()
+    logs.configure(log_format="auto", level="info", stream=stream)
+    structlog.get_logger().info("webhook_received", webhook_id="w1")
+    line = stream.getvalue().strip()
+    assert "webhook_received" in line
+    assert "w1" in line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_level_filters() -> None:
+    """At level warning, info lines are dropped from structlog and the standard library alike."""
+    stream = io.StringIO()
+    logs.configure(log_format="json", level="warning", stream=stream)
+    structlog.get_logger().info("quiet")
+    logging.getLogger("uvicorn.error").info("quiet too")
+    structlog.get_logger().warning("loud")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["loud"]
