@@ -1,0 +1,95 @@
+"""Exactly once to success, against real processes: the web process and two workers dispatch one ledger."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from receiver.delivery import parse
+from receiver.handlers import load_handlers
+from receiver.ingest import Ingestor
+from receiver.settings import Settings
+from receiver.writer import Writer
+from tests.integration.dispatch_support import deliver, dispatch_env, duplicates, effects, query, start_worker, states
+from tests.support import Process, prediction_body, wait_for
+
+MODEL = "bytedance/seedance-v1-lite-t2v-480p"
+
+
+def _plan(ids: list[str]) -> list[tuple[str, str, str]]:
+    """Every prediction's deliveries, duplicated and shuffled: (prediction id, status, webhook-id)."""
+    plan = []
+    for index, pid in enumerate(ids):
+        final = "failed" if index % 5 == 0 else "completed"
+        plan += [
+            (pid, "processing", f"{pid}-processing"),
+            (pid, final, f"{pid}-final"),
+            (pid, final, f"{pid}-final"),  # the same delivery again
+            (pid, final, f"{pid}-redelivered"),  # the same event under another webhook-id
+        ]
+    random.Random(5).shuffle(plan)  # so a late "processing" often follows the final status
+    return plan
+
+
+def _send(url: str, secret: str, plan: list[tuple[str, str, str]]) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: deliver(client, secret, item[0], item[1], model=MODEL, webhook_id=item[2]), plan))
+
+
+def _reconcile(env: dict[str, str], db: Path, ids: list[str]) -> int:
+    """A reconciliation pass through the one ingest path, from this (third) process: every result again."""
+    settings = Settings.from_env({**env, "WAVEHOOK_DB": str(db), "WAVESPEED_WEBHOOK_SECRET": "whsec_x"})
+    handlers = load_handlers(settings)
+    writer = Writer(db)
+    writer.start()
+    try:
+        ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
+        enqueued = 0
+        for index, pid in enumerate(ids):
+            body = prediction_body(pid, "failed" if index % 5 == 0 else "completed", model=MODEL)
+            result = ingestor.ingest_sync(parse(body, webhook_id=f"reconcile-{pid}", source="reconcile"))
+            enqueued += result.runs_enqueued
+        return enqueued
+    finally:
+        writer.stop()
+
+
+@pytest.mark.integration
+def test_every_handler_succeeds_once_per_prediction(
+    tmp_path: Path, serve_factory: Callable[..., Process], secret: str
+) -> None:
+    """100 predictions, duplicated and reordered deliveries, a web restart and a reconciliation pass, with the
+    web process and two workers dispatching: each handler succeeded exactly once per prediction."""
+    env = dispatch_env(tmp_path, WAVEHOOK_DISPATCH_CONCURRENCY="2")
+    web = serve_factory(env=env)
+    db: Path = web.db  # type: ignore[attr-defined]
+    workers = [start_worker(tmp_path, env, f"worker-{n}") for n in range(2)]
+    try:
+        ids = [f"pred-{n:03d}" for n in range(100)]
+        plan = _plan(ids)
+        _send(web.url, secret, plan[: len(plan) // 2])  # type: ignore[attr-defined]
+        web.stop()  # graceful: in-flight runs finish or are released
+        port = int(web.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
+        web = serve_factory(env=env, port=port)
+        _send(web.url, secret, plan[len(plan) // 2 :])  # type: ignore[attr-defined]
+        assert _reconcile(env, db, ids) == 0  # every run already existed: nothing new to enqueue
+        expected = {("effect_async", pid, "failed" if n % 5 == 0 else "completed") for n, pid in enumerate(ids)}
+        expected |= {("effect_sync", pid, "completed") for n, pid in enumerate(ids) if n % 5}
+        wanted = {"succeeded": len(expected)}
+        wait_for(lambda: states(db) == wanted, timeout=60, what=f"{len(expected)} runs to succeed")
+    finally:
+        for worker in workers:
+            worker.stop()
+    done = effects(tmp_path)
+    assert duplicates(done) == {}
+    assert {(h, p, s) for h, p, s, _pid in done} == expected
+    assert len({pid for *_rest, pid in done}) >= 2, "the work was shared between processes"
+    assert not {pid for *_rest, pid in done} & {os.getpid()}
+    twice = query(db, "SELECT run_id FROM run_attempts WHERE outcome = 'succeeded' GROUP BY run_id HAVING count(*) > 1")
+    assert twice == []
