@@ -1,0 +1,102 @@
+"""Local files given for image inputs: checked (exists, is an image, not too big), uploaded through the
+provider's media upload, and replaced by the URL it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from submitter.catalog import get_model
+from submitter.errors import UploadError
+from submitter.validation import is_url
+
+# Inputs of models outside the catalog that, by the provider's naming, carry images.
+IMAGE_FIELDS = frozenset({"image", "reference_images"})
+# First bytes of the usual image formats: an extension alone does not make a file an image.
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "image/bmp": (b"BM",),
+}
+
+Uploader = Callable[[str, bytes, str], Awaitable[str]]
+
+
+def media_fields(model_id: str) -> frozenset[str]:
+    model = get_model(model_id)
+    if model is None:
+        return IMAGE_FIELDS
+    return frozenset(spec.name for spec in model.inputs if spec.media)
+
+
+def local_paths(model_id: str, inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, path) of every image input that is not a URL, in input order."""
+    found: list[tuple[str, str]] = []
+    for field in media_fields(model_id):
+        value = inputs.get(field)
+        values = value if isinstance(value, list) else [value]
+        found += [(field, item) for item in values if isinstance(item, str) and item and not is_url(item)]
+    return found
+
+
+def check(field: str, raw: str, max_bytes: int) -> tuple[Path, str]:
+    """The file and its content type, or ``UploadError`` naming the field, the path and what is wrong."""
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise UploadError(f"{field}={raw}: no such file (give an https:// URL or a local image file)")
+    if not path.is_file():
+        raise UploadError(f"{field}={raw}: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise UploadError(f"{field}={raw}: the file is empty")
+    if size > max_bytes:
+        raise UploadError(f"{field}={raw}: {size} bytes is over the upload limit of {max_bytes} bytes")
+    content_type = mimetypes.guess_type(path.name)[0] or ""
+    if not content_type.startswith("image/"):
+        raise UploadError(f"{field}={raw}: not an image (type {content_type or 'unknown'} from its name)")
+    signatures = _SIGNATURES.get(content_type)
+    if signatures is not None:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        if not head.startswith(signatures):
+            raise UploadError(f"{field}={raw}: the content is not {content_type}, whatever its name says")
+    return path, content_type
+
+
+async def replace_local_files(
+    model_id: str, inputs: dict[str, Any], upload: Uploader, *, max_bytes: int, cache: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``inputs`` with every local image path replaced by its uploaded URL; each file is checked first,
+    all problems reported at once, and uploaded once however often it appears (``cache``: path -> URL)."""
+    pending = local_paths(model_id, inputs)
+    if not pending:
+        return inputs
+    problems: list[str] = []
+    checked: dict[str, tuple[Path, str]] = {}
+    for field, raw in pending:
+        try:
+            checked[raw] = check(field, raw, max_bytes)
+        except UploadError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UploadError("; ".join(problems))
+    urls = cache if cache is not None else {}
+    for path, content_type in checked.values():
+        key = str(path.resolve())
+        if key not in urls:
+            content = await asyncio.to_thread(path.read_bytes)
+            urls[key] = await upload(path.name, content, content_type)
+    return {field: _swap(value, checked, urls) for field, value in inputs.items()}
+
+
+def _swap(value: Any, checked: dict[str, tuple[Path, str]], urls: dict[str, str]) -> Any:
+    if isinstance(value, list):
+        return [_swap(item, checked, urls) for item in value]
+    if isinstance(value, str) and value in checked:
+        return urls[str(checked[value][0].resolve())]
+    return value

@@ -1,0 +1,88 @@
+"""Local image files: checked, uploaded once each, and replaced by the URL the upload returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from submitter.errors import UploadError
+from submitter.uploads import check, local_paths, replace_local_files
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+REF = "bytedance/seedance-v1-lite/reference-to-video"
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "cat.png"
+    path.write_bytes(PNG)
+    return path
+
+
+def test_local_paths_only_in_image_inputs(image: Path) -> None:
+    """Only image inputs that are not URLs are taken for local files; prompts never are."""
+    inputs = {"prompt": str(image), "reference_images": ["https://x.example/a.png", str(image)]}
+    assert local_paths(REF, inputs) == [("reference_images", str(image))]
+    assert local_paths("vendor/unknown-model", {"image": str(image)}) == [("image", str(image))]
+
+
+def test_check_names_what_is_wrong(tmp_path: Path, image: Path) -> None:
+    """Missing, directory, empty, too large, not an image, content not matching its name: each refused."""
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.png").write_bytes(b"GIF89a....")
+    cases = {
+        str(tmp_path / "missing.png"): "no such file",
+        str(tmp_path): "not a regular file",
+        str(tmp_path / "empty.png"): "the file is empty",
+        str(tmp_path / "notes.txt"): "not an image (type text/plain",
+        str(tmp_path / "fake.png"): "the content is not image/png",
+    }
+    for raw, complaint in cases.items():
+        with pytest.raises(UploadError) as info:
+            check("image", raw, 1024)
+        assert str(info.value).startswith(f"image={raw}: ")
+        assert complaint in str(info.value)
+    with pytest.raises(UploadError, match=f"{len(PNG)} bytes is over the upload limit of 10 bytes"):
+        check("image", str(image), 10)
+    assert check("image", str(image), 1024) == (image, "image/png")
+
+
+@pytest.mark.anyio
+async def test_each_file_uploaded_once_and_replaced(image: Path) -> None:
+    """A file named twice is uploaded once; every occurrence is replaced by its URL; URLs stay as they are."""
+    sent: list[tuple[str, bytes, str]] = []
+
+    async def upload(name: str, content: bytes, content_type: str) -> str:
+        sent.append((name, content, content_type))
+        return f"https://cdn.example/{len(sent)}/{name}"
+
+    inputs = {"prompt": "p", "reference_images": [str(image), "https://x.example/a.png", str(image)]}
+    out = await replace_local_files(REF, inputs, upload, max_bytes=1024)
+    assert sent == [("cat.png", PNG, "image/png")]
+    assert out == {
+        "prompt": "p",
+        "reference_images": [
+            "https://cdn.example/1/cat.png",
+            "https://x.example/a.png",
+            "https://cdn.example/1/cat.png",
+        ],
+    }
+
+
+@pytest.mark.anyio
+async def test_all_bad_files_reported_before_any_upload(tmp_path: Path, image: Path) -> None:
+    """Every bad file is named in one error and nothing is uploaded when any is bad."""
+    sent: list[str] = []
+
+    async def upload(name: str, content: bytes, content_type: str) -> str:
+        sent.append(name)
+        return "https://cdn.example/x"
+
+    inputs = {"reference_images": [str(image), str(tmp_path / "a.png"), str(tmp_path / "b.png")]}
+    with pytest.raises(UploadError) as info:
+        await replace_local_files(REF, inputs, upload, max_bytes=1024)
+    assert "a.png: no such file" in str(info.value)
+    assert "b.png: no such file" in str(info.value)
+    assert sent == []
