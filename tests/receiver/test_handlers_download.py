@@ -1,0 +1,163 @@
+"""The download_outputs built-in: safe paths, address policy, size and type checks, sha256 in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.download import DownloadError, fetch, file_names, prediction_dir
+from receiver.handlers.registry import default_registry, load_handlers
+from receiver.settings import DispatchSettings, Settings
+from tests.receiver.dispatch_support import MODEL, harness, run
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+
+
+def _resolver(table: dict[str, list[str]]) -> Callable[[str, int], object]:
+    async def resolve(host: str, _port: int) -> list[str]:
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        return table[host]
+
+    return resolve
+
+
+PUBLIC = _resolver({"cdn.example.com": ["93.184.215.14"], "inside.example.com": ["10.1.2.3"]})
+
+
+def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> None:
+    """Names come from the URL's last path segment, cleaned: no traversal, no hidden files, no clashes."""
+    urls = [
+        "https://cdn.example.com/a/../../etc/passwd",
+        "https://cdn.example.com/x/%2e%2e%2f%2e%2e%2fescape.mp4",
+        "https://cdn.example.com/x/..%5c..%5cwin.mp4",
+        "https://cdn.example.com/x/video.mp4",
+        "https://cdn.example.com/y/video.mp4",
+        "https://cdn.example.com/",
+        "https://cdn.example.com/x/.hidden",
+    ]
+    assert file_names(urls) == ["passwd", "escape.mp4", "win.mp4", "video.mp4", "4-video.mp4", "output-5", "hidden"]
+    directory = prediction_dir(tmp_path, "bytedance/../../seedance", "../p1")
+    assert directory.resolve().is_relative_to(tmp_path.resolve())
+    assert directory == tmp_path / "bytedance" / "model" / "model" / "seedance" / "p1"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("ftp://cdn.example.com/a.mp4", "only http and https"),
+        ("http://127.0.0.1:8000/a.mp4", "loopback"),
+        ("http://[::1]/a.mp4", "loopback"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://[::ffff:169.254.169.254]/x", "link-local"),
+        ("http://192.168.1.10/a.mp4", "private"),
+        ("https://inside.example.com/a.mp4", "10.1.2.3, a private address"),
+        ("https://nowhere.example.com/a.mp4", "does not resolve"),
+        ("http://0.0.0.0/a.mp4", "unspecified"),
+    ],
+)
+def test_urls_outside_the_policy_are_refused(url: str, reason: str) -> None:
+    """Non-http(s) schemes and loopback, private, link-local or unresolvable hosts are refused by default."""
+    with pytest.raises(RefusedURL, match=reason):
+        asyncio.run(check_url(url, AddressPolicy(), PUBLIC))  # type: ignore[arg-type]
+
+
+def test_the_policy_can_allow_loopback_and_private_but_never_link_local() -> None:
+    """The two switches open loopback and private ranges; the metadata range stays closed."""
+    policy = AddressPolicy(allow_loopback=True, allow_private=True)
+    assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
+    assert policy.refusal(ipaddress.ip_address("10.0.0.1")) is None
+    assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a link-local address"
+    assert asyncio.run(check_url("https://cdn.example.com/a.mp4", AddressPolicy(), PUBLIC)).host == "cdn.example.com"  # type: ignore[arg-type]
+
+
+def _fetch(handler: Callable[[httpx.Request], httpx.Response], dest: Path, **options: object) -> object:
+    async def go() -> object:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await fetch(
+                http,
+                str(options.pop("url", "https://cdn.example.com/p1/out.mp4")),
+                dest,
+                policy=AddressPolicy(),
+                resolve=PUBLIC,  # type: ignore[arg-type]
+                max_bytes=int(options.pop("max_bytes", 1_000_000)),  # type: ignore[call-overload]
+                content_types=("video/*", "image/*"),
+            )
+
+    return asyncio.run(go())
+
+
+def test_a_file_over_the_cap_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    """A declared or streamed size over the cap fails the attempt, and no partial file remains."""
+    dest = tmp_path / "m" / "out.mp4"
+    declared = lambda _r: httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)  # noqa: E731
+    with pytest.raises(DownloadError, match="exceed the cap of 100 bytes"):
+        _fetch(declared, dest, max_bytes=100)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield VIDEO[:80]
+        yield VIDEO[80:]
+
+    def streamed(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=chunks())  # no Content-Length
+
+    with pytest.raises(DownloadError, match="more than the cap of 100 bytes"):
+        _fetch(streamed, dest, max_bytes=100)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_wrong_content_type_is_refused(tmp_path: Path) -> None:
+    """An HTML page where a video was expected is not kept."""
+    page = lambda _r: httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>")  # noqa: E731
+    with pytest.raises(DownloadError, match="content type 'text/html' is not one of video/\\*, image/\\*"):
+        _fetch(page, tmp_path / "out.mp4")
+
+
+def test_a_redirect_to_a_private_address_is_refused(tmp_path: Path) -> None:
+    """Each redirect hop passes the same address checks as the first URL."""
+    hop = lambda _r: httpx.Response(302, headers={"location": "http://10.0.0.5/secret"})  # noqa: E731
+    with pytest.raises(RefusedURL, match="private"):
+        _fetch(hop, tmp_path / "out.mp4")
+
+
+def test_outputs_are_kept_with_their_sha256_recorded(settings_factory: Callable[..., Settings]) -> None:
+    """A completed prediction's outputs land under media/<model>/<prediction>/ and in the downloads table."""
+    requested: list[str] = []
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        if request.url.path == "/p1/moved.mp4":
+            return httpx.Response(301, headers={"location": "/p1/output.mp4"})
+        return httpx.Response(200, headers={"content-type": "video/mp4; codecs=avc1"}, content=VIDEO)
+
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False))
+    load_handlers(settings)
+    outputs = ["https://cdn.example.com/p1/output.mp4", "https://cdn.example.com/p1/moved.mp4"]
+
+    async def scenario() -> list[dict[str, object]]:
+        async with harness(settings, default_registry, transport=httpx.MockTransport(cdn)) as h:
+            h.handlers = load_handlers(settings)
+            await h.deliver("p1", outputs=outputs)
+            counts = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert counts.succeeded == 1, h.attempts(1)
+            return h.query("SELECT * FROM downloads ORDER BY id")
+
+    rows = run(scenario())
+    assert [r["url"] for r in rows] == outputs
+    for row in rows:
+        assert row["sha256"] == hashlib.sha256(VIDEO).hexdigest()
+        assert row["size"] == len(VIDEO)
+        assert row["content_type"] == "video/mp4"
+        assert Path(str(row["path"])).read_bytes() == VIDEO
+    directory = settings.media_dir / MODEL / "p1"
+    assert sorted(p.name for p in directory.iterdir()) == ["moved.mp4", "output.mp4"]
+    assert requested[-1] == "https://cdn.example.com/p1/output.mp4"
