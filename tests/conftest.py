@@ -69,3 +69,47 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+
+
+# The sandbox's clock for tests: tasks end within ~100 ms, failed deliveries are retried within ~50 ms.
+SANDBOX_TEST_OPTIONS = {
+    "queue_time": 0.01,
+    "run_time": 0.05,
+    "retry_initial": 0.05,
+    "retry_max": 0.5,
+    "retry_window": 60,
+    "delivery_timeout": 5,
+}
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start real ``wavehook sandbox`` processes on free loopback ports, signing with ``SECRET``; each is stopped
+    afterwards. Keyword arguments become options (``faults="duplicate=0.3"`` -> ``--faults duplicate=0.3``)
+    over the millisecond defaults of SANDBOX_TEST_OPTIONS.
+
+    Returns a started, healthy Process with ``.url`` (its base URL, for WAVESPEED_BASE_URL) and
+    ``.delivery_log`` (the JSON-lines file of every delivery attempt; also GET ``/_sandbox/deliveries``).
+    """
+    started: list[Any] = []
+
+    def start(**options: Any) -> Process:
+        port = free_port()
+        log = tmp_path / f"sandbox-{port}-deliveries.jsonl"
+        args = [WAVEHOOK, "sandbox", "--port", str(port), "--secret", SECRET, "--delivery-log", str(log)]
+        for name, value in {**SANDBOX_TEST_OPTIONS, **options}.items():
+            flag = name.replace("_", "-")
+            args += (
+                [f"--{flag}"] if value is True else [f"--no-{flag}"] if value is False else [f"--{flag}", str(value)]
+            )
+        process = Process(args, env={"WAVEHOOK_LOG_FORMAT": "json"}, log_path=tmp_path / f"sandbox-{port}.log")
+        context = running(process, f"http://127.0.0.1:{port}/healthz")
+        context.__enter__()
+        started.append(context)
+        process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        process.delivery_log = log  # type: ignore[attr-defined]
+        return process
+
+    yield start
+    for context in reversed(started):
+        context.__exit__(None, None, None)
