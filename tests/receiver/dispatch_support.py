@@ -41,12 +41,14 @@ async def no_resolve(host: str, _port: int) -> list[str]:
 class Harness:
     """Everything a dispatcher needs, on a fresh ledger file. Use inside a running event loop."""
 
-    def __init__(self, settings: Settings, registry: Registry, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self, settings: Settings, registry: Registry | Handlers, *, transport: httpx.AsyncBaseTransport | None = None
+    ):
         self.settings = settings
         open_database(settings.db_path)
         self.clock = FakeClock()
         self.writer = Writer(settings.db_path)
-        self.handlers: Handlers = registry.select(settings)
+        self.handlers = registry if isinstance(registry, Handlers) else registry.select(settings)
         self.ingestor = Ingestor(
             self.writer, terminal_statuses=settings.terminal_statuses, route=self.handlers.route, clock=self.clock
         )
@@ -84,7 +86,7 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(settings: Settings, registry: Registry, **options: Any) -> AsyncIterator[Harness]:
+async def harness(settings: Settings, registry: Registry | Handlers, **options: Any) -> AsyncIterator[Harness]:
     h = Harness(settings, registry, **options)
     h.writer.start()
     try:

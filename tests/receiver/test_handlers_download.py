@@ -13,7 +13,7 @@ import pytest
 
 from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.download import DownloadError, fetch, file_names, prediction_dir
-from receiver.handlers.registry import default_registry, load_handlers
+from receiver.handlers.registry import load_handlers
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run
 
@@ -140,12 +140,10 @@ def test_outputs_are_kept_with_their_sha256_recorded(settings_factory: Callable[
         return httpx.Response(200, headers={"content-type": "video/mp4; codecs=avc1"}, content=VIDEO)
 
     settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False))
-    load_handlers(settings)
     outputs = ["https://cdn.example.com/p1/output.mp4", "https://cdn.example.com/p1/moved.mp4"]
 
     async def scenario() -> list[dict[str, object]]:
-        async with harness(settings, default_registry, transport=httpx.MockTransport(cdn)) as h:
-            h.handlers = load_handlers(settings)
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
             await h.deliver("p1", outputs=outputs)
             counts = await h.dispatcher(resolve=PUBLIC).run_once()
             assert counts.succeeded == 1, h.attempts(1)
