@@ -225,3 +225,13 @@ class AccessControl:
             return RedirectResponse(f"/login?next={quote(conn.url.path)}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)
+
+
+def startup_warning(admin_token: Secret | None, host: str) -> str | None:
+    """What ``wavehook serve`` says at start when the dashboard has no token to protect it."""
+    if admin_token is not None:
+        return None
+    return (
+        "warning: WAVEHOOK_ADMIN_TOKEN is not set, so the dashboard, /api and /metrics answer loopback clients "
+        f"only (listening on {host}); set it to serve them to other clients behind a bearer token and a login"
+    )

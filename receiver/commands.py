@@ -28,7 +28,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
     import uvicorn
 
-    from receiver import logs
+    from receiver import auth, logs
+    from receiver.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store import open_database
 
@@ -40,18 +41,24 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         sys.exit(2)
     logs.configure(log_format=settings.log_format, level=settings.log_level)
     open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    uvicorn.run(
-        "receiver.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
-        log_config=None,
-        log_level=settings.log_level,
-        server_header=False,
-    )
+    if warning := auth.startup_warning(settings.admin_token, host):
+        click.echo(warning, err=True)
+    metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
+    try:
+        uvicorn.run(
+            "receiver.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
+            log_config=None,
+            log_level=settings.log_level,
+            server_header=False,
+        )
+    finally:
+        remove_multiprocess(metrics_dir)
 
 
 @click.command()

@@ -9,10 +9,9 @@ delivery counters are summed over every worker.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -116,7 +115,7 @@ async def metrics(request: Request) -> Response:
     return Response(state.metrics.render(stats), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-def prepare_multiprocess(workers: int, environ: dict[str, str] | os._Environ[str]) -> Path | None:
+def prepare_multiprocess(workers: int, environ: MutableMapping[str, str]) -> Path | None:
     """Before starting several workers: give them a fresh shared directory for their counters.
 
     prometheus-client reads the variable when first imported, so it must be in the environment the worker
