@@ -3,6 +3,7 @@ and ``AsyncSubmitter``s on a fresh ledger that record their sleeps instead of sl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -48,11 +49,15 @@ def open_submitter(
     every terminal outcome routes to the one handler ``notify``; ``sub.slept`` lists the sleeps asked for."""
 
     @contextlib.asynccontextmanager
-    async def make(settings: Settings | None = None, **submit: Any) -> AsyncIterator[AsyncSubmitter]:
+    async def make(
+        settings: Settings | None = None, *, real_sleep: bool = False, **submit: Any
+    ) -> AsyncIterator[AsyncSubmitter]:
         slept: list[float] = []
 
         async def sleep(seconds: float) -> None:
             slept.append(seconds)
+            if real_sleep:
+                await asyncio.sleep(seconds)
 
         sub = await AsyncSubmitter.open(
             settings or submit_settings(**submit),

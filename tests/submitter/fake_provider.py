@@ -31,7 +31,7 @@ class FakeProvider:
         self.submit_faults: list[str] = []  # consumed one per submit request
         self.show_inputs = show_inputs
         self.uploads: dict[str, bytes] = {}
-        self.in_flight = 0
+        self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self.latency = 0.0
         self._ids = itertools.count(1)
@@ -79,14 +79,14 @@ class FakeProvider:
 
     async def handle_async(self, request: httpx.Request) -> httpx.Response:
         model = request.url.path.removeprefix("/api/v3/")
-        self.in_flight += 1
-        self.max_in_flight[model] = max(self.max_in_flight.get(model, 0), self.in_flight)
+        self.in_flight[model] = self.in_flight.get(model, 0) + 1
+        self.max_in_flight[model] = max(self.max_in_flight.get(model, 0), self.in_flight[model])
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
             return self.handle(request)
         finally:
-            self.in_flight -= 1
+            self.in_flight[model] -= 1
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -123,6 +123,8 @@ class FakeProvider:
 
     def _submit(self, request: httpx.Request) -> httpx.Response:
         fault = self.submit_faults.pop(0) if self.submit_faults else ""
+        if fault == "lose-request":
+            raise httpx.ReadTimeout("timed out before the provider created anything", request=request)
         if fault == "connect":
             raise httpx.ConnectError("connection refused", request=request)
         if fault in {"429", "503"}:

@@ -1,0 +1,133 @@
+"""Batches: a JSON Lines file of jobs, every job checked before any is sent, sent with bounded concurrency
+(overall and per model), and resumable: a job already in the ledger is not sent again.
+
+A line is ``{"model": "<model id>", "input": {...}, "key": "<optional>"}``. A job's key is its ``key``, or
+else a digest of its model and input, numbered when the same job appears more than once in the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from receiver.store import submissions
+from submitter import uploads
+from submitter.errors import SubmitterError, UploadError, ValidationError
+from submitter.outcomes import BatchSummary, Submission
+from submitter.validation import validate
+
+if TYPE_CHECKING:
+    from submitter.service import AsyncSubmitter
+
+
+class BatchError(SubmitterError):
+    """The batch file has problems; ``problems`` lists each, by line, and nothing was sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    line: int
+    key: str
+    model: str
+    input: dict[str, Any]
+
+
+def _digest(model: str, inputs: dict[str, Any]) -> str:
+    canonical = json.dumps({"model": model, "input": inputs}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def read_jobs(lines: Iterable[str]) -> list[Job]:
+    """Parse a JSON Lines batch; ``BatchError`` lists every malformed line at once."""
+    jobs: list[Job] = []
+    problems: list[str] = []
+    seen: Counter[str] = Counter()
+    keys: dict[str, int] = {}
+    for number, text in enumerate(lines, start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            problems.append(f"line {number}: not valid JSON ({exc})")
+            continue
+        model, inputs = (data.get("model"), data.get("input", {})) if isinstance(data, dict) else (None, None)
+        if not isinstance(model, str) or not model or not isinstance(inputs, dict):
+            problems.append(f'line {number}: expected {{"model": "<model id>", "input": {{...}}}}')
+            continue
+        explicit = data.get("key")
+        if explicit is not None and not isinstance(explicit, str | int):
+            problems.append(f"line {number}: key must be a string")
+            continue
+        digest = _digest(model, inputs)
+        seen[digest] += 1
+        key = str(explicit) if explicit is not None else f"{digest}-{seen[digest]}"
+        if key in keys:
+            problems.append(f"line {number}: key {key!r} is also the key of line {keys[key]}")
+            continue
+        keys[key] = number
+        jobs.append(Job(number, key, model, inputs))
+    if problems:
+        raise BatchError(problems)
+    return jobs
+
+
+def check_jobs(jobs: list[Job], *, max_upload_bytes: int) -> list[Job]:
+    """Validate every job and check its local files before anything is sent; defaults applied."""
+    problems: list[str] = []
+    checked: list[Job] = []
+    for job in jobs:
+        try:
+            inputs = validate(job.model, job.input, allow_local_paths=True)
+            for field, path in uploads.local_paths(job.model, inputs):
+                uploads.check(field, path, max_upload_bytes)
+        except ValidationError as exc:
+            problems += [f"line {job.line}: {problem}" for problem in exc.problems]
+            continue
+        except UploadError as exc:
+            problems.append(f"line {job.line}: {exc}")
+            continue
+        checked.append(dataclasses.replace(job, input=inputs))
+    if problems:
+        raise BatchError(problems)
+    return checked
+
+
+async def run_batch(
+    service: AsyncSubmitter,
+    jobs: list[Job],
+    *,
+    concurrency: int = 16,
+    per_model: int | None = None,
+    model_limits: Mapping[str, int] | None = None,
+    on_result: Callable[[Job, Submission], None] | None = None,
+) -> BatchSummary:
+    jobs = check_jobs(jobs, max_upload_bytes=service.settings.submit.upload_max_bytes)
+    keys = [job.key for job in jobs]
+    existing = await service.ledger.read(lambda conn: submissions.by_job_keys(conn, keys))
+    overall = asyncio.Semaphore(concurrency)
+    limits = dict(model_limits or {})
+    gates = {
+        model: asyncio.Semaphore(limits.get(model, per_model or concurrency)) for model in {job.model for job in jobs}
+    }
+    summary = BatchSummary(total=len(jobs))
+
+    async def one(job: Job) -> None:
+        async with gates[job.model], overall:
+            result = await service.send_job(job, existing.get(job.key))
+        summary.add(result.outcome, job.line, result.error)
+        if on_result is not None:
+            on_result(job, result)
+
+    await asyncio.gather(*(one(job) for job in jobs))
+    return summary

@@ -1,0 +1,282 @@
+"""``AsyncSubmitter``: validate, upload, send with a webhook, record in the ledger; batches, reconciling, waiting.
+
+Every submission is written to the ledger *before* its request leaves (state ``sending``), so a lost answer
+or a crash leaves a row that a lookup resolves; the submit request itself is never sent twice blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Self
+
+import httpx
+import structlog
+
+from receiver.settings import Settings
+from receiver.store import queries, submissions
+from receiver.store.ingest import Router
+from submitter import batch as batches
+from submitter import reconcile as reconciling
+from submitter import resolve, uploads
+from submitter.callback import new_reference, webhook_url
+from submitter.catalog import get_model
+from submitter.client import KEY_HELP, AsyncProviderClient
+from submitter.errors import AmbiguousSubmit, NotConfigured, SubmitterError
+from submitter.ledger import Ledger
+from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
+from submitter.validation import validate
+from submitter.wait import wait_final
+
+logger = structlog.get_logger()
+RESOLVE_TRIES = 3
+
+
+class AsyncSubmitter:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: Ledger,
+        client: AsyncProviderClient,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.client = client
+        self.clock = clock
+        self.sleep = sleep
+        self._uploaded: dict[str, str] = {}  # local path -> URL, so a file used by many jobs goes up once
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        route: Router | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> Self:
+        """Open the ledger (in a thread: it is blocking file work) and one pooled provider client."""
+        ledger = await asyncio.to_thread(Ledger.open, settings, route=route, clock=clock)
+        client = AsyncProviderClient.from_settings(settings, transport=transport, sleep=sleep)
+        return cls(settings, ledger=ledger, client=client, clock=clock, sleep=sleep)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await asyncio.to_thread(self.ledger.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def submit(
+        self, model: str, inputs: Mapping[str, Any], *, from_strings: bool = False, job_key: str | None = None
+    ) -> Submission:
+        """Validate (every problem at once), upload local images, send with a webhook, record in the ledger."""
+        warnings: tuple[str, ...] = ()
+        if get_model(model) is None:
+            warnings = (f"{model} is not in the catalog: its inputs are sent without local validation",)
+            logger.warning("model_not_catalogued", model=model)
+        prepared = validate(model, inputs, from_strings=from_strings, allow_local_paths=True)
+        prepared = await self._upload(model, prepared)
+        result = await self.send(model, prepared, job_key=job_key)
+        return _replace(result, warnings=warnings)
+
+    async def send(
+        self, model: str, inputs: dict[str, Any], *, job_key: str | None = None, reference: str | None = None
+    ) -> Submission:
+        """Send prepared inputs once. A doubtful outcome is looked up; ``AmbiguousSubmit`` if still unknown."""
+        if self.client.api_key_missing:
+            raise NotConfigured(KEY_HELP)
+        reference = reference or new_reference()
+        url = webhook_url(self.settings.public_url, reference, self.ledger.correlation_secret)
+        started = time.perf_counter()
+        now = self.clock()
+        fresh = await self.ledger.write(
+            lambda conn: submissions.begin(
+                conn,
+                reference=reference,
+                job_key=job_key,
+                model=model,
+                input_json=json.dumps(inputs, separators=(",", ":")),
+                webhook_url=url,
+                now=now,
+            )
+        )
+        if not fresh:
+            raise SubmitterError(f"submission {reference} was sent already: it is looked up, never sent again")
+        base = Submission(reference, model, inputs, "submitted", webhook_url=url, job_key=job_key)
+        try:
+            prediction = await self.client.submit(model, inputs, url)
+        except AmbiguousSubmit as exc:
+            return await self._doubtful(base, exc, started)
+        except SubmitterError as exc:
+            await self._record(reference, submissions.FAILED, str(exc))
+            self._log(base, "failed", started, error=str(exc))
+            raise
+        tied = await self.ledger.write(
+            lambda conn: submissions.record_submitted(
+                conn,
+                reference=reference,
+                prediction=prediction,
+                resolved_by="response",
+                now=self.clock(),
+                terminal_statuses=self.ledger.terminal_statuses,
+            )
+        )
+        if not tied:
+            raise SubmitterError(f"the provider answered with task {prediction['id']}, already tied to another job")
+        if prediction.get("status") in self.ledger.terminal_statuses:
+            await self.ledger.ingest_result(prediction, reference=reference, source="submit")
+        result = _replace(base, prediction_id=prediction["id"], status=prediction.get("status"))
+        self._log(result, "submitted", started)
+        return result
+
+    async def send_job(self, job: batches.Job, existing: dict[str, Any] | None) -> Submission:
+        """A batch job: skipped if the ledger has it, looked up if its last send was doubtful, else sent."""
+        reference = None
+        if existing is not None:
+            reference = existing["reference"]
+            if existing["state"] in (submissions.SENDING, submissions.UNKNOWN):
+                found = await self._resolve(existing)
+                existing = {**existing, "state": found.outcome, "prediction_id": (found.prediction or {}).get("id")}
+            if existing["state"] == submissions.SUBMITTED:
+                return Submission(
+                    reference, job.model, job.input, "skipped", existing["prediction_id"], job_key=job.key
+                )
+            if existing["state"] == submissions.UNKNOWN:
+                error = f"the last send ({reference}) may have created a task: not sent again until resolved"
+                return Submission(reference, job.model, job.input, "unknown", error=error, job_key=job.key)
+        try:
+            prepared = await self._upload(job.model, job.input)
+            return await self.send(job.model, prepared, job_key=job.key, reference=reference)
+        except AmbiguousSubmit as exc:
+            return Submission(exc.reference or "", job.model, job.input, "unknown", error=str(exc), job_key=job.key)
+        except SubmitterError as exc:
+            return Submission(reference or "", job.model, job.input, "failed", error=str(exc), job_key=job.key)
+
+    async def batch(
+        self,
+        jobs: Iterable[batches.Job] | Iterable[str],
+        *,
+        concurrency: int = 16,
+        per_model: int | None = None,
+        model_limits: Mapping[str, int] | None = None,
+        on_result: Callable[[batches.Job, Submission], None] | None = None,
+    ) -> BatchSummary:
+        """Send many jobs (``Job`` objects, or the lines of a JSON Lines file); see ``submitter.batch``."""
+        items = list(jobs)
+        parsed = [job for job in items if isinstance(job, batches.Job)]
+        if len(parsed) != len(items):
+            parsed = batches.read_jobs(str(line) for line in items)
+        return await batches.run_batch(
+            self, parsed, concurrency=concurrency, per_model=per_model, model_limits=model_limits, on_result=on_result
+        )
+
+    async def reconcile(self, *, older_than: float | None = None) -> ReconcileCounts:
+        """One reconciliation pass (see ``submitter.reconcile.reconcile_once``)."""
+        submit = self.settings.submit
+        return await reconciling.reconcile_once(
+            self.ledger,
+            self.client,
+            older_than=submit.reconcile_after_seconds if older_than is None else older_than,
+            unknown_grace_seconds=self._grace,
+            settle_seconds=self._window,
+            clock=self.clock,
+        )
+
+    async def wait(
+        self, prediction_id: str, *, deadline: float = 3600.0, fallback_after: float | None = None
+    ) -> dict[str, Any]:
+        """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook."""
+        after = self.settings.submit.wait_fallback_seconds if fallback_after is None else fallback_after
+        return await wait_final(
+            self.ledger, self.client, prediction_id, deadline=deadline, fallback_after=after, sleep=self.sleep
+        )
+
+    async def status(self, prediction_id: str) -> dict[str, Any] | None:
+        return await self.ledger.read(lambda conn: queries.get_prediction(conn, prediction_id))
+
+    async def submission(self, reference: str) -> dict[str, Any] | None:
+        return await self.ledger.read(lambda conn: submissions.get(conn, reference))
+
+    @property
+    def _grace(self) -> float:
+        return self.settings.submit.unknown_grace_seconds
+
+    @property
+    def _window(self) -> float:
+        """How long after sending the provider may still create the task: the request's own timeouts."""
+        return self.settings.submit.connect_timeout_seconds + self.settings.submit.read_timeout_seconds
+
+    async def _resolve(self, sub: dict[str, Any]) -> resolve.Resolution:
+        return await resolve.resolve(
+            self.ledger, self.client, sub, now=self.clock(), grace_seconds=self._grace, window_seconds=self._window
+        )
+
+    async def _upload(self, model: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        return await uploads.replace_local_files(
+            model,
+            inputs,
+            self.client.upload,
+            max_bytes=self.settings.submit.upload_max_bytes,
+            cache=self._uploaded,
+        )
+
+    async def _doubtful(self, base: Submission, exc: AmbiguousSubmit, started: float) -> Submission:
+        """The request may have created a task: record that, then look it up (a few times, it may be slow)."""
+        await self._record(base.reference, submissions.UNKNOWN, exc.message)
+        sub = await self.submission(base.reference)
+        assert sub is not None
+        for attempt in range(RESOLVE_TRIES):
+            found = await self._resolve(sub)
+            if found.outcome == "submitted" and found.prediction is not None:
+                result = _replace(
+                    base,
+                    outcome="resolved",
+                    prediction_id=found.prediction["id"],
+                    status=found.prediction.get("status"),
+                )
+                self._log(result, "resolved", started)
+                return result
+            if found.outcome == "failed":
+                self._log(base, "failed", started, error=exc.message)
+                raise SubmitterError(f"{exc.message}; a lookup found no task, so none was created") from exc
+            if attempt + 1 < RESOLVE_TRIES:
+                await self.sleep(self.settings.submit.backoff_seconds * 2**attempt)
+        self._log(base, "unknown", started, error=exc.message)
+        raise AmbiguousSubmit(
+            f"{exc.message}; recorded as {base.reference}: `wavehook reconcile` finds the task or confirms there is "
+            "none, and the job is not sent again meanwhile",
+            reference=base.reference,
+        ) from exc
+
+    async def _record(self, reference: str, state: str, error: str) -> None:
+        now = self.clock()
+        await self.ledger.write(
+            lambda conn: submissions.record_outcome(conn, reference=reference, state=state, error=error, now=now)
+        )
+
+    def _log(self, result: Submission, outcome: str, started: float, error: str | None = None) -> None:
+        logger.info(
+            "submission_sent",
+            reference=result.reference,
+            model=result.model,
+            prediction_id=result.prediction_id,
+            job_key=result.job_key,
+            outcome=outcome,
+            error=error,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+def _replace(submission: Submission, **changes: Any) -> Submission:
+    return dataclasses.replace(submission, **changes)
