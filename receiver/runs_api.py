@@ -37,9 +37,9 @@ def _since(raw: str | None) -> float | None:
 
 def _run_id(request: Request) -> int:
     raw = request.path_params["run_id"]
-    value = _int(raw, "run id", None)
-    assert value is not None
-    return value
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"run id {raw!r} in the path must be a positive integer")
+    return int(raw)
 
 
 def _wake(request: Request) -> None:
