@@ -142,7 +142,7 @@ class AsyncSubmitter:
 
     async def send_job(self, job: batches.Job, existing: dict[str, Any] | None) -> Submission:
         """A batch job: skipped if the ledger has it, looked up if its last send was doubtful, else sent."""
-        reference = None
+        reference = new_reference()
         if existing is not None:
             reference = existing["reference"]
             if existing["state"] in (submissions.SENDING, submissions.UNKNOWN):
@@ -159,9 +159,9 @@ class AsyncSubmitter:
             prepared = await self._upload(job.model, job.input)
             return await self.send(job.model, prepared, job_key=job.key, reference=reference)
         except AmbiguousSubmit as exc:
-            return Submission(exc.reference or "", job.model, job.input, "unknown", error=str(exc), job_key=job.key)
+            return Submission(reference, job.model, job.input, "unknown", error=str(exc), job_key=job.key)
         except SubmitterError as exc:
-            return Submission(reference or "", job.model, job.input, "failed", error=str(exc), job_key=job.key)
+            return Submission(reference, job.model, job.input, "failed", error=str(exc), job_key=job.key)
 
     async def batch(
         self,
