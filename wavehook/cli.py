@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from receiver.commands import serve, verify
-from receiver.dispatch_commands import replay, runs, worker
+from receiver.dispatch_commands import make_worker, replay, runs
 from sandbox.commands import sandbox
+from wavehook.worker_tasks import periodic_tasks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +19,6 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(verify)
 main.add_command(sandbox)
-main.add_command(worker)
+main.add_command(make_worker(periodic_tasks))
 main.add_command(replay)
 main.add_command(runs)

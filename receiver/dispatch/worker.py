@@ -43,6 +43,7 @@ class PeriodicTask:
     name: str
     interval_seconds: float
     run: Callable[[WorkerContext], Awaitable[object]]
+    close: Callable[[], Awaitable[object]] | None = None  # awaited once when the worker stops
 
 
 # settings -> the periodic tasks a worker runs (empty when the feature behind them is not configured)
@@ -105,6 +106,9 @@ async def run_worker(
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            for periodic_task in periodic:
+                if periodic_task.close is not None:
+                    await periodic_task.close()
         return None
     finally:
         writer.stop()
