@@ -29,6 +29,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     import uvicorn
 
     from receiver import auth, logs
+    from receiver.handlers.registry import load_handlers
     from receiver.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store import open_database
@@ -36,6 +37,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     settings = load_settings()
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
+        load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
