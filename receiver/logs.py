@@ -7,6 +7,7 @@ processors, so a process's whole output is one format: every line JSON when it g
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -25,6 +26,12 @@ def _drop_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, An
     return event_dict
 
 
+def _add_pid(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # Several uvicorn workers write to one stream: the pid says which process a line came from.
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
 def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
@@ -38,6 +45,7 @@ def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO |
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
         _drop_secrets,
     ]
     exceptions = structlog.dev.set_exc_info if use_console else structlog.processors.format_exc_info
@@ -45,7 +53,8 @@ def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO |
     structlog.configure(
         processors=[*shared, exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write per line (print() makes two), so lines from several worker processes never interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)

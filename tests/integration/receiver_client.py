@@ -1,0 +1,103 @@
+"""A client of a real ``wavehook serve`` for the receiver's integration and fault tests: signed posts, bursts,
+raw sockets, and reading the ledger file the server writes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import SECRET
+from tests.support import ROOT, WAVEHOOK, Process, free_port, running, signed_headers
+
+PATH = "/webhooks/wavespeed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    webhook_id: str
+    body: bytes
+
+
+@dataclasses.dataclass
+class Server:
+    process: Process
+    url: str
+    port: int
+    db: Path
+
+
+@contextlib.contextmanager
+def serve(tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A real ``wavehook serve`` on a free loopback port, its ledger and log in ``tmp``; stopped afterwards."""
+    port = free_port()
+    db = tmp / "wavehook.db"
+    full_env = {
+        "WAVESPEED_WEBHOOK_SECRET": SECRET,
+        "WAVEHOOK_DB": str(db),
+        "WAVEHOOK_MEDIA_DIR": str(tmp / "media"),
+        "WAVEHOOK_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    args = [WAVEHOOK, "serve", "--port", str(port), "--workers", str(workers)]
+    process = Process(args, env=full_env, log_path=tmp / f"serve-{port}.log", cwd=ROOT)
+    with running(process, f"http://127.0.0.1:{port}/healthz"):
+        yield Server(process, f"http://127.0.0.1:{port}", port, db)
+
+
+def post(client: httpx.Client, url: str, delivery: Delivery, *, secret: str = SECRET, **kw: Any) -> httpx.Response:
+    headers = signed_headers(secret, delivery.body, webhook_id=delivery.webhook_id, **kw)
+    return client.post(url + PATH, content=delivery.body, headers=headers)
+
+
+def burst(url: str, deliveries: Sequence[Delivery], *, threads: int = 16, timeout: float = 30.0) -> list[Any]:
+    """Post every delivery at once from ``threads`` clients; each result is a status code or the exception raised."""
+    barrier = threading.Barrier(min(threads, len(deliveries)))
+    local = threading.local()
+
+    def send(delivery: Delivery) -> Any:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=timeout)
+            clients.append(client)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(5)
+        try:
+            return post(client, url, delivery).status_code
+        except httpx.HTTPError as exc:
+            return exc
+
+    clients: list[httpx.Client] = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(send, deliveries))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def query(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the ledger file, through a connection of our own (as any other process would read it)."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return [tuple(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def raw_exchange(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a fresh connection, then read until the server closes it; returns what it sent back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
