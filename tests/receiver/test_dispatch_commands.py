@@ -123,3 +123,25 @@ def test_every_dispatch_command_has_help() -> None:
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0
         assert len(result.output.splitlines()) > 3
+
+
+def test_serve_refuses_to_start_with_a_duplicate_handler_name(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two handler modules registering one name stop `wavehook serve` before it listens, naming the name."""
+    (tmp_path / "wavehook_test_dup_a.py").write_text(
+        "from receiver.handlers import on\n@on('*', name='dup_handler')\ndef a(prediction, ctx): ...\n"
+    )
+    (tmp_path / "wavehook_test_dup_b.py").write_text(
+        "from receiver.handlers import on\n@on('*', name='dup_handler')\ndef b(prediction, ctx): ...\n"
+    )
+    try:
+        result = CliRunner().invoke(
+            main, ["serve"], env={**env, "WAVEHOOK_HANDLERS": "wavehook_test_dup_a,wavehook_test_dup_b"}
+        )
+    finally:
+        for name in ("wavehook_test_dup_a", "wavehook_test_dup_b"):
+            sys.modules.pop(name, None)
+        default_registry._handlers.pop("dup_handler", None)
+    assert result.exit_code == 2
+    assert "handler name 'dup_handler' is registered twice" in result.output
