@@ -26,6 +26,7 @@ def load_settings() -> Settings:
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
+    import structlog
     import uvicorn
 
     from receiver import auth, logs
@@ -44,7 +45,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     logs.configure(log_format=settings.log_format, level=settings.log_level)
     open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
     if warning := auth.startup_warning(settings.admin_token, host):
-        click.echo(warning, err=True)
+        # Through the log, not click.echo: off a terminal every line the process writes is JSON.
+        structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     try:
         uvicorn.run(
