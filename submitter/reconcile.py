@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from receiver.settings import Settings
 from receiver.store import submissions
 from submitter import resolve
 from submitter.client import AsyncProviderClient
@@ -69,6 +70,26 @@ async def reconcile_once(
     await asyncio.gather(*(one(row) for row in rows))
     logger.info("reconcile_finished", **counts.as_dict(), duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return counts
+
+
+async def reconcile_pass(
+    ledger: Ledger,
+    client: AsyncProviderClient,
+    settings: Settings,
+    *,
+    older_than: float | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ReconcileCounts:
+    """``reconcile_once`` with its deadlines from the settings (``older_than`` may override one)."""
+    submit = settings.submit
+    return await reconcile_once(
+        ledger,
+        client,
+        older_than=submit.reconcile_after_seconds if older_than is None else older_than,
+        unknown_grace_seconds=submit.unknown_grace_seconds,
+        settle_seconds=submit.connect_timeout_seconds + submit.read_timeout_seconds,
+        clock=clock,
+    )
 
 
 async def _check(

@@ -183,14 +183,8 @@ class AsyncSubmitter:
 
     async def reconcile(self, *, older_than: float | None = None) -> ReconcileCounts:
         """One reconciliation pass (see ``submitter.reconcile.reconcile_once``)."""
-        submit = self.settings.submit
-        return await reconciling.reconcile_once(
-            self.ledger,
-            self.client,
-            older_than=submit.reconcile_after_seconds if older_than is None else older_than,
-            unknown_grace_seconds=self._grace,
-            settle_seconds=self._window,
-            clock=self.clock,
+        return await reconciling.reconcile_pass(
+            self.ledger, self.client, self.settings, older_than=older_than, clock=self.clock
         )
 
     async def wait(

@@ -7,6 +7,7 @@ import click
 from receiver.commands import serve, verify
 from receiver.dispatch_commands import make_worker, replay, runs
 from sandbox.commands import sandbox
+from submitter.commands import batch, list_predictions, models, reconcile, secret, status, submit
 from wavehook.worker_tasks import periodic_tasks
 
 
@@ -22,3 +23,10 @@ main.add_command(sandbox)
 main.add_command(make_worker(periodic_tasks))
 main.add_command(replay)
 main.add_command(runs)
+main.add_command(models)
+main.add_command(submit)
+main.add_command(batch)
+main.add_command(status)
+main.add_command(list_predictions)
+main.add_command(secret)
+main.add_command(reconcile)

@@ -1,0 +1,99 @@
+"""Text the submitter's commands print: tables of models, inputs and predictions, and summaries."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from submitter.catalog import MODELS, ModelSpec
+from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [header, ["-" * width for width in widths], *rows]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def models() -> str:
+    rows = [(m.id, m.kind, ", ".join(s.name for s in m.inputs if s.required), m.name) for m in MODELS.values()]
+    footer = "\nOther model ids are accepted too, sent without local validation. Details: wavehook models MODEL"
+    return table(("model", "kind", "required inputs", "name"), rows) + footer
+
+
+def model(spec: ModelSpec) -> str:
+    rows = [
+        (
+            s.name,
+            s.type,
+            "yes" if s.required else "no",
+            "-" if s.default is None else _value(s.default),
+            s.allowed() or "-",
+            s.description,
+        )
+        for s in spec.inputs
+    ]
+    head = f"{spec.name}\n{spec.id} ({spec.kind}, output: {spec.output})\n{spec.description}\n\n"
+    return head + table(("input", "type", "required", "default", "allowed", "description"), rows)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def predictions(rows: Sequence[dict[str, Any]]) -> str:
+    body = [
+        (r["id"], r.get("status") or "-", r.get("model") or "-", when(r.get("submitted_at")), when(r.get("updated_at")))
+        for r in rows
+    ]
+    return table(("id", "status", "model", "submitted (UTC)", "updated (UTC)"), body)
+
+
+def prediction(row: dict[str, Any]) -> str:
+    lines = [
+        f"{row['id']}  {row.get('status') or '-'}  {row.get('model') or '-'}",
+        f"  reference: {row.get('reference') or '-'}",
+        f"  submitted: {when(row.get('submitted_at'))}  updated: {when(row.get('updated_at'))}",
+    ]
+    if row.get("error"):
+        lines.append(f"  error: {row['error']}")
+    lines += [f"  output: {url}" for url in row.get("outputs") or []]
+    for event in row.get("events", []):
+        lines.append(f"  event {event['id']}: {event['status']} via {event['source']} at {when(event['received_at'])}")
+    for run in row.get("handler_runs", []):
+        lines.append(f"  run {run['id']}: {run['handler']} {run['state']} (attempts {run['attempts']})")
+    return "\n".join(lines)
+
+
+def submission(result: Submission) -> str:
+    if result.outcome == "resolved":
+        lost = "the answer was lost, the task found by lookup"
+        return f"submitted {result.prediction_id} to {result.model} ({lost}; reference {result.reference})"
+    return f"submitted {result.prediction_id} to {result.model} (reference {result.reference})"
+
+
+def batch(summary: BatchSummary) -> str:
+    text = (
+        f"{summary.total} job(s): {summary.submitted} submitted, {summary.skipped} already sent, "
+        f"{summary.unknown} unknown, {summary.failed} failed"
+    )
+    return "\n".join([text, *(f"  {problem}" for problem in summary.problems)])
+
+
+def reconcile(counts: ReconcileCounts) -> str:
+    return (
+        f"checked {counts.checked}: {counts.missed} missed webhook(s) ingested, {counts.progressed} progressed, "
+        f"{counts.open} still open, {counts.gone} gone, {counts.errors} error(s); doubtful submits: "
+        f"{counts.resolved} found, {counts.not_created} not created, {counts.still_unknown} still unknown"
+    )
