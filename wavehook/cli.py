@@ -8,6 +8,7 @@ from receiver.commands import serve, verify
 from receiver.dispatch_commands import make_worker, replay, runs
 from sandbox.commands import sandbox
 from submitter.commands import batch, list_predictions, models, reconcile, secret, status, submit
+from wavehook.demo import demo
 from wavehook.worker_tasks import periodic_tasks
 
 
@@ -23,6 +24,7 @@ main.add_command(sandbox)
 main.add_command(make_worker(periodic_tasks))
 main.add_command(replay)
 main.add_command(runs)
+main.add_command(demo)
 main.add_command(models)
 main.add_command(submit)
 main.add_command(batch)

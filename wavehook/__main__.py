@@ -1,0 +1,7 @@
+"""``python -m wavehook``: the same command line as the ``wavehook`` script (the demo starts its processes so)."""
+
+from __future__ import annotations
+
+from wavehook.cli import main
+
+main(prog_name="wavehook")
