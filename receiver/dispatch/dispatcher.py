@@ -92,6 +92,7 @@ class Dispatcher:
         self.jitter = jitter
         self.counts = Counts()
         self._inflight: dict[asyncio.Task[str], ClaimedRun] = {}
+        self._leased: dict[int, ClaimedRun] = {}  # runs being executed (by the loop or a burst): renew these
         self._due: list[float] = []  # retry times this dispatcher scheduled: wake for them without polling
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -198,7 +199,7 @@ class Dispatcher:
         """Renew the leases of running handlers, so only a dead worker's runs ever expire."""
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
-            ids = [run.id for run in self._inflight.values()]
+            ids = list(self._leased)
             if ids:
                 try:
                     await self.writer.run(self._renewal(ids, self.clock() + self.config.lease_seconds))
@@ -255,17 +256,21 @@ class Dispatcher:
         )
         started = time.perf_counter()
         failure: Failure | None = None
-        with structlog.contextvars.bound_contextvars(**bound):
-            try:
-                await call(handler, prediction, ctx, timeout)
-            except RetryLater as exc:
-                failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
-            except HandlerTimedOut as exc:
-                failure = Failure(str(exc), "timeout")
-            except Exception as exc:
-                failure = Failure(f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        return await self._finish(run, handler, max_attempts, failure, duration_ms, bound)
+        self._leased[run.id] = run
+        try:
+            with structlog.contextvars.bound_contextvars(**bound):
+                try:
+                    await call(handler, prediction, ctx, timeout)
+                except RetryLater as exc:
+                    failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
+                except HandlerTimedOut as exc:
+                    failure = Failure(str(exc), "timeout")
+                except Exception as exc:
+                    failure = Failure(f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            return await self._finish(run, handler, max_attempts, failure, duration_ms, bound)
+        finally:
+            self._leased.pop(run.id, None)
 
     async def _finish(
         self,

@@ -300,3 +300,33 @@ def test_stop_waits_for_the_grace_period_then_releases(settings_factory: Callabl
 
     run(scenario())
     assert quick_done.is_set()
+
+
+def test_a_handler_outliving_its_lease_keeps_the_run(settings_factory: Callable[..., Settings]) -> None:
+    """While a handler runs, its lease is renewed, so another dispatcher never takes the run over."""
+    registry = Registry()
+    calls: list[int] = []
+    started = asyncio.Event()
+
+    @registry.on("*", name="long")
+    async def long(prediction: Prediction, ctx: Context) -> None:
+        calls.append(ctx.attempt)
+        started.set()
+        await asyncio.sleep(1.6)  # over twice the lease
+
+    async def scenario() -> tuple[int, int]:
+        async with harness(_settings(settings_factory, lease_seconds=0.6), registry) as h:
+            h.clock.now = time.time()
+            await h.deliver("p1")
+            first = h.dispatcher(clock=time.time)
+            other = h.dispatcher(clock=time.time)
+            running = asyncio.create_task(first.run_once())
+            await asyncio.wait_for(started.wait(), 5)
+            stolen = 0
+            while not running.done():
+                stolen += (await other.run_once()).claimed
+                await asyncio.sleep(0.1)
+            return (await running).succeeded, stolen
+
+    assert run(scenario()) == (1, 0)
+    assert calls == [1]

@@ -150,3 +150,28 @@ def test_an_unimportable_module_is_a_config_error(settings_factory: Callable[...
     settings = settings_factory(handler_modules=("no_such_module_for_wavehook",))
     with pytest.raises(HandlerConfigError, match=r"WAVEHOOK_HANDLERS: cannot import handler module 'no_such_module"):
         load_handlers(settings, entry_points=lambda **_: [])
+
+
+def test_the_log_built_in_writes_one_line_per_outcome(settings_factory: Callable[..., Settings]) -> None:
+    """The log handler writes one prediction_outcome line with the outcome's summary."""
+    from structlog.testing import capture_logs
+
+    from tests.receiver.dispatch_support import harness, run
+
+    settings = settings_factory(dispatch=DispatchSettings(download=False))
+
+    async def scenario() -> None:
+        async with harness(settings, load_handlers(settings)) as h:
+            await h.deliver("p1", "failed", error="out of memory")
+            await h.dispatcher().run_once()
+
+    with capture_logs() as logs:
+        run(scenario())
+    (line,) = [entry for entry in logs if entry["event"] == "prediction_outcome"]
+    assert (line["prediction_id"], line["status"], line["error"], line["outputs"]) == (
+        "p1",
+        "failed",
+        "out of memory",
+        0,
+    )
+    assert line["handler"] == "log"
