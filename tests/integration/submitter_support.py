@@ -1,0 +1,109 @@
+"""The loop the submitter's integration tests run in: a real sandbox process, a real ``wavehook serve`` on
+loopback, and settings (or an environment, for the CLI) pointing the submitter at both."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from receiver.settings import Secret, Settings, SubmitSettings
+from tests.support import ROOT, WAVEHOOK, Process, wait_for
+
+API_KEY = "sandbox-key-not-a-secret-but-never-logged"
+
+
+@dataclasses.dataclass
+class Loop:
+    sandbox: Process
+    receiver: Process
+    settings: Settings
+    env: dict[str, str]
+
+    @property
+    def db(self) -> Path:
+        return self.settings.db_path
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        conn = sqlite3.connect(self.db)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    def sandbox_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = httpx.get(f"{self.sandbox.url}/_sandbox/status", timeout=5).json()  # type: ignore[attr-defined]
+        return status
+
+    def settled(self) -> bool:
+        """Every sandbox task has ended and every delivery attempt is over."""
+        status = self.sandbox_status()
+        return status["open_tasks"] == 0 and status["busy"] == 0
+
+    def wait_final(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Until ``count`` predictions in the ledger are completed or failed."""
+        sql = "SELECT * FROM predictions WHERE status IN ('completed', 'failed')"
+        return wait_for(
+            lambda: (rows := self.rows(sql)) and len(rows) >= count and rows,
+            timeout=timeout,
+            what=f"{count} final predictions in the ledger",
+        )
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return self.clis([list(args)], timeout=timeout)[0]
+
+    def clis(self, commands: list[list[str]], timeout: float = 60.0) -> list[subprocess.CompletedProcess[str]]:
+        """Run several ``wavehook`` commands at once (each is a process of its own); their results in order."""
+        started = [
+            (
+                args,
+                subprocess.Popen(
+                    [WAVEHOOK, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+                ),
+            )
+            for args in commands
+        ]
+        done = []
+        for args, proc in started:
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess([WAVEHOOK, *args], proc.returncode, out, err))
+        return done
+
+
+@pytest.fixture
+def loop(
+    sandbox_factory: Callable[..., Process],
+    serve_factory: Callable[..., Process],
+    settings_factory: Callable[..., Settings],
+) -> Loop:
+    """A sandbox on its millisecond clock and a receiver on the same ledger the submitter writes to."""
+    sandbox = sandbox_factory()
+    receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
+    settings = settings_factory(
+        api_key=Secret(API_KEY),
+        base_url=sandbox.url,  # type: ignore[attr-defined]
+        public_url=receiver.url,  # type: ignore[attr-defined]
+        submit=SubmitSettings(backoff_seconds=0.01, unknown_grace_seconds=5.0),
+    )
+    env = {
+        **receiver.env,
+        "WAVESPEED_API_KEY": API_KEY,
+        "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_DB": str(settings.db_path),
+        "WAVEHOOK_DOWNLOAD": "false",
+    }
+    assert receiver.db == settings.db_path  # type: ignore[attr-defined]
+    return Loop(sandbox, receiver, settings, env)
+
+
+def parse_json(output: str) -> Any:
+    return json.loads(output)
