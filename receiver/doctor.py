@@ -48,9 +48,10 @@ _RAW = "verify the raw bytes exactly as received, and save them unchanged"
 
 def _bodies(body: bytes) -> Iterator[tuple[str, bytes]]:
     """Other bytes a sender or a receiver commonly turns this body into, each with what that mistake is."""
+    whitespace = f"the signed bytes and this body differ only in surrounding whitespace; {_RAW}"
     if body.strip() != body:
-        yield f"the body with its surrounding whitespace stripped (a newline added or removed): {_RAW}", body.strip()
-    yield f"the body with a trailing newline added: {_RAW}", body + b"\n"
+        yield f"the body with its surrounding whitespace stripped: {whitespace}", body.strip()
+    yield f"the body with a trailing newline added: {whitespace}", body + b"\n"
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -66,7 +67,10 @@ def _bodies(body: bytes) -> Iterator[tuple[str, bytes]]:
         other = text.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogate escapes
         if other not in seen:
             seen.add(other)
-            yield f"the JSON body re-serialised ({how}), not the bytes sent: {_RAW}", other
+            yield (
+                f"the JSON re-serialised ({how}): the signed bytes and this body differ in JSON formatting; {_RAW}",
+                other,
+            )
 
 
 def _keys(secret: str) -> Iterator[tuple[str, bytes]]:
