@@ -46,16 +46,17 @@ class Loop:
     def settled(self) -> bool:
         """Every sandbox task has ended and every delivery attempt is over."""
         status = self.sandbox_status()
-        return status["open_tasks"] == 0 and status["busy"] == 0
+        return bool(status["open_tasks"] == 0 and status["busy"] == 0)
 
     def wait_final(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Until ``count`` predictions in the ledger are completed or failed."""
         sql = "SELECT * FROM predictions WHERE status IN ('completed', 'failed')"
-        return wait_for(
-            lambda: (rows := self.rows(sql)) and len(rows) >= count and rows,
+        rows: list[dict[str, Any]] = wait_for(
+            lambda: (found := self.rows(sql)) and len(found) >= count and found,
             timeout=timeout,
             what=f"{count} final predictions in the ledger",
         )
+        return rows
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         return self.clis([list(args)], timeout=timeout)[0]
