@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import sqlite3
 import subprocess
@@ -181,6 +182,25 @@ def test_serve_without_a_secret_exits_with_help(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WAVESPEED_WEBHOOK_SECRET" in result.stderr
     assert "GET /api/v3/webhook/secret" in result.stderr
+
+
+def test_a_write_waiting_on_the_lock_blocks_neither_the_loop_nor_its_answer(tmp_path: Path) -> None:
+    """While a delivery waits for a lock held elsewhere, /healthz still answers at once; freed, it is stored."""
+    with serve(tmp_path, env={"WAVEHOOK_BUSY_TIMEOUT_MS": "3000"}) as server, httpx.Client(timeout=10) as client:
+        holder = sqlite3.connect(server.db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(lambda: burst(server.url, [Delivery("waiting-1", prediction_body("p-w"))]))
+                started = time.monotonic()
+                assert client.get(server.url + "/healthz").status_code == 200
+                assert time.monotonic() - started < 1.0
+                assert not pending.done()  # still waiting for the lock, up to 3 s
+                holder.execute("ROLLBACK")
+                assert pending.result(10) == [200]
+        finally:
+            holder.close()
+        assert events(server, "waiting-1") == [("waiting-1", "completed", 0)]
 
 
 def test_storage_failure_is_503_and_the_retry_is_stored(tmp_path: Path) -> None:
