@@ -1,0 +1,153 @@
+"""The final report: every figure of a run as one Markdown block, ending with a PASS/MISS line per target."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bench import environment
+from bench.phases import Busy, HandlerStart, Memory
+from bench.report import Round, at_least, at_most, ratio, ratios_table, results_table
+from bench.wrk import WrkResult
+
+MB = 1024 * 1024
+BARE_RATIO, NAIVE_RATIO, P99_MS, START_P50_MS, RSS_MB = 0.33, 2.5, 15.0, 20.0, 120.0
+SATURATED = 0.9  # a core this busy is what bounds the figure
+NOISY = 0.10  # other processes taking this much of the server's core make a run unrepresentative
+
+
+@dataclasses.dataclass
+class Results:
+    options: dict[str, str]
+    environment: dict[str, str]
+    rounds: dict[int, dict[str, list[Round]]] = dataclasses.field(default_factory=dict)
+    medians: dict[int, dict[str, Round]] = dataclasses.field(default_factory=dict)
+    wrk: dict[int, WrkResult] = dataclasses.field(default_factory=dict)
+    naive_db: tuple[int, int] = (0, 0)  # bytes, events
+    handler_start: HandlerStart | None = None
+    busy: Busy | None = None
+    memory: Memory | None = None
+
+
+def _generator(results: Results) -> list[str]:
+    busiest = max((r.client_cpu for by in results.rounds.values() for rs in by.values() for r in rs), default=0.0)
+    lines = [
+        "- **Load generator**: keep-alive HTTP/1.1 over raw asyncio protocols (uvloop), one request in flight per "
+        f"connection, pre-signed requests. Its own CPU: at most {busiest:.0%} of its core in any round "
+        "(100% would mean it set the pace)."
+    ]
+    if not results.wrk:
+        lines.append("- wrk is not installed (`apt-get install wrk`): the comparison with wrk was skipped.")
+    for concurrency, w in results.wrk.items():
+        ours = results.medians[concurrency]["a"]
+        lines.append(
+            f"- wrk (1 thread) on (a) at {concurrency} connections: {w.rate:,.0f}/s, p50 {w.p50_ms:.2f} ms, "
+            f"p99 {w.p99_ms:.2f} ms; this generator: {ours.rate:,.0f}/s ({ratio(ours.rate, w.rate):.2f}× wrk)."
+        )
+    return lines
+
+
+def _handlers(results: Results, idle: Round | None) -> list[str]:
+    start, busy = results.handler_start, results.busy
+    if start is None or busy is None:
+        return ["- **Handlers**: dispatcher not available in this wavehook: handler phases skipped."]
+    lines = [
+        f"- **Delivery to handler start** at {start.rate:g} deliveries/s (open loop, 4 connections, handler in "
+        f"`scripts/bench/handlers.py`): p50 {start.p50_ms:.1f} ms, p99 {start.p99_ms:.1f} ms, max "
+        f"{start.max_ms:.1f} ms ({start.started:,} of {start.deliveries:,} started)."
+    ]
+    b = busy.round
+    compared = f"; with no handlers, p99 {idle.p99_ms:.2f} ms at {idle.rate:,.0f}/s" if idle else ""
+    lines.append(
+        f"- **Answers while all {busy.slots} handler slots are busy** (each run sleeping; every new delivery still "
+        f"enqueues a run): {b.rate:,.0f}/s, p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms, p99.9 "
+        f"{b.p999_ms:.2f} ms{compared}."
+    )
+    return lines
+
+
+def _memory(results: Results) -> list[str]:
+    m = results.memory
+    if m is None:
+        return []
+    naive_bytes, naive_events = results.naive_db
+    naive = f"; naive receiver: {naive_bytes / naive_events:,.0f} bytes per delivery" if naive_events else ""
+    return [
+        f"- **Memory and size**: RSS of `wavehook serve`: {m.rss_start / MB:.0f} MB after start-up, "
+        f"{m.rss_after / MB:.0f} MB after {m.deliveries:,} deliveries (peak {m.rss_peak / MB:.0f} MB). Ledger: "
+        f"{m.bytes_per_delivery:,.0f} bytes per delivery (database + WAL after a checkpoint, over "
+        f"{m.events:,} events, the body kept in full){naive}."
+    ]
+
+
+def _bound(r: Round) -> str:
+    if r.server_cpu >= SATURATED:
+        return f"bounded by the server's one core ({r.server_cpu:.0%} CPU)"
+    if r.server_cpu + r.others >= SATURATED:
+        return f"server {r.server_cpu:.0%} CPU, other processes {r.others:.0%} of the same core: a noisy machine"
+    return f"server core {r.server_cpu:.0%} busy: the rest is waiting (fsync of each group commit, scheduling)"
+
+
+def _targets(results: Results) -> list[str]:
+    lines: list[str] = []
+    for concurrency, m in results.medians.items():
+        c = m["c"]
+        lines.append(at_least(f"c={concurrency} durable ingest vs bare", ratio(c.rate, m["a"].rate), BARE_RATIO))
+        lines.append(at_least(f"c={concurrency} durable ingest vs naive", ratio(c.rate, m["b"].rate), NAIVE_RATIO))
+        if not lines[-1].startswith("PASS") or not lines[-2].startswith("PASS"):
+            lines.append(f"      (c) at c={concurrency}: {_bound(c)}")
+    if 32 in results.medians:
+        c32 = results.medians[32]["c"]
+        lines.append(at_most("p99 answer at concurrency 32", c32.p99_ms, P99_MS, "ms"))
+        if c32.p99_ms > P99_MS:
+            lines.append(f"      {_bound(c32)}")
+    if results.handler_start is not None:
+        lines.append(at_most("delivery-to-handler-start p50", results.handler_start.p50_ms, START_P50_MS, "ms"))
+    else:
+        lines.append("SKIP  delivery-to-handler-start p50: dispatcher not available")
+    if results.memory is not None:
+        label = f"RSS after {results.memory.deliveries:,} deliveries"
+        if results.memory.deliveries < 100_000:
+            label += " (fewer than the 100,000 of the target)"
+        lines.append(at_most(label, results.memory.rss_after / MB, RSS_MB, "MB"))
+    return lines
+
+
+def _noise(results: Results) -> list[str]:
+    others = max((r.others for by in results.medians.values() for r in by.values()), default=0.0)
+    if others < NOISY:
+        return []
+    return [
+        f"**Noisy run**: other processes used up to {others:.0%} of the server's core during the rounds; "
+        "the figures below are not representative of this machine.",
+        "",
+    ]
+
+
+def markdown(results: Results) -> str:
+    env = results.environment
+    options = results.options
+    idle = results.medians.get(32, {}).get("c")
+    parts: list[Any] = [
+        f"### Ingest benchmark ({env['date']})",
+        "",
+        f"{env['machine']}; load average {env['load average at start']} at start, "
+        f"{environment.load_average()} at the end. {env['software']}. Pinning: {env['pinning']}. "
+        f"Rounds: {options['rounds']} × {options['duration']} s per target and concurrency after "
+        f"{options['warmup']} s of warm-up, targets interleaved; medians of the rounds. `wavehook serve` runs "
+        "with its defaults (synchronous=FULL, one canonical log line per delivery) and built-in handlers off.",
+        "",
+        *_noise(results),
+        results_table(results.medians),
+        "",
+        ratios_table(results.medians),
+        "",
+        *_generator(results),
+        *_handlers(results, idle),
+        *_memory(results),
+        "",
+        "```",
+        *_targets(results),
+        "```",
+    ]
+    return "\n".join(str(part) for part in parts) + "\n"

@@ -1,0 +1,147 @@
+"""Benchmark durable ingest: wavehook serve against the bare-Starlette ceiling and a naive receiver, in one run.
+
+Three servers run as separate processes on loopback with the same uvicorn settings, one worker pinned to
+core 0: (a) a bare Starlette endpoint that reads the body and answers 200, (b) a naive receiver (verify,
+json.loads, sqlite-utils insert, commit per request, WAL + synchronous=FULL), (c) ``wavehook serve``
+(synchronous=FULL, group commit). A keep-alive load generator pinned to core 1 drives them with the same
+kind of pre-signed deliveries (fresh ids, 550–670-byte bodies), warm-up first, then interleaved rounds; the
+figures quoted are medians over rounds. Then: delivery-to-handler-start, answers while every handler slot
+is busy, RSS after 100,000 deliveries and ledger bytes per delivery. The report ends with a Markdown block.
+
+    .venv/bin/python scripts/bench_ingest.py            # the full run (several minutes)
+    .venv/bin/python scripts/bench_ingest.py --quick    # a short smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from bench import environment, phases, wrk
+from bench.compare import compare
+from bench.deliveries import Signer
+from bench.report import median_round
+from bench.summary import Results, markdown
+from bench.system import CLIENT_CORE, can_pin, pin_self
+from bench.targets import Workdir
+
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1ub3QtZm9yLXVzZQ=="
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured round (default 10)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per target (default 3)")
+    parser.add_argument("--concurrency", default="32,128", help="comma-separated connection counts")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per target (default 3)")
+    parser.add_argument("--rss-deliveries", type=int, default=100_000, help="deliveries before reading RSS")
+    parser.add_argument("--dispatch-rate", type=float, default=100.0, help="deliveries/s for handler start")
+    parser.add_argument("--dispatch-duration", type=float, default=10.0, help="seconds of handler-start load")
+    parser.add_argument("--busy-slots", type=int, default=8, help="dispatcher slots held by sleeping handlers")
+    parser.add_argument("--quick", action="store_true", help="short rounds, one of each, 10,000 for RSS")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--workdir", type=Path, help="keep databases and server logs here (default: temporary)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.rounds = 2.0, 0.5, 1
+        args.rss_deliveries, args.dispatch_duration = 10_000, 3.0
+    args.concurrencies = [int(part) for part in args.concurrency.split(",") if part.strip()]
+    return args
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace, work: Workdir) -> Results:
+    signer = Signer(SECRET)
+    results = Results(options={k: str(v) for k, v in vars(args).items()}, environment=environment.describe())
+    log("comparison: (a) bare, (b) naive, (c) wavehook serve")
+    with contextlib.ExitStack() as stack:
+        targets = {
+            "a": stack.enter_context(work.bare()),
+            "b": stack.enter_context(work.naive()),
+            "c": stack.enter_context(work.wavehook("wavehook")),
+        }
+        rounds = await compare(
+            targets,
+            signer,
+            concurrencies=args.concurrencies,
+            rounds=args.rounds,
+            duration=args.duration,
+            warmup=args.warmup,
+            log=log,
+        )
+        results.rounds = rounds
+        results.medians = {c: {k: median_round(r) for k, r in by.items()} for c, by in rounds.items()}
+        if wrk.available():
+            for concurrency in args.concurrencies:
+                log(f"wrk on (a) at c={concurrency}")
+                results.wrk[concurrency] = wrk.run(
+                    targets["a"].port, signer.pool(1)[0], concurrency=concurrency, duration=args.duration
+                )
+        results.naive_db = phases.database_size(work.path / "naive.db")
+    if phases.dispatcher_available():
+        log(f"delivery-to-handler-start at {args.dispatch_rate:g}/s")
+        results.handler_start = await phases.handler_start(
+            work, signer, rate=args.dispatch_rate, duration=args.dispatch_duration
+        )
+        log(f"answers with all {args.busy_slots} handler slots busy")
+        results.busy = await phases.busy_handlers(
+            work, signer, slots=args.busy_slots, concurrency=min(args.concurrencies), duration=args.duration
+        )
+    log(f"memory: {args.rss_deliveries:,} deliveries")
+    results.memory = await phases.memory(work, signer, deliveries=args.rss_deliveries, concurrency=32)
+    return results
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if can_pin():
+        pin_self(CLIENT_CORE)
+    else:
+        log("warning: fewer than two cores available: servers and generator are not pinned apart")
+    if not wrk.available():
+        log("wrk is not installed (apt-get install wrk): the comparison with wrk is skipped")
+    temporary = args.workdir is None
+    if temporary:
+        path = Path(tempfile.mkdtemp(prefix="wavehook-bench-"))
+    else:  # a fresh directory per run: a ledger or handler log left by an earlier run would skew this one
+        path = args.workdir / time.strftime("run-%Y%m%d-%H%M%S")
+    try:
+        results = uvloop.run(run(args, Workdir(path, SECRET)))
+    finally:
+        if temporary:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            log(f"databases and server logs kept in {path}")
+    text = markdown(results)
+    print("\n----- 8< ----- results (Markdown, ready to paste) -----\n")
+    print(text)
+    print("----- >8 -----")
+    if args.json:
+        args.json.write_text(json.dumps(_plain(results), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
