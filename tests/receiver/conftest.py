@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -37,14 +37,7 @@ NOW = 1_800_000_000
 @pytest.fixture
 def app_client(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
     """In-process clients of ``create_app`` with the clock pinned to ``NOW``; each is closed afterwards."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(settings_factory(**overrides), clock=lambda: NOW))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        yield lambda **overrides: stack.enter_context(
+            TestClient(create_app(settings_factory(**overrides), clock=lambda: NOW))
+        )
