@@ -58,9 +58,11 @@ def completion_seconds(prediction: Mapping[str, Any]) -> float | None:
 
 
 def duration(seconds: float | None) -> str:
-    """``0.4 s``, ``42 s``, ``3 min 5 s``, ``2 h 7 min``; an em dash when unknown."""
+    """``420 ms``, ``4.2 s``, ``42 s``, ``3 min 5 s``, ``2 h 7 min``; an em dash when unknown."""
     if seconds is None:
         return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     whole = round(seconds)
@@ -150,7 +152,7 @@ def timeline(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Everything that happened to a prediction, oldest first: submit, deliveries, refusals, handler attempts."""
     items: list[dict[str, Any]] = []
     if prediction.get("submitted_at"):
-        items.append({"at": prediction["submitted_at"], "kind": "submit", "title": "Submitted"})
+        items.append({"at": prediction["submitted_at"], "kind": "submit", "title": "Submitted", "notes": []})
     for event in prediction.get("events", []):
         notes = ["applied" if event["applied"] else "stored, not applied (status did not move forward)"]
         if event["duplicates"]:

@@ -9,7 +9,7 @@ from receiver.dashboard import view
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "—"), (0.42, "0.4 s"), (42, "42 s"), (185, "3 min 5 s"), (7620, "2 h 7 min")],
+    [(None, "—"), (0.42, "420 ms"), (4.2, "4.2 s"), (42, "42 s"), (185, "3 min 5 s"), (7620, "2 h 7 min")],
 )
 def test_duration(seconds: float | None, shown: str) -> None:
     """Durations read naturally at every scale, and an unknown one is a dash."""
@@ -99,3 +99,34 @@ def test_timeline_orders_everything_by_time() -> None:
     assert [i["kind"] for i in items] == ["submit", "quarantine", "webhook", "attempt", "conflict"]
     assert "repeated 2×" in items[2]["notes"]
     assert items[4]["title"].startswith("Reconciled")
+
+
+def test_every_timeline_item_renders() -> None:
+    """Each kind of timeline item (a submit included) renders in the template with its title."""
+    from receiver.dashboard.rendering import render
+
+    prediction = {
+        "submitted_at": 1.0,
+        "events": [],
+        "quarantined": [
+            {
+                "received_at": 3.0,
+                "reason": "stale_timestamp",
+                "detail": "old",
+                "count": 2,
+                "webhook_id": "w0",
+                "body": "{}",
+            }
+        ],
+        "handler_runs": [
+            {
+                "handler": "log",
+                "attempt_history": [
+                    {"started_at": 6.0, "attempt": 1, "outcome": None, "duration_ms": None, "error": None}
+                ],
+            }
+        ],
+    }
+    html = render("_detail_timeline.html", timeline=view.timeline(prediction))
+    for title in ("Submitted", "Quarantined · stale_timestamp", "log · attempt 1 · running", "seen 2×"):
+        assert title in html
