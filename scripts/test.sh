@@ -3,6 +3,10 @@
 # browser tests when run as root) and runs lint, type checks and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
+  # The browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip >/dev/null
 .venv/bin/pip install --quiet -e '.[test]'
