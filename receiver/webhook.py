@@ -12,7 +12,7 @@ from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError
 from receiver.ingest import Ingestor
-from receiver.signature import HEADER_ID, Verifier
+from receiver.signature import HEADER_ID, HEADER_TIMESTAMP, Verifier
 
 logger = structlog.get_logger()
 
@@ -55,7 +55,10 @@ async def receive(request: Request) -> JSONResponse:
             verified = verifier.verify(request.headers, body)
         except SignatureError as exc:
             if exc.authentic:
-                await _keep(ingestor, request.headers.get(HEADER_ID, ""), body, exc)
+                # Authentic means every header passed its checks: the id and timestamp are as verified.
+                webhook_id = request.headers[HEADER_ID].strip()
+                timestamp = int(request.headers[HEADER_TIMESTAMP])
+                await _keep(ingestor, webhook_id, body, exc, timestamp=timestamp)
             raise
         reference = correlation.check(
             state.correlation_secret,

@@ -105,8 +105,8 @@ def test_authentic_but_untimely_delivery_is_401_and_quarantined(
     response = post(client, secret, body, timestamp=NOW + offset)
     assert (response.status_code, response.json()["reason"]) == (401, reason)
     assert rows(client, "SELECT count(*) FROM events") == [(0,)]
-    assert rows(client, "SELECT webhook_id, reason, prediction_id, body FROM quarantine") == [
-        ("w1", reason, "p1", body)
+    assert rows(client, "SELECT webhook_id, reason, prediction_id, webhook_timestamp, body FROM quarantine") == [
+        ("w1", reason, "p1", NOW + offset, body)
     ]
 
 
