@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from receiver.dispatch.dispatcher import Counts, Dispatcher
+from receiver.dispatch.dispatcher import Dispatcher
+from receiver.dispatch.outcome import Counts
 
 __all__ = ["Counts", "Dispatcher"]

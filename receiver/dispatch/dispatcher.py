@@ -26,6 +26,7 @@ import structlog
 
 from receiver.dispatch.backoff import backoff_delay
 from receiver.dispatch.execute import HandlerTimedOut, call
+from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
 from receiver.handlers.addresses import system_resolve
 from receiver.handlers.errors import RetryLater
@@ -37,29 +38,6 @@ from receiver.store.runs import ClaimedRun
 from receiver.writer import Writer
 
 logger = structlog.get_logger()
-
-
-@dataclasses.dataclass(slots=True)
-class Counts:
-    """What one burst did. ``lost``: the attempt ended after another worker had taken the run over."""
-
-    claimed: int = 0
-    succeeded: int = 0
-    retried: int = 0
-    dead: int = 0
-    lost: int = 0
-    unrecorded: int = 0
-
-    def add(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Failure:
-    error: str
-    kind: str = "failed"  # failed | timeout | retry (asked for by the handler)
-    traceback: str | None = None
-    delay: float | None = None  # the handler's own retry delay, if it gave one
 
 
 def make_owner() -> str:

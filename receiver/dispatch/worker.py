@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 import structlog
 
-from receiver.dispatch.dispatcher import Counts, Dispatcher
+from receiver.dispatch.dispatcher import Dispatcher
+from receiver.dispatch.outcome import Counts
 from receiver.dispatch.service import dispatching, http_client
 from receiver.handlers.registry import Handlers
 from receiver.ingest import Ingestor

@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from receiver import logs
 from receiver.dispatch_commands import parse_since
 from receiver.handlers.registry import default_registry
 from receiver.store import connect, open_database
@@ -26,6 +27,7 @@ NOW = 1_800_000_000.0
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A ledger with three runs of a handler module that fails unless a file exists."""
+    configured: list[dict[str, str]] = []
     (tmp_path / f"{MODULE}.py").write_text(
         "import pathlib\n"
         "from receiver.handlers import on\n"
@@ -36,6 +38,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
         "        raise RuntimeError('not fixed')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    # The commands configure structlog for the process (caching loggers); keep that out of the other tests.
+    monkeypatch.setattr(logs, "configure", lambda **options: configured.append(options))
     db = tmp_path / "wavehook.db"
     open_database(db)
     conn = connect(db)
@@ -54,6 +58,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     }
     sys.modules.pop(MODULE, None)
     default_registry._handlers.pop("cmd_handler", None)
+    assert all(options["log_format"] == "json" for options in configured)
 
 
 def _invoke(env: dict[str, str], *args: str) -> Result:
