@@ -53,3 +53,16 @@ def test_dropped_webhooks_found_and_ingested_once(loop: Loop) -> None:
     assert json.loads(second.stdout)["checked"] == 0
     assert len(loop.rows("SELECT id FROM events")) == 6
     assert len(loop.rows("SELECT id FROM handler_runs")) == len(runs)
+
+
+def test_wait_falls_back_to_the_provider_when_the_webhook_never_comes(loop: Loop) -> None:
+    """submit --wait on a task whose webhook is dropped asks the provider after --fallback-after, ingests the
+    answer like a webhook, and ends with the final status."""
+    result = loop.cli("submit", T2V, "-p", "prompt=a fox [sandbox:drop]", "--wait", "--fallback-after", "1s", "--json")
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout)["prediction"]
+    assert final["status"] == "completed"
+    assert [(e["source"], e["webhook_id"]) for e in final["events"]] == [
+        ("reconcile", f"reconcile:{final['id']}:completed")
+    ]
+    assert '"wait_fallback"' in result.stderr
