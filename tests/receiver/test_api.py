@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.handlers.registry import Registry
 from receiver.settings import Settings
-from tests.receiver.web_support import NOW, Clock, deliver, web_client
+from tests.receiver.web_support import NOW, Clock, deliver, failing_handlers, web_client
 from tests.support import prediction_body, signed_headers, wait_for
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -118,18 +117,12 @@ def test_one_prediction_carries_duplicates_conflicts_and_quarantine(
     assert item["downloads"] == []
 
 
-def _fails(_prediction: object, _ctx: object) -> None:
-    raise RuntimeError("the bucket is unreachable")
-
-
 def test_one_prediction_carries_its_runs_with_attempt_history(
     settings_factory: Callable[..., Settings], secret: str
 ) -> None:
     """Each handler run comes with its attempts: outcome and error of every one."""
     settings = settings_factory()
-    registry = Registry()
-    registry.on("*", status="completed", name="upload", max_attempts=1)(_fails)
-    with web_client(settings, handlers=registry.select(settings)) as client:
+    with web_client(settings, handlers=failing_handlers(settings, "upload", "the bucket is unreachable")) as client:
         deliver(client, secret, "p1")
         runs = wait_for(
             lambda: [r for r in client.get("/api/predictions/p1").json()["handler_runs"] if r["state"] == "dead"],

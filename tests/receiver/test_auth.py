@@ -8,9 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver.auth import COOKIE_NAME, SESSION_SECONDS, Sessions, is_loopback
-from receiver.handlers.registry import Registry
 from receiver.settings import Secret, Settings
-from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, web_client
+from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, failing_handlers, web_client
 from tests.support import wait_for
 
 TOKEN = "admin-token-for-tests-0123456789"
@@ -207,9 +206,8 @@ def test_logout_needs_the_csrf_token_and_clears_the_cookie(token_client: TestCli
 @pytest.fixture
 def dead_run_client(token_settings: Settings, secret: str) -> Iterator[TestClient]:
     """A token-protected app whose one handler run is dead."""
-    registry = Registry()
-    registry.on("*", status="completed", name="boom", max_attempts=1)(_boom)
-    with web_client(token_settings, handlers=registry.select(token_settings), base_url="https://h.example") as client:
+    handlers = failing_handlers(token_settings)
+    with web_client(token_settings, handlers=handlers, base_url="https://h.example") as client:
         deliver(client, secret, "p1")
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         wait_for(
@@ -217,10 +215,6 @@ def dead_run_client(token_settings: Settings, secret: str) -> Iterator[TestClien
             what="the run to die",
         )
         yield client
-
-
-def _boom(_prediction: object, _ctx: object) -> None:
-    raise RuntimeError("always fails")
 
 
 def replay(client: TestClient, **headers: str) -> object:

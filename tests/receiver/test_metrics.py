@@ -14,7 +14,7 @@ from receiver.delivery import parse
 from receiver.handlers.registry import Registry
 from receiver.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
 from receiver.settings import Settings
-from tests.receiver.web_support import Clock, deliver, web_client
+from tests.receiver.web_support import Clock, deliver, failing_handlers, web_client
 from tests.support import Process, prediction_body, signed_headers, wait_for
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -78,18 +78,12 @@ def test_ledger_numbers_are_read_at_scrape_time(settings_factory: Callable[..., 
     assert found[("wavehook_handler_runs", (("handler", "notify"), ("state", "pending")))] == 2
 
 
-def _fails(_prediction: object, _ctx: object) -> None:
-    raise RuntimeError("no")
-
-
 def test_handler_runs_and_attempts_by_handler_and_outcome(
     settings_factory: Callable[..., Settings], secret: str
 ) -> None:
     """A run that died shows as a dead run and a failed attempt of its handler."""
     settings = settings_factory()
-    registry = Registry()
-    registry.on("*", status="completed", name="boom", max_attempts=1)(_fails)
-    with web_client(settings, handlers=registry.select(settings)) as client:
+    with web_client(settings, handlers=failing_handlers(settings)) as client:
         deliver(client, secret, "p1")
         found = wait_for(
             lambda: (

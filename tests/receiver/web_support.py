@@ -11,7 +11,7 @@ from httpx import Response
 from starlette.testclient import TestClient
 
 from receiver.app import create_app
-from receiver.handlers.registry import Handlers
+from receiver.handlers.registry import Handlers, Registry
 from receiver.settings import Settings
 from tests.support import prediction_body, signed_headers
 
@@ -67,3 +67,14 @@ def csrf_token(page_html: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([^"]*)">', page_html)
     assert found is not None, "the page has no csrf-token meta tag"
     return found.group(1)
+
+
+def failing_handlers(settings: Settings, name: str = "boom", error: str = "always fails") -> Handlers:
+    """One handler for every completed prediction that fails its only attempt, so its run ends up dead."""
+
+    def fail(_prediction: object, _ctx: object) -> None:
+        raise RuntimeError(error)
+
+    registry = Registry()
+    registry.on("*", status="completed", name=name, max_attempts=1)(fail)
+    return registry.select(settings)

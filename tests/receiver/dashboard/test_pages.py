@@ -10,10 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver.delivery import parse
-from receiver.handlers.registry import Registry
 from receiver.settings import Settings
 from receiver.store.runs import record_download
-from tests.receiver.web_support import Clock, deliver, web_client
+from tests.receiver.web_support import Clock, deliver, failing_handlers, web_client
 from tests.support import prediction_body, wait_for
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -158,16 +157,12 @@ def test_local_copy_outside_the_media_directory_is_not_served(client: TestClient
     assert client.get("/media/99").status_code == 404
 
 
-def _fails(_prediction: object, _ctx: object) -> None:
-    raise RuntimeError("the bucket said no")
-
-
 def test_dead_letters_list_dead_runs_with_replay(settings_factory: Callable[..., Settings], secret: str) -> None:
     """The dead-letter page lists each dead run with its error and a Replay button, and the detail shows it too."""
     settings = settings_factory()
-    registry = Registry()
-    registry.on("*", status="completed", name="upload", max_attempts=1)(_fails)
-    with web_client(settings, clock=Clock(), handlers=registry.select(settings)) as client:
+    with web_client(
+        settings, clock=Clock(), handlers=failing_handlers(settings, "upload", "the bucket said no")
+    ) as client:
         deliver(client, secret, "p1")
 
         def dead_page() -> str | None:
