@@ -66,3 +66,6 @@ def test_wait_falls_back_to_the_provider_when_the_webhook_never_comes(loop: Loop
         ("reconcile", f"reconcile:{final['id']}:completed")
     ]
     assert '"wait_fallback"' in result.stderr
+    gave_up = loop.cli("submit", T2V, "-p", "prompt=an owl [sandbox:drop]", "--wait", "--timeout", "1s")
+    assert gave_up.returncode == 4
+    assert "is not final after 1 s" in gave_up.stderr

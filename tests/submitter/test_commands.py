@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from submitter.commands import parse_duration, parse_params
+from receiver.settings import Settings
+from submitter.batch import BatchError
+from submitter.commands import _run, parse_duration, parse_params
+from submitter.errors import AmbiguousSubmit, ProviderError, ValidationError
+from submitter.wait import WaitTimeout
 from wavehook.cli import main
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -101,3 +106,27 @@ def test_every_command_has_help(runner: CliRunner) -> None:
         result = runner.invoke(main, [command, "--help"])
         assert result.exit_code == 0, command
         assert len(result.output.splitlines()) > 3
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ValidationError("m", ["x=1 is bad for m"]), 2),
+        (BatchError(["line 1: bad"]), 2),
+        (ProviderError("refused"), 1),
+        (AmbiguousSubmit("lost", reference="wh_1"), 3),
+        (WaitTimeout("not final"), 4),
+    ],
+)
+def test_errors_become_exit_codes(
+    error: Exception, code: int, submit_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each kind of failure ends a command with its documented exit code and its message on stderr."""
+
+    async def work(_sub: object) -> None:
+        raise error
+
+    with pytest.raises(SystemExit) as info:
+        _run(submit_settings(), work)
+    assert info.value.code == code
+    assert str(error).splitlines()[0] in capsys.readouterr().err
