@@ -142,9 +142,14 @@ class Dispatcher:
             await self._wait(wake=free > 0)
 
     def _done(self, task: asyncio.Task[str]) -> None:
-        self._inflight.pop(task, None)
-        if not task.cancelled() and task.exception() is None:
-            self.counts.add(task.result())
+        run = self._inflight.pop(task, None)
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            # Only the bookkeeping can get here (handler errors are outcomes): the lease expires, the run retries.
+            logger.error("dispatch_failed", run_id=run.id if run else None, error=f"{type(exc).__name__}: {exc}")
+            return
+        self.counts.add(task.result())
 
     async def _wait(self, *, wake: bool) -> None:
         now = self.clock()
@@ -205,6 +210,9 @@ class Dispatcher:
             )
         except StorageUnavailable as exc:
             logger.warning("dispatch_claim_failed", error=exc.message)
+            return []
+        except Exception as exc:  # the loop must outlive any one failed claim; the next poll tries again
+            logger.exception("dispatch_claim_failed", error=f"{type(exc).__name__}: {exc}")
             return []
         for run in runs:
             if run.exhausted:

@@ -11,7 +11,7 @@ import fnmatch
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from receiver.handlers.errors import HandlerConfigError
@@ -53,8 +53,8 @@ class Handlers:
     def get(self, name: str) -> Handler | None:
         return self._by_name.get(name)
 
-    def __iter__(self) -> Any:
-        return iter(self._by_name[name] for name in self.names)
+    def __iter__(self) -> Iterator[Handler]:
+        return iter([self._by_name[name] for name in self.names])
 
     def __len__(self) -> int:
         return len(self._by_name)
