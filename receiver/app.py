@@ -99,6 +99,7 @@ def create_app(
             Route("/api/summary", api.summary, methods=["GET"]),
             Route("/api/runs", runs_api.list_runs, methods=["GET"]),
             Route("/api/runs/replay-dead", runs_api.replay_dead, methods=["POST"]),
+            Route("/api/runs/replay", runs_api.replay_prediction, methods=["POST"]),
             Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
             Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),

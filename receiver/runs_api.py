@@ -91,16 +91,31 @@ async def replay_run(request: Request) -> JSONResponse:
     return JSONResponse(result.as_json())
 
 
-async def replay_dead(request: Request) -> JSONResponse:
-    params = request.query_params
-    dry_run = params.get("dry_run", "false").lower()
-    if dry_run not in ("true", "false", "1", "0"):
-        raise BadRequest(f"query parameter dry_run={dry_run!r} must be true or false")
-    selection = Selection(dead=True, handler=params.get("handler") or None, since=_since(params.get("since")))
+def _dry_run(request: Request) -> bool:
+    raw = request.query_params.get("dry_run", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest(f"query parameter dry_run={raw!r} must be true or false")
+    return raw in ("true", "1")
+
+
+async def _replay(request: Request, selection: Selection) -> JSONResponse:
     now = request.app.state.ingestor.clock()
-    result: ReplayResult = await request.app.state.writer.run(
-        replay_job(selection, now=now, dry_run=dry_run in ("true", "1"))
-    )
+    job = replay_job(selection, now=now, dry_run=_dry_run(request))
+    result: ReplayResult = await request.app.state.writer.run(job)
     if result.replayed:
         _wake(request)
     return JSONResponse(result.as_json())
+
+
+async def replay_dead(request: Request) -> JSONResponse:
+    params = request.query_params
+    selection = Selection(dead=True, handler=params.get("handler") or None, since=_since(params.get("since")))
+    return await _replay(request, selection)
+
+
+async def replay_prediction(request: Request) -> JSONResponse:
+    params = request.query_params
+    prediction_id = params.get("prediction_id")
+    if not prediction_id:
+        raise BadRequest("query parameter prediction_id is required")
+    return await _replay(request, Selection(prediction_id=prediction_id, handler=params.get("handler") or None))

@@ -147,6 +147,23 @@ def test_replay_dead_runs_of_a_handler_with_a_dry_run_first(
     assert client.get("/api/runs", params={"state": "dead"}, headers=AUTH).json()["runs"] == []
 
 
+def test_replay_the_finished_runs_of_one_prediction(
+    client_factory: Callable[..., tuple[TestClient, list[bool]]],
+) -> None:
+    """replay?prediction_id= replays that prediction's dead or succeeded runs and needs the id."""
+    client, _fixed = client_factory(dispatch_in_web=False)
+    _kill_fragile_runs(client)
+    done = client.post("/api/runs/replay", params={"prediction_id": "p1"}, headers=AUTH).json()
+    assert done["matched"] == 2
+    assert len(done["replayed"]) == 1
+    assert done["left_alone"] == [{"id": done["left_alone"][0]["id"], "state": "pending"}]
+    missing = client.post("/api/runs/replay", headers=AUTH)
+    assert missing.status_code == 400
+    assert "prediction_id is required" in missing.json()["error"]
+    bad = client.post("/api/runs/replay", params={"prediction_id": "p1", "dry_run": "maybe"}, headers=AUTH)
+    assert bad.status_code == 400
+
+
 def test_the_web_dispatcher_runs_replayed_runs(client_factory: Callable[..., tuple[TestClient, list[bool]]]) -> None:
     """Inside the web process, runs go dead after their last attempt and succeed once replayed after a fix."""
     client, fixed = client_factory(dispatch_in_web=True)
