@@ -50,7 +50,7 @@ def _hashes(sections: dict[str, str]) -> dict[str, str]:
     return {name: hashlib.sha256(html.encode()).hexdigest()[:16] for name, html in sections.items()}
 
 
-def _sections(request: Request, sections: dict[str, str]) -> JSONResponse:
+def _sections(sections: dict[str, str]) -> JSONResponse:
     return JSONResponse({"sections": sections, "hashes": _hashes(sections)}, headers={"Cache-Control": "no-store"})
 
 
@@ -121,7 +121,7 @@ async def index(request: Request) -> Response:
 
 async def index_fragments(request: Request) -> Response:
     sections, _context = await _index_sections(request)
-    return _sections(request, sections)
+    return _sections(sections)
 
 
 # -- one prediction -------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ async def detail(request: Request) -> Response:
 
 async def detail_fragments(request: Request) -> Response:
     sections, _context = await _detail_sections(request)
-    return _sections(request, sections)
+    return _sections(sections)
 
 
 # -- dead letters ---------------------------------------------------------------------------------------------
@@ -179,4 +179,4 @@ async def dead(request: Request) -> Response:
 
 async def dead_fragments(request: Request) -> Response:
     sections, _context = await _dead_sections(request)
-    return _sections(request, sections)
+    return _sections(sections)
