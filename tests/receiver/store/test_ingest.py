@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from receiver.delivery import parse
 from receiver.statuses import TERMINAL, rank
+from receiver.store import connect, open_database
 from receiver.store.ingest import IngestResult, probe_write, record_delivery, record_quarantine
 from tests.support import prediction_body
 
@@ -212,32 +214,39 @@ def test_probe_write_writes(conn: sqlite3.Connection) -> None:
     assert conn.execute("SELECT value FROM meta WHERE key = 'ready_probe'").fetchone()[0] == "42.0"
 
 
+EXAMPLE_IDS = itertools.count()
 STATUSES = st.sampled_from(["created", "processing", "completed", "failed", "cancelled", "timeout", "queued"])
 
 
-@settings(max_examples=60, deadline=None)
-@given(statuses=st.lists(STATUSES, min_size=1, max_size=8))
-def test_state_machine_never_moves_backwards(tmp_path_factory: pytest.TempPathFactory, statuses: list[str]) -> None:
-    """For any order of deliveries, the rank never drops and the first terminal status is the one that stays."""
-    from receiver.store import connect, open_database
-
-    path = tmp_path_factory.mktemp("sm") / "ledger.db"
+@pytest.fixture(scope="module")
+def shared_conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+    """One ledger for every generated example (each uses its own prediction id); no fsync, durability is not tested."""
+    path = tmp_path_factory.mktemp("state-machine") / "ledger.db"
     open_database(path)
-    conn = connect(path)
-    try:
-        ranks = []
-        for index, status in enumerate(statuses):
-            deliver(conn, "p1", status, webhook_id=f"w{index}")
-            ranks.append(prediction(conn, "p1")["status_rank"])
-        assert ranks == sorted(ranks)
-        terminal = [s for s in statuses if s in TERMINALS]
-        final = prediction(conn, "p1")["status"]
-        if terminal:
-            assert final == terminal[0]
-        else:
-            best = max(rank(s, TERMINALS) for s in statuses)
-            assert final == [s for s in statuses if rank(s, TERMINALS) == best][-1]
-            assert best < TERMINAL
-        assert count(conn, "events") == len(statuses)
-    finally:
-        conn.close()
+    connection = connect(path)
+    connection.execute("PRAGMA synchronous = OFF")
+    yield connection
+    connection.close()
+
+
+@settings(max_examples=80, deadline=None)
+@given(statuses=st.lists(STATUSES, min_size=1, max_size=8))
+def test_state_machine_never_moves_backwards(shared_conn: sqlite3.Connection, statuses: list[str]) -> None:
+    """For any order of deliveries, the rank never drops and the first terminal status is the one that stays."""
+    conn = shared_conn
+    prediction_id = f"p{next(EXAMPLE_IDS)}"  # every run of an example, replays included, gets a fresh prediction
+    ranks = []
+    for index, status in enumerate(statuses):
+        deliver(conn, prediction_id, status, webhook_id=f"{prediction_id}-{index}")
+        ranks.append(prediction(conn, prediction_id)["status_rank"])
+    assert ranks == sorted(ranks)
+    terminal = [s for s in statuses if s in TERMINALS]
+    final = prediction(conn, prediction_id)["status"]
+    if terminal:
+        assert final == terminal[0]
+    else:
+        best = max(rank(s, TERMINALS) for s in statuses)
+        assert final == [s for s in statuses if rank(s, TERMINALS) == best][-1]
+        assert best < TERMINAL
+    count_for = conn.execute("SELECT count(*) FROM events WHERE prediction_id = ?", (prediction_id,)).fetchone()[0]
+    assert count_for == len(statuses)
