@@ -25,7 +25,7 @@ async def status(request: Request) -> JSONResponse:
             "tasks": len(sandbox.tasks),
             "open_tasks": sandbox.tasks.open_count(),
             "busy": sandbox.busy(),
-            "deliveries": len(sandbox.log.query()),
+            "deliveries": len(sandbox.log),
             "fault_rates": sandbox.fault_rates,
             "outage_seconds_left": round(outage, 3),
         }

@@ -35,6 +35,9 @@ class DeliveryLog:
         """Records with ``seq`` above ``after``, optionally of one task."""
         return [r for r in self._records[after:] if task_id is None or r["task_id"] == task_id]
 
+    def __len__(self) -> int:
+        return len(self._records)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -7,6 +7,7 @@ Header syntax: comma-separated names, some with a value, e.g. ``X-Sandbox-Faults
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Mapping
 
@@ -58,13 +59,13 @@ def _name(raw: str, source: str) -> str:
     return name
 
 
-def _seconds(name: str, raw: str, source: str) -> float:
+def _number(raw: str, *, name: str, source: str, low: float, high: float, what: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise FaultError(f"{source}: {name}={raw!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise FaultError(f"{source}: {name}={raw} must be from 0 to 3600 seconds")
+        value = math.nan  # fails the range check below, with the same message
+    if not low <= value <= high:
+        raise FaultError(f"{source}: {name}={raw!r} is not {what} from {low:g} to {high:g}")
     return value
 
 
@@ -77,7 +78,11 @@ def parse_plan(spec: str, *, default_delay: float, source: str = f"header {HEADE
         raw_name, has_value, raw_value = (s.strip() for s in part.partition("="))
         name = _name(raw_name.lower(), source)
         if name in _VALUED:
-            values[name] = _seconds(name, raw_value, source) if has_value else default_delay
+            values[name] = (
+                _number(raw_value, name=name, source=source, low=0, high=3600, what="a number of seconds")
+                if has_value
+                else default_delay
+            )
         elif has_value:
             raise FaultError(f"{source}: fault {name!r} takes no value (got {part!r})")
         else:
@@ -95,12 +100,7 @@ def parse_rates(spec: str) -> dict[str, float]:
         name = _name(raw_name.lower(), "fault rates")
         if name not in ROLLABLE:
             raise FaultError(f"fault rates: {name!r} has no rate; use POST /_sandbox/outage for a receiver outage")
-        try:
-            rate = float(raw_rate)
-        except ValueError:
-            raise FaultError(f"fault rates: {name}={raw_rate!r} is not a probability from 0 to 1") from None
-        if not 0.0 <= rate <= 1.0:
-            raise FaultError(f"fault rates: {name}={raw_rate} is not a probability from 0 to 1")
+        rate = _number(raw_rate, name=name, source="fault rates", low=0, high=1, what="a probability")
         rates[name] = rate
     return rates
 

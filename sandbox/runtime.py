@@ -80,7 +80,13 @@ class Sandbox:
         await asyncio.sleep(self._stretch(self.config.run_seconds))
         finished = self.clock()
         task.finish(finished)
-        logger.info("task_finished", task_id=task.id, model=task.model, status=task.status)
+        logger.info(
+            "task_finished",
+            task_id=task.id,
+            model=task.model,
+            status=task.status,
+            duration_ms=round((finished - task.created_at) * 1000, 2),
+        )
         if task.webhook is None:
             return
         final = self._event(task, task.webhook, task.status, task.webhook_body(), finished)

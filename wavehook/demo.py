@@ -16,13 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 from receiver import logs
 from receiver.settings import Settings
 from sandbox.media import png
-from submitter import Submitter, SubmitterError
+from submitter import MODELS, ModelSpec, Submitter, SubmitterError
 from wavehook.children import Child, ChildFailed, free_port
 from wavehook.progress import Job, Progress, render_table
 
@@ -32,19 +33,22 @@ PROMPT = "A paper boat drifts across a rain puddle at dusk, reflections rippling
 
 
 def demo_jobs(image: Path, *, with_failure: bool) -> list[Job]:
-    """One job per model of the catalog, with the inputs its page documents; image inputs are a local file,
-    uploaded by the submitter as any user's would be."""
-    jobs = [
-        Job("bytedance/waver-1.0", {"image": str(image), "prompt": PROMPT}),
-        Job("bytedance/seedance-v1-lite/reference-to-video", {"prompt": PROMPT, "reference_images": [str(image)]}),
-        Job("bytedance/dreamina-v3.0/image-to-video-1080p", {"prompt": PROMPT, "image": str(image)}),
-        Job("bytedance/seedance-v1-lite-t2v-480p", {"prompt": PROMPT, "duration": 5}),
-        Job("bytedance/dreamina-v3.0-pro/text-to-video", {"prompt": PROMPT, "aspect_ratio": "16:9"}),
-    ]
+    """One job per model of the catalog: the prompt, and each required image input given as a local file
+    (the submitter uploads it, as it would a user's); the rest is left to the documented defaults."""
+    jobs = [Job(model.id, _inputs(model, image)) for model in MODELS.values()]
     if with_failure:
-        failing = {"prompt": f"{PROMPT} [sandbox:fail]", "duration": 5}
-        jobs.append(Job("bytedance/seedance-v1-lite-t2v-480p", failing, expected="failed"))
+        model = next(m for m in MODELS.values() if m.kind == "text-to-video")
+        failing = {**_inputs(model, image), "prompt": f"{PROMPT} [sandbox:fail]"}
+        jobs.append(Job(model.id, failing, expected="failed"))
     return jobs
+
+
+def _inputs(model: ModelSpec, image: Path) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"prompt": PROMPT}
+    for spec in model.inputs:
+        if spec.required and spec.media:
+            inputs[spec.name] = [str(image)] if spec.type == "array" else str(image)
+    return inputs
 
 
 def receiver_env(root: Path, *, secret: str, sandbox_url: str, receiver_url: str) -> dict[str, str]:

@@ -15,17 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox.media import SAMPLE_MP4
+from submitter import MODELS
 from tests.support import WAVEHOOK, wait_for
 from wavehook.cli import main
 from wavehook.progress import Job, render_table
 
-MODELS = (
-    "bytedance/waver-1.0",
-    "bytedance/seedance-v1-lite/reference-to-video",
-    "bytedance/dreamina-v3.0/image-to-video-1080p",
-    "bytedance/seedance-v1-lite-t2v-480p",
-    "bytedance/dreamina-v3.0-pro/text-to-video",
-)
 URL = re.compile(r"^\s+(sandbox|receiver)\s+(http://127\.0\.0\.1:\d+)", re.M)
 
 
@@ -69,6 +63,7 @@ def test_demo_with_default_settings_completes_every_model_within_a_minute(tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert elapsed < 60
     table = result.stdout.split("model ", 1)[1]
+    assert len(MODELS) == 5
     for model in MODELS:
         assert re.search(rf"^{re.escape(model)}\s+completed\s+completed\s+\d+\.\d\s+\S+output\.mp4$", table, re.M)
     saved = sorted(run.glob("media/**/output.mp4"))
