@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from receiver.commands import load_settings
+from receiver.errors import ConfigError
 from receiver.settings import Settings
 from submitter import render
 from submitter.batch import BatchError, read_jobs
@@ -63,6 +64,9 @@ def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> 
     except SubmitterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except ConfigError as exc:  # e.g. a handler module that cannot be imported
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def parse_duration(raw: str) -> float:

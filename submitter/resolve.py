@@ -54,8 +54,9 @@ def _matches(sent: dict[str, Any], item: dict[str, Any]) -> bool | None:
 
 async def _candidates(
     ledger: Ledger, client: AsyncProviderClient, sub: dict[str, Any], window_seconds: float
-) -> list[dict[str, Any]]:
-    """Unowned tasks of the submission's model created while its request could have been handled."""
+) -> tuple[list[dict[str, Any]], bool]:
+    """Unowned tasks of the submission's model created while its request could have been handled, and
+    whether the listing was read to its end (if not, an empty result proves nothing)."""
     sent_at = float(sub["sent_at"])
     filters = {
         "model": sub["model"],
@@ -63,16 +64,18 @@ async def _candidates(
         "created_before": iso(sent_at + window_seconds + CLOCK_SKEW_SECONDS),
     }
     found: list[dict[str, Any]] = []
+    complete = False
     for page in range(1, MAX_PAGES + 1):
         items = await client.list_page(page, PAGE_SIZE, **filters)
         found += [
             item for item in items if item.get("model") in (None, sub["model"]) and isinstance(item.get("id"), str)
         ]
         if len(items) < PAGE_SIZE:
+            complete = True
             break
     ids = [item["id"] for item in found]
     owned = await ledger.read(lambda conn: submissions.owned_ids(conn, ids))
-    return [item for item in reversed(found) if item["id"] not in owned]
+    return [item for item in reversed(found) if item["id"] not in owned], complete
 
 
 async def resolve(
@@ -94,14 +97,14 @@ async def resolve(
     if known is not None:
         return await _tie(ledger, sub, {"id": known}, "webhook", now) or Resolution("unknown")
     sent = json.loads(sub["input"])
-    candidates = await _candidates(ledger, client, sub, window_seconds)
+    candidates, complete = await _candidates(ledger, client, sub, window_seconds)
     verdicts = [(item, _matches(sent, item)) for item in candidates]
     chosen = [item for item, verdict in verdicts if verdict] or [item for item, verdict in verdicts if verdict is None]
     if len(chosen) == 1 or any(verdict for _item, verdict in verdicts):
         resolution = await _tie(ledger, sub, chosen[0], "lookup", now)
         if resolution is not None:
             return resolution
-    if chosen:
+    if chosen or not complete:
         return Resolution("unknown")
     if now - float(sub["sent_at"]) < grace_seconds:
         return Resolution("unknown")

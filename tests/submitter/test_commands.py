@@ -10,6 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from receiver.errors import ConfigError
 from receiver.settings import Settings
 from submitter.batch import BatchError
 from submitter.commands import _run, parse_duration, parse_params
@@ -116,6 +117,7 @@ def test_every_command_has_help(runner: CliRunner) -> None:
         (ProviderError("refused"), 1),
         (AmbiguousSubmit("lost", reference="wh_1"), 3),
         (WaitTimeout("not final"), 4),
+        (ConfigError("WAVEHOOK_HANDLERS: module x cannot be imported"), 2),
     ],
 )
 def test_errors_become_exit_codes(

@@ -231,3 +231,27 @@ async def test_api_key_never_in_ledger_or_logs(open_submitter: Opener, provider:
     raw = b"".join(path.read_bytes() for path in Path(settings.db_path).parent.glob("wavehook.db*"))
     assert KEY.encode() not in raw
     assert b"wh_" in raw  # the file was read, and holds the submissions
+
+
+@pytest.mark.anyio
+async def test_listing_not_read_to_its_end_proves_nothing(
+    open_submitter: Opener, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the lookup stops at its page limit, finding nothing does not mean nothing was created: the
+    submission stays unknown past the grace period; read to its end, the same listing settles it."""
+    from submitter import resolve
+
+    for n in range(resolve.PAGE_SIZE):
+        provider.create(T2V, {"prompt": f"another tool's job {n}"})
+    provider.submit_faults = ["lose-request"]
+    monkeypatch.setattr(resolve, "MAX_PAGES", 1)
+    clock = [1_800_000_000.0]
+    async with open_submitter(unknown_grace_seconds=10.0) as sub:
+        sub.clock = lambda: clock[0]
+        with pytest.raises(AmbiguousSubmit):
+            await sub.submit(T2V, {"prompt": "a fox"})
+        clock[0] += 1000.0
+        assert (await sub.reconcile(older_than=3600)).still_unknown == 1
+        monkeypatch.setattr(resolve, "MAX_PAGES", 2)
+        assert (await sub.reconcile(older_than=3600)).not_created == 1
+    assert len(provider.submits) == 1
