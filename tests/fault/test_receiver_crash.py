@@ -14,8 +14,8 @@ from tests.support import prediction_body
 
 pytestmark = pytest.mark.fault
 
-DELIVERIES = 400
-KILL_AFTER = 80
+DELIVERIES = 240
+KILL_AFTER = 60
 
 
 @pytest.mark.parametrize("workers", [1, 2])
