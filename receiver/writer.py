@@ -35,7 +35,6 @@ class Writer:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._accepting = False
         self._lock = threading.Lock()
         self.commits = 0
         self.jobs = 0
@@ -45,7 +44,6 @@ class Writer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="wavehook-writer", daemon=True)
                 self._thread.start()
-                self._accepting = True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish every job queued so far, then stop; later ``submit`` calls are refused."""
@@ -53,7 +51,6 @@ class Writer:
             thread, self._thread = self._thread, None
             if thread is None:
                 return
-            self._accepting = False
             self._queue.put(_STOP)  # after every accepted job, since no more can be queued
         thread.join(timeout)
 
@@ -61,7 +58,7 @@ class Writer:
         """Queue ``job``; the future resolves after the transaction that ran it has committed."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._lock:
-            if not self._accepting:
+            if self._thread is None:
                 # 503, not 500: a delivery that races the shutdown is retried by the provider.
                 raise StorageUnavailable("the ledger writer is not running (the server is starting or stopping)")
             self._queue.put((job, future))
