@@ -50,7 +50,8 @@ class AsyncSubmitter:
         self.client = client
         self.clock = clock
         self.sleep = sleep
-        self._uploaded: dict[str, str] = {}  # local path -> URL, so a file used by many jobs goes up once
+        # local path -> its upload, so a file used by many jobs (even at once) goes up once
+        self._uploaded: dict[str, asyncio.Future[str]] = {}
 
     @classmethod
     async def open(

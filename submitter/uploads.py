@@ -69,10 +69,16 @@ def check(field: str, raw: str, max_bytes: int) -> tuple[Path, str]:
 
 
 async def replace_local_files(
-    model_id: str, inputs: dict[str, Any], upload: Uploader, *, max_bytes: int, cache: dict[str, str] | None = None
+    model_id: str,
+    inputs: dict[str, Any],
+    upload: Uploader,
+    *,
+    max_bytes: int,
+    cache: dict[str, asyncio.Future[str]] | None = None,
 ) -> dict[str, Any]:
     """``inputs`` with every local image path replaced by its uploaded URL; each file is checked first,
-    all problems reported at once, and uploaded once however often it appears (``cache``: path -> URL)."""
+    all problems reported at once, and uploaded once however often it appears, even by jobs running at the
+    same time (``cache``: resolved path -> the upload's future; a failed upload is not kept)."""
     pending = local_paths(model_id, inputs)
     if not pending:
         return inputs
@@ -85,13 +91,25 @@ async def replace_local_files(
             problems.append(str(exc))
     if problems:
         raise UploadError("; ".join(problems))
-    urls = cache if cache is not None else {}
+    uploads = cache if cache is not None else {}
+    urls: dict[str, str] = {}
     for path, content_type in checked.values():
         key = str(path.resolve())
-        if key not in urls:
-            content = await asyncio.to_thread(path.read_bytes)
-            urls[key] = await upload(path.name, content, content_type)
+        if key not in uploads:
+            uploads[key] = asyncio.ensure_future(_upload(upload, path, content_type))
+        future = uploads[key]
+        try:
+            urls[key] = await asyncio.shield(future)
+        except Exception:
+            if uploads.get(key) is future:
+                del uploads[key]
+            raise
     return {field: _swap(value, checked, urls) for field, value in inputs.items()}
+
+
+async def _upload(upload: Uploader, path: Path, content_type: str) -> str:
+    content = await asyncio.to_thread(path.read_bytes)
+    return await upload(path.name, content, content_type)
 
 
 def _swap(value: Any, checked: dict[str, tuple[Path, str]], urls: dict[str, str]) -> Any:

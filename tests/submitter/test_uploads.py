@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +88,30 @@ async def test_all_bad_files_reported_before_any_upload(tmp_path: Path, image: P
     assert "a.png: no such file" in str(info.value)
     assert "b.png: no such file" in str(info.value)
     assert sent == []
+
+
+@pytest.mark.anyio
+async def test_concurrent_jobs_share_one_upload_and_failures_are_not_kept(image: Path) -> None:
+    """Jobs naming the same file at the same time wait for one upload; a failed upload is tried afresh."""
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def upload(name: str, content: bytes, content_type: str) -> str:
+        calls.append(name)
+        await release.wait()
+        if len(calls) == 1:
+            raise UploadError("the first upload breaks")
+        return f"https://cdn.example/{len(calls)}/{name}"
+
+    cache: dict[str, asyncio.Future[str]] = {}
+
+    def job() -> Any:
+        return replace_local_files(REF, {"reference_images": [str(image)]}, upload, max_bytes=1024, cache=cache)
+
+    first = [asyncio.ensure_future(job()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    release.set()
+    outcomes = await asyncio.gather(*first, return_exceptions=True)
+    assert calls == ["cat.png"]
+    assert all(isinstance(outcome, UploadError) for outcome in outcomes)
+    assert await job() == {"reference_images": ["https://cdn.example/2/cat.png"]}
