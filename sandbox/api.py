@@ -8,8 +8,8 @@ import hmac
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -60,8 +60,11 @@ def _webhook(request: Request) -> str | None:
     url = request.query_params.get("webhook")
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.host:
         raise InvalidRequest(f"query parameter webhook={url!r} is not an absolute http(s) URL")
     return url
 

@@ -63,9 +63,14 @@ class Sandbox:
         self.tasks.add(task)
         job = asyncio.get_running_loop().create_task(self._live(task), name=f"task-{task.id}")
         self._running.add(job)
-        job.add_done_callback(self._running.discard)
+        job.add_done_callback(self._finished)
         logger.info("task_submitted", task_id=task.id, model=model, webhook=webhook is not None, faults=plan.names())
         return task
+
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        self._running.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            logger.error("task_crashed", task=job.get_name(), exc_info=job.exception())
 
     def _stretch(self, seconds: float) -> float:
         jitter = self.config.jitter

@@ -119,7 +119,6 @@ def test_requests_without_a_valid_key_are_refused_401(
     [
         (f"/api/v3/{T2V}", {"content": b"not json"}, 400, "must be JSON"),
         (f"/api/v3/{T2V}", {"json": ["prompt"]}, 400, "JSON object"),
-        (f"/api/v3/{T2V}", {"json": {"prompt": "x"}, "params": {"webhook": "ftp://x"}}, 400, "webhook="),
         (f"/api/v3/{T2V}", {"json": {"prompt": "x"}, "headers": {"X-Sandbox-Faults": "explode"}}, 400, "explode"),
         (f"/api/v3/{T2V}", {"json": {"prompt": "x"}, "headers": {"X-Sandbox-Faults": "delay=soon"}}, 400, "delay"),
         ("/api/v3/predictions", {"json": {"page_size": 101}}, 400, "page_size"),
@@ -173,3 +172,12 @@ def test_webhook_secret_is_served(sandbox_app: Callable[..., TestClient]) -> Non
     """GET /api/v3/webhook/secret answers the signing secret in the envelope, as the provider does."""
     response = sandbox_app().get("/api/v3/webhook/secret")
     assert response.json() == {"code": 200, "message": "success", "data": {"secret": SECRET}}
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "/webhooks/wavespeed", "http://[::1/hook", "http:///x"])
+def test_webhook_must_be_an_absolute_http_url(sandbox_app: Callable[..., TestClient], url: str) -> None:
+    """A webhook that is not an absolute http(s) URL (or no URL at all) answers 400 naming it; no task is made."""
+    client = sandbox_app()
+    response = client.post(f"/api/v3/{T2V}", json={"prompt": "x"}, params={"webhook": url})
+    assert (response.status_code, f"webhook={url!r}" in response.json()["message"]) == (400, True)
+    assert client.get("/_sandbox/status").json()["tasks"] == 0
