@@ -65,6 +65,7 @@ def log(line: str) -> None:
 async def run(args: argparse.Namespace, work: Workdir) -> Results:
     signer = Signer(SECRET)
     results = Results(options={k: str(v) for k, v in vars(args).items()}, environment=environment.describe())
+    results.fsync_start = environment.fsync_ms(work.path)
     log("comparison: (a) bare, (b) naive, (c) wavehook serve")
     with contextlib.ExitStack() as stack:
         targets = {
@@ -101,6 +102,7 @@ async def run(args: argparse.Namespace, work: Workdir) -> Results:
         )
     log(f"memory: {args.rss_deliveries:,} deliveries")
     results.memory = await phases.memory(work, signer, deliveries=args.rss_deliveries, concurrency=32)
+    results.fsync_end = environment.fsync_ms(work.path)
     return results
 
 

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import sqlite3
+import time
 from pathlib import Path
 
 from bench.system import CLIENT_CORE, SERVER_CORE, can_pin
@@ -27,6 +28,24 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "absent"
+
+
+def fsync_ms(directory: Path, count: int = 100) -> tuple[float, float]:
+    """(p50, p90) of an fsync after a 4 KiB append in ``directory``: what every commit under FULL pays."""
+    path = directory / "fsync-probe"
+    samples: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(count):
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    samples.sort()
+    return samples[len(samples) // 2], samples[len(samples) * 9 // 10]
 
 
 def load_average() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -15,8 +16,8 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of an already sorted sequence (0 when empty)."""
     if not sorted_values:
         return 0.0
-    rank = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
+    rank = math.ceil(fraction * len(sorted_values))  # 1-based
+    return sorted_values[min(len(sorted_values), max(1, rank)) - 1]
 
 
 @dataclasses.dataclass

@@ -20,6 +20,8 @@ NOISY = 0.10  # other processes taking this much of the server's core make a run
 class Results:
     options: dict[str, str]
     environment: dict[str, str]
+    fsync_start: tuple[float, float] = (0.0, 0.0)  # p50, p90 ms
+    fsync_end: tuple[float, float] = (0.0, 0.0)
     rounds: dict[int, dict[str, list[Round]]] = dataclasses.field(default_factory=dict)
     medians: dict[int, dict[str, Round]] = dataclasses.field(default_factory=dict)
     wrk: dict[int, WrkResult] = dataclasses.field(default_factory=dict)
@@ -80,27 +82,32 @@ def _memory(results: Results) -> list[str]:
     ]
 
 
-def _bound(r: Round) -> str:
+def _bound(r: Round, concurrency: int, fsync_p50_ms: float) -> str:
     if r.server_cpu >= SATURATED:
         return f"bounded by the server's one core ({r.server_cpu:.0%} CPU)"
     if r.server_cpu + r.others >= SATURATED:
         return f"server {r.server_cpu:.0%} CPU, other processes {r.others:.0%} of the same core: a noisy machine"
-    return f"server core {r.server_cpu:.0%} busy: the rest is waiting (fsync of each group commit, scheduling)"
+    ceiling = concurrency / (fsync_p50_ms / 1000) if fsync_p50_ms else 0.0
+    return (
+        f"server core {r.server_cpu:.0%} busy, so waiting bounds it: with {concurrency} deliveries in flight and "
+        f"an fsync of {fsync_p50_ms:.1f} ms per commit, group commit answers at most ~{ceiling:,.0f}/s"
+    )
 
 
 def _targets(results: Results) -> list[str]:
     lines: list[str] = []
+    fsync = max(results.fsync_start[0], results.fsync_end[0])
     for concurrency, m in results.medians.items():
         c = m["c"]
         lines.append(at_least(f"c={concurrency} durable ingest vs bare", ratio(c.rate, m["a"].rate), BARE_RATIO))
         lines.append(at_least(f"c={concurrency} durable ingest vs naive", ratio(c.rate, m["b"].rate), NAIVE_RATIO))
         if not lines[-1].startswith("PASS") or not lines[-2].startswith("PASS"):
-            lines.append(f"      (c) at c={concurrency}: {_bound(c)}")
+            lines.append(f"      (c) at c={concurrency}: {_bound(c, concurrency, fsync)}")
     if 32 in results.medians:
         c32 = results.medians[32]["c"]
         lines.append(at_most("p99 answer at concurrency 32", c32.p99_ms, P99_MS, "ms"))
         if c32.p99_ms > P99_MS:
-            lines.append(f"      {_bound(c32)}")
+            lines.append(f"      {_bound(c32, 32, fsync)}")
     if results.handler_start is not None:
         lines.append(at_most("delivery-to-handler-start p50", results.handler_start.p50_ms, START_P50_MS, "ms"))
     else:
@@ -132,7 +139,10 @@ def markdown(results: Results) -> str:
         f"### Ingest benchmark ({env['date']})",
         "",
         f"{env['machine']}; load average {env['load average at start']} at start, "
-        f"{environment.load_average()} at the end. {env['software']}. Pinning: {env['pinning']}. "
+        f"{environment.load_average()} at the end. fsync of a 4 KiB append (what each commit under FULL waits "
+        f"for): p50 {results.fsync_start[0]:.2f} ms, p90 {results.fsync_start[1]:.2f} ms at start; p50 "
+        f"{results.fsync_end[0]:.2f} ms, p90 {results.fsync_end[1]:.2f} ms at the end. {env['software']}. "
+        f"Pinning: {env['pinning']}. "
         f"Rounds: {options['rounds']} × {options['duration']} s per target and concurrency after "
         f"{options['warmup']} s of warm-up, targets interleaved; medians of the rounds. `wavehook serve` runs "
         "with its defaults (synchronous=FULL, one canonical log line per delivery) and built-in handlers off.",

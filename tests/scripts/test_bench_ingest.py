@@ -1,0 +1,104 @@
+"""scripts/bench_ingest.py and its helpers: the load generator counts answers right, the report says PASS/MISS."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import uvloop
+from bench.deliveries import Signer
+from bench.loadgen import _Connection, _Shared, drive
+from bench.report import at_least, at_most, percentile
+from bench.targets import Workdir
+
+from tests.support import ROOT
+
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-length: 35\r\ncontent-type: application/json\r\n\r\n"
+    b'{"received":true,"duplicate":false}'
+)
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_answers_split_across_reads_and_joined_in_one_are_each_counted() -> None:
+    """An answer cut at every byte, and two answers in one read, are parsed into one result each."""
+    loop = asyncio.new_event_loop()
+    try:
+        shared = _Shared([b"request"] * 3, float("inf"), record_sends=False)
+        connection = _Connection(shared, None, loop)
+        transport = _Transport()
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        connection.start(0.0)
+        for byte in ANSWER:
+            connection.data_received(bytes([byte]))
+        connection.data_received(ANSWER + ANSWER.replace(b"200 OK", b"401 Unauthorized"))
+    finally:
+        loop.close()
+    assert dict(shared.statuses) == {200: 2, 401: 1}
+    assert len(transport.written) == 3  # the next request goes out as soon as an answer is complete
+
+
+def test_percentile_is_nearest_rank() -> None:
+    """p50 of 1..100 is 50, p99 is 99, p100 is the maximum, and an empty list gives 0."""
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) == (50, 99, 100)
+    assert percentile([], 0.5) == 0.0
+
+
+def test_target_lines_say_pass_or_miss_with_the_margin() -> None:
+    """A missed lower bound says how far short; a met upper bound says how much headroom is left."""
+    assert at_least("ratio", 0.30, 0.33).startswith("MISS  ratio: 0.30× (target ≥ 0.33×; 9% short)")
+    assert at_most("p99", 12.0, 15.0, "ms") == "PASS  p99: 12.0 ms (target ≤ 15 ms; 20% headroom)"
+
+
+@pytest.mark.integration
+def test_generator_gets_every_answer_from_a_real_naive_receiver(tmp_path: Any) -> None:
+    """Every pre-signed delivery sent to the naive baseline is answered 200, and the run stops when they run out."""
+    work = Workdir(tmp_path, "whsec_dGVzdA==")
+    with work.naive() as server:
+        requests = Signer(work.secret).pool(300)
+        result = uvloop.run(drive("127.0.0.1", server.port, requests, concurrency=8, duration=60))
+    assert (result.completed, dict(result.statuses), result.exhausted) == (300, {200: 300}, True)
+
+
+@pytest.mark.integration
+def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
+    """A tiny run of the whole script measures the three targets and ends with one line per target."""
+    args = ["--duration", "0.5", "--warmup", "0.2", "--rounds", "1", "--concurrency", "8"]
+    args += ["--rss-deliveries", "1000", "--dispatch-duration", "1", "--dispatch-rate", "50", "--busy-slots", "2"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_ingest.py"), *args, "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = done.stdout
+    for target in ("(a) bare Starlette", "(b) naive sqlite-utils", "(c) wavehook serve"):
+        row = re.search(rf"\| 8 \| {re.escape(target)} \|.*\| (\d+) \|$", report, re.MULTILINE)
+        assert row is not None, report
+        assert row.group(1) == "0", report  # no delivery refused
+    verdicts = re.findall(r"^(PASS|MISS)  (.+?):", report, re.MULTILINE)
+    assert [label for _verdict, label in verdicts] == [
+        "c=8 durable ingest vs bare",
+        "c=8 durable ingest vs naive",
+        "delivery-to-handler-start p50",
+        "RSS after 1,000 deliveries (fewer than the 100,000 of the target)",
+    ]
+    assert "Delivery to handler start" in report
+    assert "handler slots are busy" in report
