@@ -15,7 +15,7 @@ from pathlib import Path
 
 from receiver.handlers import Context, Prediction, RetryLater, on
 
-DIR = Path(os.environ.get("DISPATCH_TEST_DIR", "."))
+DIR = Path(os.environ["DISPATCH_TEST_DIR"])  # set by every test that loads this module
 
 
 def effect(name: str, prediction: Prediction, what: str = "done") -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from receiver.delivery import parse
-from receiver.handlers import load_handlers
-from receiver.ingest import Ingestor
-from receiver.settings import Settings
-from receiver.writer import Writer
 from tests.integration.dispatch_support import deliver, dispatch_env, duplicates, effects, query, start_worker, states
-from tests.support import Process, prediction_body, wait_for
+from tests.integration.reconcile_pass import final_status
+from tests.support import ROOT, Process, wait_for
 
 MODEL = "bytedance/seedance-v1-lite-t2v-480p"
 
@@ -26,7 +24,7 @@ def _plan(ids: list[str]) -> list[tuple[str, str, str]]:
     """Every prediction's deliveries, duplicated and shuffled: (prediction id, status, webhook-id)."""
     plan = []
     for index, pid in enumerate(ids):
-        final = "failed" if index % 5 == 0 else "completed"
+        final = final_status(index)
         plan += [
             (pid, "processing", f"{pid}-processing"),
             (pid, final, f"{pid}-final"),
@@ -42,22 +40,18 @@ def _send(url: str, secret: str, plan: list[tuple[str, str, str]]) -> None:
         list(pool.map(lambda item: deliver(client, secret, item[0], item[1], model=MODEL, webhook_id=item[2]), plan))
 
 
-def _reconcile(env: dict[str, str], db: Path, ids: list[str]) -> int:
-    """A reconciliation pass through the one ingest path, from this (third) process: every result again."""
-    settings = Settings.from_env({**env, "WAVEHOOK_DB": str(db), "WAVESPEED_WEBHOOK_SECRET": "whsec_x"})
-    handlers = load_handlers(settings)
-    writer = Writer(db)
-    writer.start()
-    try:
-        ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
-        enqueued = 0
-        for index, pid in enumerate(ids):
-            body = prediction_body(pid, "failed" if index % 5 == 0 else "completed", model=MODEL)
-            result = ingestor.ingest_sync(parse(body, webhook_id=f"reconcile-{pid}", source="reconcile"))
-            enqueued += result.runs_enqueued
-        return enqueued
-    finally:
-        writer.stop()
+def _reconcile(env: dict[str, str], db: Path, count: int) -> int:
+    """A reconciliation pass from a third process, through the one ingest path: every result again."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.integration.reconcile_pass", str(count)],
+        env={**os.environ, **env, "WAVEHOOK_DB": str(db)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.integration
@@ -78,8 +72,8 @@ def test_every_handler_succeeds_once_per_prediction(
         port = int(web.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
         web = serve_factory(env=env, port=port)
         _send(web.url, secret, plan[len(plan) // 2 :])  # type: ignore[attr-defined]
-        assert _reconcile(env, db, ids) == 0  # every run already existed: nothing new to enqueue
-        expected = {("effect_async", pid, "failed" if n % 5 == 0 else "completed") for n, pid in enumerate(ids)}
+        assert _reconcile(env, db, len(ids)) == 0  # every run already existed: nothing new to enqueue
+        expected = {("effect_async", pid, final_status(n)) for n, pid in enumerate(ids)}
         expected |= {("effect_sync", pid, "completed") for n, pid in enumerate(ids) if n % 5}
         wanted = {"succeeded": len(expected)}
         wait_for(lambda: states(db) == wanted, timeout=60, what=f"{len(expected)} runs to succeed")
