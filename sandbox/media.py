@@ -8,7 +8,7 @@ import zlib
 from functools import cache
 from importlib import resources
 
-SAMPLE_MP4 = resources.files("sandbox") / "media" / "sample.mp4"
+SAMPLE_MP4 = resources.files("sandbox") / "assets" / "sample.mp4"
 _VIDEO_HINTS = ("video", "t2v", "i2v", "waver", "avatar", "omni-human", "lipsync")
 _IMAGE_HINTS = ("image", "t2i", "flux", "/edit", "-edit")
 
