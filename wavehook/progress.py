@@ -16,7 +16,15 @@ import httpx
 
 POLL_SECONDS = 0.2
 FINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
-COLOURS = {"completed": "green", "saved": "green", "failed": "red", "refused": "red", "timed out": "red"}
+COLOURS = {
+    "completed": "green",
+    "saved": "green",
+    "failed": "red",
+    "refused": "red",
+    "timed out": "red",
+    "retrying": "yellow",
+    "not saved": "red",
+}
 
 
 @dataclasses.dataclass
@@ -81,7 +89,8 @@ class Progress:
                 if time.monotonic() > deadline:
                     for job in self.jobs:
                         if not job.settled:
-                            job.output = job.output or "did not end in time"
+                            late = "output not saved in time" if job.status == "completed" else "did not end in time"
+                            job.output = job.output or late
                             self.say(job, "timed out", f"last seen {job.status or 'not in the ledger'}")
                     return
                 time.sleep(POLL_SECONDS)
@@ -125,7 +134,11 @@ class Progress:
         if downloads:
             job.output, job.saved, job.settled = shown_path(downloads[0]["path"]), True, True
             self.say(job, "saved", job.output)
-        elif not runs or any(run.get("state") == "dead" for run in runs):
+            return
+        failing = next((run["last_error"] for run in runs if run.get("last_error")), None)
+        if failing and "retrying" not in job.seen:
+            self.say(job, "retrying", f"download_outputs: {failing}")
+        if not runs or any(run.get("state") == "dead" for run in runs):
             job.settled = True
             job.output = (item.get("outputs") or ["no output"])[0] if not runs else "download failed"
             self.say(job, "not saved", (runs[0].get("last_error") or "") if runs else "no download handler is on")
