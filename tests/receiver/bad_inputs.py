@@ -451,47 +451,18 @@ def _size_cases() -> list[Case]:
 
 
 def _correlation_cases() -> list[Case]:
+    def query(name: str, what: str, value: str, status: int, reason: str, mentions: str) -> Case:
+        return Case(name, what, Sent(headers(), query=value), status, reason, mentions=mentions)
+
+    zeros = "0" * 32
     return [
-        Case(
-            "wrong-token",
-            "`?ref=job-0001&token=` 32 zeros",
-            Sent(headers(), query=f"ref={REF}&token=" + "0" * 32),
-            401,
-            "token_mismatch",
-            mentions="token",
+        query(
+            "wrong-token", "`?ref=job-0001&token=` 32 zeros", f"ref={REF}&token={zeros}", 401, "token_mismatch", "token"
         ),
-        Case(
-            "non-ascii-token",
-            "`?ref=job-0001&token=é`",
-            Sent(headers(), query=f"ref={REF}&token=%C3%A9"),
-            401,
-            "token_mismatch",
-            mentions="token",
-        ),
-        Case(
-            "ref-without-token",
-            "`?ref=job-0001` alone",
-            Sent(headers(), query=f"ref={REF}"),
-            401,
-            "token_mismatch",
-            mentions="token",
-        ),
-        Case(
-            "token-without-ref",
-            "`?token=…` alone",
-            Sent(headers(), query="token=" + "0" * 32),
-            400,
-            "missing_ref",
-            mentions="ref",
-        ),
-        Case(
-            "long-ref",
-            "`?ref=` of 129 characters",
-            Sent(headers(), query="ref=" + "r" * 129 + "&token=x"),
-            400,
-            "bad_ref",
-            mentions="ref",
-        ),
+        query("non-ascii-token", "`?ref=job-0001&token=é`", f"ref={REF}&token=%C3%A9", 401, "token_mismatch", "token"),
+        query("ref-without-token", "`?ref=job-0001` alone", f"ref={REF}", 401, "token_mismatch", "token"),
+        query("token-without-ref", "`?token=…` alone", f"token={zeros}", 400, "missing_ref", "ref"),
+        query("long-ref", "`?ref=` of 129 characters", "ref=" + "r" * 129 + "&token=x", 400, "bad_ref", "ref"),
     ]
 
 
