@@ -51,9 +51,15 @@ def _inputs(model: ModelSpec, image: Path) -> dict[str, Any]:
     return inputs
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without wavehook's and the provider's settings: the demo's processes get
+    only the ones it sets (an admin token or handler modules of the user's would change what they do)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(("WAVEHOOK_", "WAVESPEED_"))}
+
+
 def receiver_env(root: Path, *, secret: str, sandbox_url: str, receiver_url: str) -> dict[str, str]:
     return {
-        **os.environ,
+        **clean_env(),
         "WAVESPEED_API_KEY": API_KEY,
         "WAVESPEED_BASE_URL": sandbox_url,
         "WAVESPEED_WEBHOOK_SECRET": secret,
@@ -120,7 +126,7 @@ def demo(
          "--delivery-log", str(root / "sandbox-deliveries.jsonl")],
         port=free_port(),
         # The secret goes by environment, not argument: a command line is visible to every local user.
-        env={**os.environ, "WAVESPEED_WEBHOOK_SECRET": secret, "WAVEHOOK_LOG_FORMAT": "json"},
+        env={**clean_env(), "WAVESPEED_WEBHOOK_SECRET": secret, "WAVEHOOK_LOG_FORMAT": "json"},
         log_path=root / "sandbox.log",
     )  # fmt: skip
     receiver_port = free_port()
