@@ -30,9 +30,13 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 VIEWPORT = {"width": 1400, "height": 900}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session. Skipped only outside CI when Chromium is not installed."""
+    """A headless Chromium per test module. Skipped only outside CI when Chromium is not installed.
+
+    Module scope, not session: while Playwright's sync API is open, its event loop counts as running in the
+    main thread, and the tests that come after would find asyncio.run() refused.
+    """
     if not CHROMIUM.exists():
         reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):
