@@ -176,3 +176,11 @@ def test_dead_letters_list_dead_runs_with_replay(settings_factory: Callable[...,
     assert 'data-replay="/api/runs/replay-dead"' in html
     assert re.search(r'data-replay="/api/runs/\d+/replay">Replay', detail)
     assert "upload · attempt 1 · failed" in detail
+
+
+def test_missed_webhooks_are_counted_on_the_page(client: TestClient) -> None:
+    """A result that reconciliation had to fetch shows in the Missed webhooks tile and on the timeline."""
+    missed = parse(prediction_body("m1"), webhook_id="reconcile-m1", source="reconcile")
+    client.app.state.ingestor.ingest_sync(missed)  # type: ignore[attr-defined]
+    assert 'data-count="missed_webhooks">1<' in client.get("/").text
+    assert "Reconciled · completed (its webhook never came)" in client.get("/predictions/m1").text
