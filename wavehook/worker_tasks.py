@@ -15,7 +15,7 @@ from receiver.settings import Settings
 from receiver.store.ingest import get_meta
 from submitter.client import AsyncProviderClient
 from submitter.ledger import Ledger
-from submitter.reconcile import reconcile_once
+from submitter.reconcile import reconcile_pass
 
 
 class Reconciler:
@@ -33,7 +33,7 @@ class Reconciler:
             secret = await reader.run(lambda conn: get_meta(conn, "correlation_secret"))
             self._ledger = Ledger(ingestor=ctx.ingestor, reader=reader, correlation_secret=secret or "")
             self._client = AsyncProviderClient.from_settings(self.settings, transport=self.transport)
-        await reconcile_once(self._ledger, self._client, older_than=self.settings.submit.reconcile_after_seconds)
+        await reconcile_pass(self._ledger, self._client, self.settings)
 
     async def close(self) -> None:
         if self._client is not None:
