@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fault.provider import deliveries_of, submit_tasks, wait_settled
 from tests.fault.storage import fill, immutable, require_immutable, small_disk
 from tests.integration.receiver_client import Delivery, burst, post, query, serve
 from tests.support import Process, prediction_body, wait_for
 
 pytestmark = pytest.mark.fault
 
-MODEL = "bytedance/seedance-v1-lite-t2v-480p"
 TASKS = 12
 
 
@@ -46,22 +46,6 @@ def test_a_full_disk_answers_503_never_200_and_the_retries_are_stored_once(tmp_p
     assert sorted(stored) == sorted((d.webhook_id, 0) for d in deliveries)
 
 
-def deliveries_of(sandbox: Process) -> list[dict[str, Any]]:
-    url = f"{sandbox.url}/_sandbox/deliveries"  # type: ignore[attr-defined]
-    records: list[dict[str, Any]] = httpx.get(url, timeout=10).json()["deliveries"]
-    return records
-
-
-def submit_tasks(sandbox: Process, webhook: str) -> list[str]:
-    """Tasks submitted straight to the sandbox's API, each naming the receiver as its webhook."""
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": "Bearer k"}, timeout=10) as client:  # type: ignore[attr-defined]
-        answers = [
-            client.post(f"/api/v3/{MODEL}", params={"webhook": webhook}, json={"prompt": f"task {n}"})
-            for n in range(TASKS)
-        ]
-    return [answer.json()["data"]["id"] for answer in answers]
-
-
 def test_a_read_only_ledger_answers_503_while_the_sandbox_retries_then_each_task_is_stored_once(
     tmp_path: Path, serve_factory: Callable[..., Process], sandbox_factory: Callable[..., Process]
 ) -> None:
@@ -76,7 +60,7 @@ def test_a_read_only_ledger_answers_503_while_the_sandbox_retries_then_each_task
         assert post(client, receiver.url, Delivery("before", prediction_body("p-before"))).status_code == 200  # type: ignore[attr-defined]
         wait_for(lambda: runs(db) == [("log", "succeeded", 1)], timeout=20, what="the first run, before the fault")
         with immutable(db, db.with_name(db.name + "-wal")):
-            ids = submit_tasks(sandbox, f"{receiver.url}/webhooks/wavespeed")  # type: ignore[attr-defined]
+            ids = submit_tasks(sandbox, f"{receiver.url}/webhooks/wavespeed", TASKS)  # type: ignore[attr-defined]
 
             def refused_twice() -> bool:
                 counts = collections.Counter(r["task_id"] for r in deliveries_of(sandbox) if r["outcome"] == "refused")
@@ -85,11 +69,7 @@ def test_a_read_only_ledger_answers_503_while_the_sandbox_retries_then_each_task
             wait_for(refused_twice, timeout=30, what="every task's delivery refused twice")
             assert client.get(receiver.url + "/readyz").status_code == 503  # type: ignore[attr-defined]
             during = deliveries_of(sandbox)
-        wait_for(
-            lambda: httpx.get(f"{sandbox.url}/_sandbox/status").json()["busy"] == 0,  # type: ignore[attr-defined]
-            timeout=30,
-            what="every delivery settled",
-        )
+        wait_settled(sandbox)
     assert {(r["outcome"], r["http_status"]) for r in during} == {("refused", 503)}
     assert {json.loads(r["error"])["reason"] for r in during} == {"storage_unavailable"}
     after = deliveries_of(sandbox)
