@@ -12,6 +12,7 @@ import httpx
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from sandbox import admin, api, storage
@@ -19,6 +20,7 @@ from sandbox.config import SandboxConfig
 from sandbox.courier import Courier, RetryPolicy
 from sandbox.deliverylog import DeliveryLog
 from sandbox.envelope import ProviderError, provider_error, starlette_error
+from sandbox.latency import AnswerDelay
 from sandbox.media import SAMPLE_MP4
 from sandbox.runtime import Sandbox
 
@@ -80,6 +82,7 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
+        middleware=[Middleware(AnswerDelay, seconds=config.answer_delay)],
         exception_handlers={ProviderError: provider_error, HTTPException: starlette_error},
         lifespan=lifespan,
     )

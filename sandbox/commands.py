@@ -58,6 +58,9 @@ def _rates(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str
 @click.option("--seed", type=int, help="Seed of the random choices (durations, faults): a run can be replayed.")
 @click.option("--delivery-log", type=click.Path(dir_okay=False, path_type=Path), help="Also append it here.")
 @click.option("--validate/--no-validate", default=True, show_default=True, help="Refuse invalid inputs.")
+@click.option(
+    "--answer-delay", default=0.0, show_default=True, type=_SECONDS, help="Seconds before each API call is answered."
+)
 def sandbox(
     host: str,
     port: int,
@@ -76,6 +79,7 @@ def sandbox(
     seed: int | None,
     delivery_log: Path | None,
     validate: bool,
+    answer_delay: float,
 ) -> None:
     """Run the local provider sandbox: the v3 API, real media, signed webhooks, injectable faults."""
     import uvicorn
@@ -102,6 +106,7 @@ def sandbox(
         seed=seed,
         delivery_log=delivery_log,
         validate_inputs=validate,
+        answer_delay=answer_delay,
     )
     click.echo(f"sandbox: provider API at http://{host}:{port}/api/v3 (signing secret: GET /api/v3/webhook/secret)")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False, server_header=False)

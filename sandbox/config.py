@@ -35,6 +35,8 @@ class SandboxConfig:
     delivery_log: Path | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
     validate_inputs: bool = True
+    # Every API call waits this long before it is handled, as a provider across the internet would answer.
+    answer_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.webhook_id_mode not in WEBHOOK_ID_MODES:

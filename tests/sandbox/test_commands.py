@@ -11,7 +11,15 @@ def test_help_lists_the_options() -> None:
     """wavehook sandbox --help documents the clock, retry and fault options."""
     result = CliRunner().invoke(main, ["sandbox", "--help"])
     assert result.exit_code == 0
-    for option in ("--queue-time", "--run-time", "--webhook-id", "--retry-window", "--faults", "--delivery-log"):
+    for option in (
+        "--queue-time",
+        "--run-time",
+        "--webhook-id",
+        "--retry-window",
+        "--faults",
+        "--delivery-log",
+        "--answer-delay",
+    ):
         assert option in result.output
 
 
