@@ -155,3 +155,56 @@ async def test_run_awaits_without_blocking_the_event_loop(writer: Writer) -> Non
     assert not pending.done()
     release.set()
     assert await pending is True
+
+
+@pytest.mark.anyio
+async def test_jobs_awaited_in_one_loop_turn_share_one_commit(writer: Writer, db_path: Path) -> None:
+    """Jobs that callers await in the same turn of the event loop reach the writer together: one commit."""
+    import asyncio
+
+    before = writer.commits
+    results = await asyncio.gather(*(writer.run(put(f"k{i}")) for i in range(20)))  # type: ignore[arg-type]
+    assert results == [f"k{i}" for i in range(20)]
+    assert writer.commits - before == 1
+    assert len(keys(db_path)) == 20
+
+
+@pytest.mark.anyio
+async def test_awaited_jobs_fail_alone_or_with_their_group(writer: Writer, db_path: Path) -> None:
+    """Through ``run``, a raising job gets its own exception and a storage error reaches every job of its group."""
+    import asyncio
+
+    def bad(_conn: sqlite3.Connection) -> None:
+        raise LookupError("handler not registered")
+
+    outcomes = await asyncio.gather(writer.run(put("k1")), writer.run(bad), return_exceptions=True)  # type: ignore[arg-type]
+    assert outcomes[0] == "k1"
+    assert isinstance(outcomes[1], LookupError)
+    broken = await asyncio.gather(
+        writer.run(put("k2")),  # type: ignore[arg-type]
+        writer.run(lambda conn: conn.execute("INSERT INTO no_such_table VALUES (1)")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, StorageUnavailable) for outcome in broken)
+    assert keys(db_path) == {"k1"}
+
+
+@pytest.mark.anyio
+async def test_run_after_stop_is_refused_and_a_cancelled_caller_still_commits(db_path: Path) -> None:
+    """A job whose caller gave up is committed all the same; ``run`` after ``stop`` answers StorageUnavailable."""
+    import asyncio
+
+    w = Writer(db_path)
+    w.start()
+    release = threading.Event()
+    blocker = asyncio.ensure_future(w.run(lambda _conn: release.wait(10)))
+    await asyncio.sleep(0)
+    abandoned = asyncio.ensure_future(w.run(put("k1")))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    abandoned.cancel()
+    release.set()
+    await blocker
+    w.stop()
+    assert keys(db_path) == {"k1"}
+    with pytest.raises(StorageUnavailable):
+        await w.run(put("late"))  # type: ignore[arg-type]
