@@ -8,7 +8,7 @@ workers as the concurrency, timing each job, then ``batch()`` with the same numb
 nothing can beat c / delay submissions per second; what the submitter adds on top of the provider's answer
 is its overhead: the p50 latency minus the delay at concurrency 1, and its CPU time per job.
 
-    .venv/bin/python scripts/bench_submit.py            # 50 jobs per slot at concurrency 1, 16, 64 (~2 min)
+    .venv/bin/python scripts/bench_submit.py            # 50 jobs per slot at concurrency 1, 16, 64 (about 100 s)
     .venv/bin/python scripts/bench_submit.py --quick    # a smoke run of a few seconds
 """
 
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-jobs", type=int, default=50, help="at least this many jobs per level (default 50)")
     parser.add_argument("--quick", action="store_true", help="6 jobs per slot, at least 12 per level")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    parser.add_argument("--workdir", type=Path, help="keep the ledger and logs here (default: temporary)")
+    parser.add_argument("--workdir", type=Path, help="keep the ledger and logs in a new run-* folder here")
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs_per_slot, args.min_jobs = 6, 12
@@ -225,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log("warning: fewer than two cores available: the sandbox and the submitter are not pinned apart")
     temporary = args.workdir is None
-    work = Path(tempfile.mkdtemp(prefix="wavehook-bench-submit-")) if temporary else args.workdir
-    work.mkdir(parents=True, exist_ok=True)
+    if temporary:
+        work = Path(tempfile.mkdtemp(prefix="wavehook-bench-submit-"))
+    else:  # a fresh directory per run: jobs of an earlier run's batches would be skipped as already sent
+        work = args.workdir / time.strftime("run-%Y%m%d-%H%M%S")
+        work.mkdir(parents=True)
     facts = describe(work)
     port = free_port()
     command = [WAVEHOOK, "sandbox", "--port", str(port), "--secret", "whsec_YmVuY2gtc3VibWl0LXNlY3JldA=="]

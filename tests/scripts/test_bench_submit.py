@@ -46,7 +46,8 @@ def test_a_tiny_run_submits_every_job_through_the_ledger_and_reports_each_level(
     assert len(timed) == 17
     assert min(timed) >= DELAY
 
-    conn = sqlite3.connect(tmp_path / "ledger.db")
+    (ledger,) = tmp_path.glob("run-*/ledger.db")
+    conn = sqlite3.connect(ledger)
     try:
         states = conn.execute("SELECT state, count(*) FROM submissions GROUP BY state").fetchall()
     finally:
