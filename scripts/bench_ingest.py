@@ -27,7 +27,7 @@ from typing import Any
 
 import uvloop
 from bench import environment, phases, wrk
-from bench.compare import compare
+from bench.compare import RATE_CEILING, compare, run_round
 from bench.deliveries import Signer
 from bench.report import median_round
 from bench.summary import Results, markdown
@@ -86,10 +86,13 @@ async def run(args: argparse.Namespace, work: Workdir) -> Results:
         results.medians = {c: {k: median_round(r) for k, r in by.items()} for c, by in rounds.items()}
         if wrk.available():
             for concurrency in args.concurrencies:
-                log(f"wrk on (a) at c={concurrency}")
-                results.wrk[concurrency] = wrk.run(
-                    targets["a"].port, signer.pool(1)[0], concurrency=concurrency, duration=args.duration
+                # Back to back, so that both see the same machine: this generator, then wrk, on (a).
+                log(f"generator check on (a) at c={concurrency}: this generator, then wrk")
+                ours = await run_round(
+                    targets["a"], signer, concurrency=concurrency, duration=args.duration, rate_hint=RATE_CEILING
                 )
+                theirs = wrk.run(targets["a"].port, signer.pool(1)[0], concurrency=concurrency, duration=args.duration)
+                results.wrk[concurrency] = (ours, theirs)
         results.naive_db = phases.database_size(work.path / "naive.db")
     if phases.dispatcher_available():
         log(f"delivery-to-handler-start at {args.dispatch_rate:g}/s")

@@ -12,6 +12,7 @@ from bench.system import SERVER_CORE, Server, core_ticks, cpu_seconds
 
 POOL_CAP = 600_000  # ~0.5 GB of request bytes at most
 RATE_FLOOR = 5_000.0  # a warm-up slowed by noise must not leave the next round short of deliveries
+RATE_CEILING = 30_000.0  # a guess above any target's rate, for pools sized before a measurement
 Log = Callable[[str], None]
 
 
@@ -51,7 +52,7 @@ async def compare(
     for concurrency in concurrencies:
         hints: dict[str, float] = {}
         for key, server in targets.items():
-            warm = await run_round(server, signer, concurrency=concurrency, duration=warmup, rate_hint=30_000)
+            warm = await run_round(server, signer, concurrency=concurrency, duration=warmup, rate_hint=RATE_CEILING)
             hints[key] = max(warm.rate, RATE_FLOOR)
             log(f"  warm-up c={concurrency} {key}: {warm.rate:,.0f}/s")
         results[concurrency] = {key: [] for key in targets}

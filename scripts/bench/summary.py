@@ -24,7 +24,7 @@ class Results:
     fsync_end: tuple[float, float] = (0.0, 0.0)
     rounds: dict[int, dict[str, list[Round]]] = dataclasses.field(default_factory=dict)
     medians: dict[int, dict[str, Round]] = dataclasses.field(default_factory=dict)
-    wrk: dict[int, WrkResult] = dataclasses.field(default_factory=dict)
+    wrk: dict[int, tuple[Round, WrkResult]] = dataclasses.field(default_factory=dict)  # this generator, then wrk
     naive_db: tuple[int, int] = (0, 0)  # bytes, events
     handler_start: HandlerStart | None = None
     busy: Busy | None = None
@@ -40,11 +40,11 @@ def _generator(results: Results) -> list[str]:
     ]
     if not results.wrk:
         lines.append("- wrk is not installed (`apt-get install wrk`): the comparison with wrk was skipped.")
-    for concurrency, w in results.wrk.items():
-        ours = results.medians[concurrency]["a"]
+    for concurrency, (ours, w) in results.wrk.items():
         lines.append(
-            f"- wrk (1 thread) on (a) at {concurrency} connections: {w.rate:,.0f}/s, p50 {w.p50_ms:.2f} ms, "
-            f"p99 {w.p99_ms:.2f} ms; this generator: {ours.rate:,.0f}/s ({ratio(ours.rate, w.rate):.2f}× wrk)."
+            f"- On (a) at {concurrency} connections, back to back: this generator {ours.rate:,.0f}/s (p99 "
+            f"{ours.p99_ms:.2f} ms, its CPU {ours.client_cpu:.0%}), wrk with one thread {w.rate:,.0f}/s (p99 "
+            f"{w.p99_ms:.2f} ms): {ratio(ours.rate, w.rate):.2f}× wrk."
         )
     return lines
 
@@ -86,7 +86,10 @@ def _bound(r: Round, concurrency: int, fsync_p50_ms: float) -> str:
     if r.server_cpu >= SATURATED:
         return f"bounded by the server's one core ({r.server_cpu:.0%} CPU)"
     if r.server_cpu + r.others >= SATURATED:
-        return f"server {r.server_cpu:.0%} CPU, other processes {r.others:.0%} of the same core: a noisy machine"
+        return (
+            f"bounded by CPU on a shared core: the server {r.server_cpu:.0%}, other processes {r.others:.0%} "
+            "(a noisy machine)"
+        )
     ceiling = concurrency / (fsync_p50_ms / 1000) if fsync_p50_ms else 0.0
     return (
         f"server core {r.server_cpu:.0%} busy, so waiting bounds it: with {concurrency} deliveries in flight and "
