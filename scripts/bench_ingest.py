@@ -18,10 +18,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ from bench.compare import RATE_CEILING, compare, run_round
 from bench.deliveries import Signer
 from bench.report import median_round
 from bench.summary import Results, markdown
-from bench.system import CLIENT_CORE, can_pin, pin_self
+from bench.system import pin_client, run_directory
 from bench.targets import Workdir
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1ub3QtZm9yLXVzZQ=="
@@ -121,24 +118,11 @@ def _plain(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if can_pin():
-        pin_self(CLIENT_CORE)
-    else:
-        log("warning: fewer than two cores available: servers and generator are not pinned apart")
+    pin_client(log)
     if not wrk.available():
         log("wrk is not installed (apt-get install wrk): the comparison with wrk is skipped")
-    temporary = args.workdir is None
-    if temporary:
-        path = Path(tempfile.mkdtemp(prefix="wavehook-bench-"))
-    else:  # a fresh directory per run: a ledger or handler log left by an earlier run would skew this one
-        path = args.workdir / time.strftime("run-%Y%m%d-%H%M%S")
-    try:
+    with run_directory(args.workdir, "wavehook-bench-", log) as path:
         results = uvloop.run(run(args, Workdir(path, SECRET)))
-    finally:
-        if temporary:
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            log(f"databases and server logs kept in {path}")
     text = markdown(results)
     print("\n----- 8< ----- results (Markdown, ready to paste) -----\n")
     print(text)

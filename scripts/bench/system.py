@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -29,6 +31,33 @@ def can_pin() -> bool:
 def pin_self(core: int) -> None:
     if can_pin():
         os.sched_setaffinity(0, {core})
+
+
+def pin_client(warn: Callable[[str], None]) -> None:
+    """Pin this process (the load generator) to its core, or say why it cannot be kept apart from the servers."""
+    if can_pin():
+        pin_self(CLIENT_CORE)
+    else:
+        warn("warning: fewer than two cores available: the servers and the load generator are not pinned apart")
+
+
+@contextlib.contextmanager
+def run_directory(keep_in: Path | None, prefix: str, say: Callable[[str], None]) -> Iterator[Path]:
+    """A temporary directory removed afterwards, or a fresh ``run-<time>`` folder under ``keep_in``, kept."""
+    if keep_in is None:
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    # A fresh folder per run: files an earlier run left there would skew this one.
+    path = keep_in / time.strftime("run-%Y%m%d-%H%M%S")
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        say(f"databases and logs kept in {path}")
 
 
 def free_port() -> int:
