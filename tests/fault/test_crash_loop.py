@@ -50,8 +50,10 @@ def test_ten_kills_under_load_lose_and_double_nothing(tmp_path: Path, serve_fact
     load = SignedLoad(f"http://127.0.0.1:{port}")
     try:
         per_server = crash_loop(lambda: serve_factory(port=port, env=env), load.start(), random.Random(seed))
-    finally:
-        load.stop()
+    except BaseException:
+        load.abandon()
+        raise
+    load.stop()
     db = tmp_path / "wavehook.db"
     assert load.errors >= KILLS, "the kills cut no request: the load was not running through them"
     assert load.other == []
