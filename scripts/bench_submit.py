@@ -18,16 +18,14 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import environment
 from bench.report import percentile
-from bench.system import CLIENT_CORE, SERVER_CORE, Server, can_pin, cpu_seconds, free_port, pin_self
+from bench.system import CLIENT_CORE, SERVER_CORE, Server, can_pin, cpu_seconds, free_port, pin_client, run_directory
 
 from receiver import logs
 from receiver.settings import Secret, Settings
@@ -220,29 +218,18 @@ def describe(work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if can_pin():
-        pin_self(CLIENT_CORE)
-    else:
-        log("warning: fewer than two cores available: the sandbox and the submitter are not pinned apart")
-    temporary = args.workdir is None
-    if temporary:
-        work = Path(tempfile.mkdtemp(prefix="wavehook-bench-submit-"))
-    else:  # a fresh directory per run: jobs of an earlier run's batches would be skipped as already sent
-        work = args.workdir / time.strftime("run-%Y%m%d-%H%M%S")
-        work.mkdir(parents=True)
-    facts = describe(work)
+    pin_client(log)
     port = free_port()
     command = [WAVEHOOK, "sandbox", "--port", str(port), "--secret", "whsec_YmVuY2gtc3VibWl0LXNlY3JldA=="]
     command += ["--answer-delay", str(args.answer_delay), "--queue-time", NEVER, "--run-time", NEVER]
-    try:
+    # A fresh folder per run under --workdir: an earlier run's batch jobs would be skipped as already sent.
+    with run_directory(args.workdir, "wavehook-bench-submit-", log) as work:
+        facts = describe(work)
         with open(work / "submitter.log", "w") as stream:
             logs.configure(log_format="json", level="info", stream=stream)
             with Server("sandbox", command, {"WAVEHOOK_LOG_FORMAT": "json"}, work / "sandbox.log", port) as sandbox:
                 levels = asyncio.run(run(args, sandbox, work))
         facts["load_end"] = environment.load_average()
-    finally:
-        if temporary:
-            shutil.rmtree(work, ignore_errors=True)
     print(markdown(args, levels, facts))
     if args.json:
         figures = [{**dataclasses.asdict(level), "rate": level.rate} for level in levels]
