@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from receiver import api, auth, dashboard, health, runs_api, webhook
 from receiver.dispatch.service import dispatching_in_web
-from receiver.errors import HTTPError
+from receiver.errors import HTTPError, error_response
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.ingest import Ingestor, no_handlers
 from receiver.metrics import Metrics, metrics
@@ -33,8 +33,7 @@ logger = structlog.get_logger()
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPError)
-    headers = {"connection": "close"} if exc.close_connection else None
-    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)
+    return error_response(exc)
 
 
 async def _starlette_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -91,7 +90,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/webhooks/wavespeed", webhook.receive, methods=["POST"]),
+            Route("/webhooks/wavespeed", webhook.WebhookEndpoint(), methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/api/predictions", api.list_predictions, methods=["GET"]),

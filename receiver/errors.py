@@ -19,6 +19,8 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
 
 from __future__ import annotations
 
+from starlette.responses import JSONResponse
+
 
 class WavehookError(Exception):
     """Base class of every error wavehook raises on purpose."""
@@ -94,3 +96,9 @@ class PayloadTooLarge(HTTPError):
 class StorageUnavailable(HTTPError):
     status = 503
     reason = "storage_unavailable"
+
+
+def error_response(exc: HTTPError) -> JSONResponse:
+    """The one rendering of an ``HTTPError``: its status, ``{"error", "reason"}``, and a close if it asks."""
+    headers = {"connection": "close"} if exc.close_connection else None
+    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)

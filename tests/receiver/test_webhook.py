@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from httpx import Response
 from starlette.testclient import TestClient
 
+from receiver.errors import BadRequest
+from receiver.webhook import headers_of, read_body
 from tests.receiver.conftest import NOW
 from tests.support import prediction_body, sign, signed_headers
 
@@ -202,3 +204,34 @@ def test_signature_is_checked_against_the_bytes_as_sent(client: TestClient, secr
     }
     response = client.post(URL, content=body.replace(b", ", b","), headers=headers)
     assert response.json()["reason"] == "signature_mismatch"
+
+
+def messages(*items: dict[str, object]) -> Callable[[], Awaitable[dict[str, object]]]:
+    """An ASGI ``receive`` that hands out ``items`` in order."""
+    queue = list(items)
+
+    async def receive() -> dict[str, object]:
+        return queue.pop(0)
+
+    return receive
+
+
+@pytest.mark.anyio
+async def test_body_read_in_chunks_is_joined_and_a_disconnect_is_a_bad_request() -> None:
+    """The body's chunks are joined in order; a disconnect before the last one is a 400 client_disconnected."""
+    chunks = messages(
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"cd"},
+    )
+    assert await read_body(chunks, "4", 4) == b"abcd"
+    cut = messages({"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"})
+    with pytest.raises(BadRequest) as caught:
+        await read_body(cut, None, 100)
+    assert caught.value.reason == "client_disconnected"
+
+
+def test_repeated_header_is_read_from_its_first_occurrence() -> None:
+    """Of a header sent twice, the first value counts, as Starlette's Headers.get reads it."""
+    scope = {"headers": [(b"webhook-id", b"first"), (b"host", b"x"), (b"webhook-id", b"second")]}
+    assert headers_of(scope)["webhook-id"] == "first"
