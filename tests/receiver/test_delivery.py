@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from receiver.delivery import decode_json, parse
+from receiver.delivery import decode_json, encode_compact, parse
 from receiver.errors import BadRequest
 from tests.support import prediction_body
 
@@ -63,3 +63,22 @@ def test_unusable_body_is_a_bad_request_naming_the_problem(body: bytes, reason: 
         parse(body, webhook_id="w1")
     assert (caught.value.status, caught.value.reason) == (400, reason)
     assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"prompt": 'caf\u00e9 \u4e2d \U0001f600 "q" \\ / \n', "seed": -1, "ratio": 0.1, "big": 10**40},
+        ["https://cdn.example.com/a.mp4?x=1&y=<2>"],
+        [False, True, None],
+        {"inference": 41234, "nested": {"a": [1.5e300, -0.0, {}], "b": []}},
+        "plain text",
+        "\ud800 lone surrogate",
+        float("nan"),
+        [float("inf"), float("-inf"), 1e400],
+        7,
+    ],
+)
+def test_json_columns_are_encoded_exactly_as_json_dumps(value: object) -> None:
+    """The prebuilt encoder writes the same text json.dumps with compact separators writes."""
+    assert encode_compact(value) == json.dumps(value, separators=(",", ":"))
