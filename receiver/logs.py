@@ -6,12 +6,15 @@ processors, so a process's whole output is one format: every line JSON when it g
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 # Keys that must never reach a log line, whatever a caller binds by mistake.
@@ -32,6 +35,34 @@ def _add_pid(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -
     return event_dict
 
 
+class _Timestamp:
+    """ISO 8601 in UTC to the microsecond, as ``TimeStamper(fmt="iso", utc=True)`` writes it, at a fraction of
+    its cost (one line per delivery makes per-line work count): the text up to the second is made once a second.
+    """
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")  # one tuple, so that threads never see half an update
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        now = time.time()
+        second, text = self._second
+        if int(now) != second:
+            second = int(now)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        event_dict["timestamp"] = f"{text}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
+
+
+def _json(event_dict: MutableMapping[str, Any], **dumps_kw: Any) -> str:
+    """One JSON line through orjson (a tenth of ``json.dumps``' time); what orjson refuses (an integer beyond
+    64 bits, a non-string key, a lone surrogate) falls back to ``json.dumps``."""
+    try:
+        return orjson.dumps(event_dict, default=dumps_kw["default"]).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event_dict, **dumps_kw)
+
+
 def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
@@ -39,12 +70,12 @@ def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO |
         # plain_traceback: the rich/better-exceptions formatters print local variables, headers among them.
         structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         if use_console
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(serializer=_json)
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _Timestamp(),
         _add_pid,
         _drop_secrets,
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -132,3 +134,20 @@ def test_level_filters() -> None:
     logging.getLogger("uvicorn.error").info("quiet too")
     structlog.get_logger().warning("loud")
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_json_lines_carry_a_utc_timestamp_and_render_what_orjson_refuses() -> None:
+    """The timestamp is ISO 8601 UTC to the microsecond; values orjson refuses still make a JSON line."""
+    stream = io.StringIO()
+    logs.configure(log_format="json", level="info", stream=stream)
+    before = datetime.datetime.now(datetime.UTC)
+    structlog.get_logger().info("plain", prompt="caf\u00e9")
+    structlog.get_logger().info("odd", big=2**70, text="\ud800", keyed={1: "one"})
+    after = datetime.datetime.now(datetime.UTC)
+    plain, odd = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", plain["timestamp"])
+    stamped = datetime.datetime.fromisoformat(plain["timestamp"].replace("Z", "+00:00"))
+    assert before - datetime.timedelta(milliseconds=1) <= stamped <= after
+    assert plain["prompt"] == "caf\u00e9"
+    assert (odd["big"], odd["text"], odd["keyed"]) == (2**70, "\ud800", {"1": "one"})
