@@ -22,17 +22,29 @@ class IngestResult:
     runs_enqueued: int = 0
 
 
-_INSERT_EVENT = """
+def _moves_forward(new: str, old: str) -> str:
+    """SQL: whether a status of rank ``new`` may replace one of rank ``old``: only forward (or a refresh of a
+    non-final status); the first final status wins. One text for both statements below, so they never disagree."""
+    return f"({new} > {old} OR ({new} = {old} AND {new} < {TERMINAL}))"
+
+
+# The event, with what the prediction's row will do with it decided before that row is touched: `applied` is
+# true unless an existing row refuses the move, `conflict` when another body already came under this
+# webhook-id. A repeat of the same (webhook-id, body) only bumps `duplicates`; RETURNING reads the stored row.
+_INSERT_EVENT = f"""
 INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
                     webhook_timestamp, reference, received_at, body)
-VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)
+VALUES (:webhook_id, :body_sha256, :prediction_id, :status, :source,
+        NOT EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = :prediction_id
+                    AND NOT {_moves_forward(":rank", "p.status_rank")}),
+        EXISTS (SELECT 1 FROM events AS e WHERE e.webhook_id = :webhook_id),
+        :webhook_timestamp, :reference, :now, :body)
 ON CONFLICT (webhook_id, body_sha256) DO UPDATE
     SET duplicates = duplicates + 1, last_duplicate_at = excluded.received_at
-RETURNING id, duplicates
-"""
+RETURNING id, duplicates, applied, conflict
+"""  # noqa: S608 (interpolates constants, never input)
 
-# The state machine in one statement: the row moves only forward (or refreshes a non-final status); the
-# first final status wins. RETURNING yields a row only when the move was applied.
+# The state machine in one statement, run only for an event marked applied, whose move it then makes.
 _UPSERT_PREDICTION = f"""
 INSERT INTO predictions (id, model, status, status_rank, input, outputs, error, has_nsfw_contents, timings,
                          provider_created_at, reference, first_seen_at, updated_at, completed_at, last_event_id)
@@ -52,10 +64,8 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = excluded.updated_at,
     completed_at = excluded.completed_at,
     last_event_id = excluded.last_event_id
-WHERE excluded.status_rank > predictions.status_rank
-   OR (excluded.status_rank = predictions.status_rank AND excluded.status_rank < {TERMINAL})
-RETURNING id
-"""  # noqa: S608 (interpolates a constant, never input)
+WHERE {_moves_forward("excluded.status_rank", "predictions.status_rank")}
+"""  # noqa: S608 (interpolates constants, never input)
 
 _ENQUEUE_RUN = """
 INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
@@ -73,32 +83,27 @@ def record_delivery(
     route: Router,
 ) -> IngestResult:
     """Store one delivery and apply it. The caller owns the transaction (the writer's group commit)."""
-    event_id, duplicates = conn.execute(
+    new_rank = rank(delivery.status, terminal_statuses)
+    event_id, duplicates, applied, conflict = conn.execute(
         _INSERT_EVENT,
-        (
-            delivery.webhook_id,
-            delivery.body_sha256,
-            delivery.prediction_id,
-            delivery.status,
-            delivery.source,
-            delivery.webhook_timestamp,
-            delivery.reference,
-            now,
-            delivery.body,
-        ),
+        {
+            "webhook_id": delivery.webhook_id,
+            "body_sha256": delivery.body_sha256,
+            "prediction_id": delivery.prediction_id,
+            "status": delivery.status,
+            "source": delivery.source,
+            "rank": new_rank,
+            "webhook_timestamp": delivery.webhook_timestamp,
+            "reference": delivery.reference,
+            "now": now,
+            "body": delivery.body,
+        },
     ).fetchone()
     if duplicates:
         return IngestResult(event_id=event_id, duplicate=True)
-    # The provider's webhook-id may equal the task id, so one id can carry several genuine bodies: keep
-    # each, flagged, rather than drop the second as a duplicate.
-    conflict = (
-        conn.execute(
-            "SELECT 1 FROM events WHERE webhook_id = ? AND id <> ? LIMIT 1", (delivery.webhook_id, event_id)
-        ).fetchone()
-        is not None
-    )
-    new_rank = rank(delivery.status, terminal_statuses)
-    applied = (
+    # The provider's webhook-id may equal the task id, so one id can carry several genuine bodies: each is
+    # kept, flagged `conflict`, rather than the second dropped as a duplicate.
+    if applied:
         conn.execute(
             _UPSERT_PREDICTION,
             {
@@ -112,15 +117,13 @@ def record_delivery(
                 "completed_at": now if new_rank == TERMINAL else None,
                 "event_id": event_id,
             },
-        ).fetchone()
-        is not None
-    )
-    if applied or conflict:
-        conn.execute("UPDATE events SET applied = ?, conflict = ? WHERE id = ?", (applied, conflict, event_id))
+        )
     enqueued = 0
     if applied and new_rank == TERMINAL and delivery.status is not None:
         enqueued = enqueue_runs(conn, delivery.prediction_id, delivery.model, delivery.status, now=now, route=route)
-    return IngestResult(event_id=event_id, duplicate=False, conflict=conflict, applied=applied, runs_enqueued=enqueued)
+    return IngestResult(
+        event_id=event_id, duplicate=False, conflict=bool(conflict), applied=bool(applied), runs_enqueued=enqueued
+    )
 
 
 def enqueue_runs(

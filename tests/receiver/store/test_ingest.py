@@ -232,13 +232,17 @@ def shared_conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Co
 @settings(max_examples=80, deadline=None)
 @given(statuses=st.lists(STATUSES, min_size=1, max_size=8))
 def test_state_machine_never_moves_backwards(shared_conn: sqlite3.Connection, statuses: list[str]) -> None:
-    """For any order of deliveries, the rank never drops and the first terminal status is the one that stays."""
+    """For any order of deliveries, the rank never drops and the first terminal status is the one that stays;
+    an event is marked applied exactly when it moved the prediction."""
     conn = shared_conn
     prediction_id = f"p{next(EXAMPLE_IDS)}"  # every run of an example, replays included, gets a fresh prediction
     ranks = []
     for index, status in enumerate(statuses):
-        deliver(conn, prediction_id, status, webhook_id=f"{prediction_id}-{index}")
-        ranks.append(prediction(conn, prediction_id)["status_rank"])
+        result = deliver(conn, prediction_id, status, webhook_id=f"{prediction_id}-{index}")
+        row = prediction(conn, prediction_id)
+        ranks.append(row["status_rank"])
+        stored = conn.execute("SELECT applied FROM events WHERE id = ?", (result.event_id,)).fetchone()[0]
+        assert result.applied == bool(stored) == (row["last_event_id"] == result.event_id)
     assert ranks == sorted(ranks)
     terminal = [s for s in statuses if s in TERMINALS]
     final = prediction(conn, prediction_id)["status"]
