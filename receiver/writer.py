@@ -2,8 +2,10 @@
 
 Under ``synchronous=FULL`` the cost of a commit is its fsync. Committing the deliveries that arrived while
 the previous fsync ran, in one transaction, shares that cost; each caller is answered only after the commit
-that holds its job. A job that raises rolls back to its own savepoint and fails alone; a storage error fails
-the whole group (nothing of it is on disk), so every caller answers 503 and the provider retries.
+that holds its job. A job that raises fails alone: the group's transaction is rolled back and the other jobs
+run again in a new one (so a job may run more than once before its commit: jobs act on the connection only).
+A storage error fails the whole group (nothing of it is on disk), so every caller answers 503 and the
+provider retries.
 
 The web process's jobs come from one event loop: those awaited in one turn of the loop are handed over as one
 item and their callers are woken by one call back into the loop, not one per job. On one core, where the loop
@@ -143,24 +145,41 @@ class Writer:
         return conn
 
     def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Job, concurrent.futures.Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        # No savepoint per job (two statements each): a job that raises is rare enough to pay for a rerun.
+        failed: dict[int, Exception] = {}
+        results = self._attempt(conn, batch, failed)
+        while results is None:
+            results = self._attempt(conn, batch, failed)
+        self.commits += 1
+        self.jobs += len(batch)
+        _settle(
+            [
+                (future, False, failed[index]) if index in failed else (future, True, results[index])
+                for index, (_job, future) in enumerate(batch)
+            ]
+        )
+
+    @staticmethod
+    def _attempt(
+        conn: sqlite3.Connection, batch: list[tuple[Job, Any]], failed: dict[int, Exception]
+    ) -> dict[int, Any] | None:
+        """Run the jobs not yet failed in one transaction and commit it; ``None`` if one raised (it is added
+        to ``failed`` and the transaction rolled back). An ``sqlite3.Error`` propagates: the group fails."""
+        results: dict[int, Any] = {}
         conn.execute("BEGIN IMMEDIATE")
-        for job, _future in batch:
-            conn.execute("SAVEPOINT job")
+        for index, (job, _future) in enumerate(batch):
+            if index in failed:
+                continue
             try:
-                result = job(conn)
+                results[index] = job(conn)
             except sqlite3.Error:
                 raise  # the database itself failed: the whole group fails
             except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                outcomes.append((False, exc))
-            else:
-                outcomes.append((True, result))
-            conn.execute("RELEASE job")
+                conn.execute("ROLLBACK")
+                failed[index] = exc
+                return None
         conn.execute("COMMIT")
-        self.commits += 1
-        self.jobs += len(batch)
-        _settle([(future, ok, value) for (ok, value), (_job, future) in zip(outcomes, batch, strict=True)])
+        return results
 
 
 class _Gathered:

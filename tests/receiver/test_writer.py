@@ -208,3 +208,24 @@ async def test_run_after_stop_is_refused_and_a_cancelled_caller_still_commits(db
     assert keys(db_path) == {"k1"}
     with pytest.raises(StorageUnavailable):
         await w.run(put("late"))  # type: ignore[arg-type]
+
+
+def test_several_failing_jobs_fail_alone_and_the_rest_commit_once(writer: Writer, db_path: Path) -> None:
+    """Two raising jobs in one group each get their own exception; the others are committed once, in one commit."""
+    started, release = threading.Event(), threading.Event()
+    writer.submit(lambda _conn: (started.set(), release.wait(10)))
+    assert started.wait(10)
+    commits = writer.commits
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('k-bad', 'v')")
+        raise LookupError("handler not registered")
+
+    futures = [writer.submit(put("k1")), writer.submit(bad), writer.submit(put("k2")), writer.submit(bad)]  # type: ignore[arg-type]
+    release.set()
+    assert [futures[0].result(10), futures[2].result(10)] == ["k1", "k2"]
+    for failing in (futures[1], futures[3]):
+        with pytest.raises(LookupError):
+            failing.result(10)
+    assert keys(db_path) == {"k1", "k2"}
+    assert writer.commits - commits == 2  # the blocker's commit, then the group's
