@@ -55,12 +55,14 @@ class Verifier:
         tolerance_seconds: int = 300,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._keys = tuple(signing_key(s.reveal()) for s in secrets)
-        if not self._keys:
+        keys = tuple(signing_key(s.reveal()) for s in secrets)
+        if not keys:
             raise ConfigError("a Verifier needs at least one secret")
-        if not all(self._keys):
+        if not all(keys):
             # An empty key would make every sender able to sign: refuse it rather than verify with it.
             raise ConfigError(f"a webhook secret is empty once its {SECRET_PREFIX} prefix is removed")
+        # Keyed once: copying a keyed HMAC costs half of keying a new one, on every delivery.
+        self._macs = tuple(hmac.HMAC(key, hashes.SHA256()) for key in keys)
         self._tolerance = tolerance_seconds
         self._clock = clock
 
@@ -81,7 +83,7 @@ class Verifier:
             )
         digests = _v3_digests(raw_signatures)
         content = signed_content(webhook_id, raw_timestamp, body)
-        if not any(self._matches(key, content, digest) for key in self._keys for digest in digests):
+        if not self._matches(content, digests):
             raise SignatureError(
                 f"header {HEADER_SIGNATURE} does not match the body under any configured secret",
                 reason="signature_mismatch",
@@ -102,15 +104,17 @@ class Verifier:
             )
         return VerifiedDelivery(webhook_id=webhook_id, timestamp=timestamp)
 
-    @staticmethod
-    def _matches(key: bytes, content: bytes, digest: bytes) -> bool:
-        mac = hmac.HMAC(key, hashes.SHA256())
-        mac.update(content)
-        try:
-            mac.verify(digest)  # constant-time comparison
-        except InvalidSignature:
-            return False
-        return True
+    def _matches(self, content: bytes, digests: list[bytes]) -> bool:
+        for keyed in self._macs:
+            for digest in digests:
+                mac = keyed.copy()
+                mac.update(content)
+                try:
+                    mac.verify(digest)  # constant-time comparison
+                except InvalidSignature:
+                    continue
+                return True
+        return False
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
