@@ -88,9 +88,10 @@ def create_app(
             writer.stop()
             reader.close()
 
+    endpoint = webhook.WebhookEndpoint()
     return Starlette(
         routes=[
-            Route("/webhooks/wavespeed", webhook.WebhookEndpoint(), methods=["POST"]),
+            Route(webhook.PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/api/predictions", api.list_predictions, methods=["GET"]),
@@ -104,7 +105,10 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard.routes(),
         ],
-        middleware=[Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock)],
+        middleware=[
+            Middleware(webhook.WebhookFastPath, path=webhook.PATH, endpoint=endpoint),
+            Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock),
+        ],
         exception_handlers={
             HTTPError: _http_error,
             HTTPException: _starlette_error,

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import QueryParams
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
@@ -22,6 +22,8 @@ from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
 
 logger = structlog.get_logger()
+
+PATH = "/webhooks/wavespeed"
 
 # The two answers of a stored delivery, encoded as JSONResponse would encode them.
 _ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}
@@ -104,6 +106,26 @@ class WebhookEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+class WebhookFastPath:
+    """ASGI middleware placed first: deliveries go straight to the endpoint, everything else passes on.
+
+    The access check (the route is public), the exception middleware and the router cost about 6 µs a request
+    in front of an endpoint that handles its own errors. Anything else on the path (another method, a prefix
+    from ``root_path``) still reaches the same endpoint through its route.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str, endpoint: ASGIApp) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _verified_delivery(state: Any, scope: Scope, receive: Receive, headers: dict[str, str]) -> Delivery:

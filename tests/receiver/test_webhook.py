@@ -10,7 +10,9 @@ import pytest
 from httpx import Response
 from starlette.testclient import TestClient
 
+from receiver.app import create_app
 from receiver.errors import BadRequest
+from receiver.settings import Settings
 from receiver.webhook import headers_of, read_body
 from tests.receiver.conftest import NOW
 from tests.support import prediction_body, sign, signed_headers
@@ -235,3 +237,16 @@ def test_repeated_header_is_read_from_its_first_occurrence() -> None:
     """Of a header sent twice, the first value counts, as Starlette's Headers.get reads it."""
     scope = {"headers": [(b"webhook-id", b"first"), (b"host", b"x"), (b"webhook-id", b"second")]}
     assert headers_of(scope)["webhook-id"] == "first"
+
+
+def test_an_unexpected_failure_answers_the_json_500(settings_factory: Callable[..., Settings], secret: str) -> None:
+    """A bug behind the webhook's fast path still answers 500 in the one error shape, never a bare crash."""
+
+    def broken_route(_model: str | None, _status: str) -> tuple[str, ...]:
+        raise ZeroDivisionError("a handler router bug")
+
+    app = create_app(settings_factory(), clock=lambda: NOW, route=broken_route)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = post(client, secret, prediction_body("p1", "completed"))
+        assert (response.status_code, response.json()["reason"]) == (500, "internal_error")
+        assert post(client, secret, prediction_body("p2", "processing"), webhook_id="w2").status_code == 200
