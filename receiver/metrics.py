@@ -45,11 +45,16 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
+        # The labelled counters by (outcome, reason), looked up once: labels() costs more than inc().
+        self._counters: dict[tuple[str, str], Counter] = {}
         for outcome in ("accepted", "duplicate"):
-            self.deliveries.labels(outcome, "none")
+            self._counters[outcome, "none"] = self.deliveries.labels(outcome, "none")
 
     def delivery(self, outcome: str, *, reason: str = "none", seconds: float | None = None) -> None:
-        self.deliveries.labels(outcome, reason).inc()
+        counter = self._counters.get((outcome, reason))
+        if counter is None:
+            counter = self._counters[outcome, reason] = self.deliveries.labels(outcome, reason)
+        counter.inc()
         if seconds is not None:
             self.ingest_seconds.observe(seconds)
 
