@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -124,4 +125,8 @@ def create_app_from_env() -> Starlette:
 
     settings = Settings.from_env(os.environ)
     logs.configure(log_format=settings.log_format, level=settings.log_level)
-    return create_app(settings, handlers=load_handlers(settings))
+    app = create_app(settings, handlers=load_handlers(settings))
+    # What start-up built lives as long as the server: out of the collector's sight, each full collection
+    # walks only what requests leave behind (a few µs a delivery, and shorter pauses).
+    gc.freeze()
+    return app
