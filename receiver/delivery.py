@@ -30,6 +30,7 @@ class Delivery:
 _JSON_FIELDS = ("input", "outputs", "has_nsfw_contents", "timings")
 # Stored as text columns as they come (the JSON fields above are re-encoded as ASCII JSON instead).
 _TEXT_FIELDS = ("status", "model", "error", "created_at")
+_CHECKED_TEXT = ("id", *_TEXT_FIELDS)
 
 
 def _compact_encoder() -> Callable[[Any], str]:
@@ -86,8 +87,10 @@ def parse(
     prediction_id = data.get("id")
     if not isinstance(prediction_id, str) or not prediction_id.strip():
         raise BadRequest('body field "id" must be a non-empty string', reason="missing_id")
-    for name in ("id", *_TEXT_FIELDS):
-        if isinstance(data.get(name), str) and not is_text(data[name]):
+    for name in _CHECKED_TEXT:
+        value = data.get(name)
+        # ASCII is always text: the encode in is_text is only needed for the rest.
+        if isinstance(value, str) and not value.isascii() and not is_text(value):
             raise BadRequest(
                 f'body field "{name}" holds a lone surrogate escape, which is not Unicode text',
                 reason="invalid_text",
