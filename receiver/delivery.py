@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from receiver.errors import BadRequest
 
 
@@ -31,6 +33,8 @@ _JSON_FIELDS = ("input", "outputs", "has_nsfw_contents", "timings")
 # Stored as text columns as they come (the JSON fields above are re-encoded as ASCII JSON instead).
 _TEXT_FIELDS = ("status", "model", "error", "created_at")
 _CHECKED_TEXT = ("id", *_TEXT_FIELDS)
+# Opening brackets a body may hold for the fast parse: far below any parser's nesting limit.
+_SHALLOW = 256
 
 
 def _compact_encoder() -> Callable[[Any], str]:
@@ -61,6 +65,32 @@ def load_json(body: bytes) -> Any:
         raise BadRequest("body is not valid JSON: arrays or objects nested too deeply", reason="invalid_json") from None
 
 
+def _load_prediction(body: bytes) -> tuple[Any, dict[str, str | None]]:
+    """The parsed body and its JSON columns, exactly as ``json.loads`` and ``json.dumps`` make them.
+
+    orjson parses a delivery in a third of ``json.loads``' time, and where both accept a body they agree, with
+    one exception: orjson reads an integer beyond 64 bits as a float, which ``json.dumps`` writes with ``e+``.
+    So a column holding ``e+`` (or a body orjson refuses: NaN, a byte order mark, UTF-16, a lone surrogate,
+    anything not an object) is parsed again by ``json.loads``, which decides. Bodies with many brackets go
+    straight to ``json.loads``: it alone says how deep is too deep.
+    """
+    if body.count(b"{") + body.count(b"[") <= _SHALLOW:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            columns = _columns(data)
+            if not any(text is not None and "e+" in text for text in columns.values()):
+                return data, columns
+    data = load_json(body)
+    return data, _columns(data) if isinstance(data, dict) else {}
+
+
+def _columns(data: dict[str, Any]) -> dict[str, str | None]:
+    return {name: None if (value := data.get(name)) is None else encode_compact(value) for name in _JSON_FIELDS}
+
+
 def is_text(value: str) -> bool:
     """False for strings SQLite cannot store as text: JSON escapes such as ``\\ud800`` decode to lone surrogates."""
     try:
@@ -79,7 +109,7 @@ def parse(
     source: str = "webhook",
 ) -> Delivery:
     """Parse a prediction object; raise ``BadRequest`` naming what is wrong with it."""
-    data = load_json(body)
+    data, fields = _load_prediction(body)
     if not isinstance(data, dict):
         raise BadRequest(
             f"body must be a JSON object (a prediction), not {type(data).__name__}", reason="not_an_object"
@@ -98,9 +128,6 @@ def parse(
     status = data.get("status")
     model = data.get("model")
     error = data.get("error")
-    fields: dict[str, str | None] = {
-        name: None if (value := data.get(name)) is None else encode_compact(value) for name in _JSON_FIELDS
-    }
     fields["error"] = error if isinstance(error, str) and error else None
     created_at = data.get("created_at")
     fields["provider_created_at"] = created_at if isinstance(created_at, str) else None

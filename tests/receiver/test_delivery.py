@@ -6,6 +6,8 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.delivery import decode_json, encode_compact, parse
 from receiver.errors import BadRequest
@@ -82,3 +84,67 @@ def test_unusable_body_is_a_bad_request_naming_the_problem(body: bytes, reason: 
 def test_json_columns_are_encoded_exactly_as_json_dumps(value: object) -> None:
     """The prebuilt encoder writes the same text json.dumps with compact separators writes."""
     assert encode_compact(value) == json.dumps(value, separators=(",", ":"))
+
+
+JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
+
+
+def json_columns(data: dict[str, object]) -> dict[str, str | None]:
+    """The JSON columns as json.dumps writes them."""
+    return {
+        name: json.dumps(data[name], separators=(",", ":")) if data.get(name) is not None else None
+        for name in JSON_COLUMNS
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        prediction_body("p1"),
+        b'{"id":"p1","input":{"seed":123456789012345678901234567890,"n":-9223372036854775809}}',
+        b'{"id":"p1","input":{"seed":18446744073709551615,"f":[1e308,5e-324,0.30000000000000004,-0.0,1E5]}}',
+        b'{"id":"p1","urls":{"big":123456789012345678901234567890},"timings":{"inference":7}}',
+        b'{"id":"p1","input":{"prompt":"one e+ two","x":1e+20}}',
+        b'{"id":"p1","input":{"v":NaN,"w":-Infinity}}',
+        b'\xef\xbb\xbf{"id":"p1","outputs":["a"]}',
+        '{"id":"p1","input":{"prompt":"caf\u00e9"}}'.encode("utf-16"),
+        b'{"id":"p1","input":{"prompt":"\\ud800"},"outputs":["\\ud83d\\ude00"]}',
+        b'{"id":"p1","outputs":[1],"outputs":[2]}',
+        b'{"id":"p1","input":' + b"[" * 300 + b"]" * 300 + b"}",
+        b"123456789012345678901234567890",
+        b'["p1"]',
+    ],
+)
+def test_fast_parse_makes_exactly_what_json_makes(body: bytes) -> None:
+    """Whichever parser reads a body, its columns are json.dumps of json.loads, and a refusal names json's type."""
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        expected = None
+    if not isinstance(expected, dict):
+        with pytest.raises(BadRequest) as caught:
+            parse(body, webhook_id="w1")
+        assert caught.value.reason == "not_an_object"
+        assert f"not {type(expected).__name__}" in caught.value.message
+        return
+    fields = parse(body, webhook_id="w1").fields
+    assert {name: fields[name] for name in JSON_COLUMNS} == json_columns(expected)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(given_input=JSON_VALUES, timings=JSON_VALUES, extra=JSON_VALUES, compact=st.booleans())
+def test_any_json_body_gets_the_columns_json_would_write(
+    given_input: object, timings: object, extra: object, compact: bool
+) -> None:
+    """For generated bodies (big integers, odd floats, escapes), the columns are exactly json.dumps of json.loads."""
+    data = {"id": "p1", "input": given_input, "timings": timings, "urls": extra}
+    body = json.dumps(data, separators=(",", ":") if compact else None).encode()
+    fields = parse(body, webhook_id="w1").fields
+    assert {name: fields[name] for name in JSON_COLUMNS} == json_columns(json.loads(body))
