@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from receiver.errors import BadRequest, TokenMismatch
 
@@ -35,3 +36,15 @@ def check(secret: str, reference: str | None, token: str | None) -> str | None:
     if not hmac.compare_digest(make_token(secret, reference).encode(), token.encode("utf-8", "replace")):
         raise TokenMismatch(f"query parameter {TOKEN_PARAM} does not match {REF_PARAM}={reference}")
     return reference
+
+
+def redact(url: str) -> str:
+    """``url`` with its correlation token masked: the token is a per-job credential, never shown back."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (name, "[redacted]" if name == TOKEN_PARAM else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="[]")))

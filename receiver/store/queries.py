@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from receiver.correlation import redact
 from receiver.store.runs import list_downloads
 
 _JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
@@ -17,6 +18,8 @@ def _prediction(row: sqlite3.Row) -> dict[str, Any]:
         if item.get(column) is not None:
             item[column] = json.loads(item[column])
     item.pop("status_rank", None)
+    if item.get("webhook_url"):
+        item["webhook_url"] = redact(item["webhook_url"])
     return item
 
 

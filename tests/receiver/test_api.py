@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -146,3 +147,20 @@ def test_summary_counts_by_model_and_status(client: TestClient, secret: str) -> 
     ]
     assert (summary["dead_runs"], summary["missed_webhooks"], summary["outbox_depth"]) == (0, 0, 0)
     assert summary["oldest_pending_age_seconds"] is None
+
+
+def test_the_correlation_token_is_never_shown(client: TestClient, secret: str) -> None:
+    """A prediction's webhook URL is shown with its correlation token masked, in the API and on the page."""
+    deliver(client, secret, "tok")
+    token = "f00dfeedcafe1234"
+    with sqlite3.connect(client.app.state.settings.db_path) as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            "UPDATE predictions SET webhook_url = ? WHERE id = 'tok'",
+            (f"https://h.example/webhooks/wavespeed?ref=wh_1&token={token}",),
+        )
+    for path in ("/api/predictions/tok", "/api/predictions", "/predictions/tok"):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert token not in answer.text, path
+    shown = client.get("/api/predictions/tok").json()["webhook_url"]
+    assert shown == "https://h.example/webhooks/wavespeed?ref=wh_1&token=[redacted]"
