@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -117,7 +118,9 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     now = state.ingestor.clock()
     stats = await state.reader.run(lambda conn: ledger_stats(conn, now=now))
-    return Response(state.metrics.render(stats), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    # In multiprocess mode rendering reads every worker's counter files: off the event loop.
+    body = await run_in_threadpool(state.metrics.render, stats)
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def prepare_multiprocess(workers: int, environ: MutableMapping[str, str]) -> Path | None:
