@@ -86,7 +86,8 @@ async def replace_local_files(
     checked: dict[str, tuple[Path, str]] = {}
     for field, raw in pending:
         try:
-            checked[raw] = check(field, raw, max_bytes)
+            # stat and a read of the first bytes: file work, kept off the event loop
+            checked[raw] = await asyncio.to_thread(check, field, raw, max_bytes)
         except UploadError as exc:
             problems.append(str(exc))
     if problems:
