@@ -18,6 +18,7 @@ import sqlite3
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -104,23 +105,32 @@ async def fetch(
     raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
 
+def _sync_and_close(out: BinaryIO) -> None:
+    with out:
+        out.flush()
+        os.fsync(out.fileno())
+
+
 async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: str) -> tuple[int, str]:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    # The dispatcher shares the web process's event loop: every file operation runs in a thread.
+    await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
     temporary = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     digest = hashlib.sha256()
     size = 0
-    out = await asyncio.to_thread(temporary.open, "wb")
+    out: BinaryIO = await asyncio.to_thread(temporary.open, "wb")
     try:
-        with out:
+        try:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")
                 digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            await asyncio.to_thread(os.fsync, out.fileno())
-        os.replace(temporary, dest)
+                await asyncio.to_thread(out.write, chunk)
+        except BaseException:
+            out.close()
+            raise
+        await asyncio.to_thread(_sync_and_close, out)
+        await asyncio.to_thread(os.replace, temporary, dest)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
