@@ -24,10 +24,10 @@ from urllib.parse import quote, urlsplit
 
 import structlog
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from receiver.errors import Forbidden, HTTPError, Unauthorized
+from receiver.errors import Forbidden, HTTPError, Unauthorized, error_response
 from receiver.settings import Secret
 
 logger = structlog.get_logger()
@@ -223,8 +223,10 @@ class AccessControl:
         is_page = not conn.url.path.startswith(API_PREFIXES) and conn.scope["method"] in SAFE_METHODS
         if is_page and exc.reason == "login_required":
             return RedirectResponse(f"/login?next={quote(conn.url.path)}", status_code=303)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)
+        response = error_response(exc)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
 
 def startup_warning(admin_token: Secret | None, host: str) -> str | None:
