@@ -35,6 +35,19 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+def serve_process(tmp: Path, port: int, *, workers: int = 1, env: dict[str, str] | None = None) -> Process:
+    """A not yet started ``wavehook serve`` on ``port``, signing with ``SECRET``; ledger, media and log in ``tmp``."""
+    full_env = {
+        "WAVESPEED_WEBHOOK_SECRET": SECRET,
+        "WAVEHOOK_DB": str(tmp / "wavehook.db"),
+        "WAVEHOOK_MEDIA_DIR": str(tmp / "media"),
+        "WAVEHOOK_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    args = [WAVEHOOK, "serve", "--port", str(port), "--workers", str(workers)]
+    return Process(args, env=full_env, log_path=tmp / f"serve-{port}.log", cwd=ROOT)
+
+
 @pytest.fixture
 def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     """Start real ``wavehook serve`` processes on free loopback ports; every one is stopped afterwards.
@@ -45,25 +58,12 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
 
     def start(*, workers: int = 1, env: dict[str, str] | None = None, port: int | None = None) -> Process:
         port = port or free_port()
-        db = tmp_path / "wavehook.db"
-        full_env = {
-            "WAVESPEED_WEBHOOK_SECRET": SECRET,
-            "WAVEHOOK_DB": str(db),
-            "WAVEHOOK_MEDIA_DIR": str(tmp_path / "media"),
-            "WAVEHOOK_LOG_FORMAT": "json",
-            **(env or {}),
-        }
-        process = Process(
-            [WAVEHOOK, "serve", "--port", str(port), "--workers", str(workers)],
-            env=full_env,
-            log_path=tmp_path / f"serve-{port}.log",
-            cwd=ROOT,
-        )
+        process = serve_process(tmp_path, port, workers=workers, env=env)
         context = running(process, f"http://127.0.0.1:{port}/healthz")
         context.__enter__()
         started.append(context)
         process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        process.db = Path(full_env["WAVEHOOK_DB"])  # type: ignore[attr-defined]
+        process.db = Path(process.env["WAVEHOOK_DB"])  # type: ignore[attr-defined]
         return process
 
     yield start

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SECRET
-from tests.support import ROOT, WAVEHOOK, Process, free_port, running, signed_headers
+from tests.conftest import SECRET, serve_process
+from tests.support import Process, free_port, running, signed_headers
 
 PATH = "/webhooks/wavespeed"
 
@@ -39,20 +39,10 @@ class Server:
 def serve(tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
     """A real ``wavehook serve`` on a free loopback port, its ledger and log in ``tmp``; stopped afterwards."""
     port = free_port()
-    db = tmp / "wavehook.db"
-    full_env = {
-        "WAVESPEED_WEBHOOK_SECRET": SECRET,
-        "WAVEHOOK_DB": str(db),
-        "WAVEHOOK_MEDIA_DIR": str(tmp / "media"),
-        "WAVEHOOK_LOG_FORMAT": "json",
-        # The bodies name outputs on a host that does not exist: fetching them is not what these tests are about.
-        "WAVEHOOK_DOWNLOAD": "false",
-        **(env or {}),
-    }
-    args = [WAVEHOOK, "serve", "--port", str(port), "--workers", str(workers)]
-    process = Process(args, env=full_env, log_path=tmp / f"serve-{port}.log", cwd=ROOT)
+    # The bodies name outputs on a host that does not exist: fetching them is not what these tests are about.
+    process = serve_process(tmp, port, workers=workers, env={"WAVEHOOK_DOWNLOAD": "false", **(env or {})})
     with running(process, f"http://127.0.0.1:{port}/healthz"):
-        yield Server(process, f"http://127.0.0.1:{port}", port, db)
+        yield Server(process, f"http://127.0.0.1:{port}", port, Path(process.env["WAVEHOOK_DB"]))
 
 
 def post(client: httpx.Client, url: str, delivery: Delivery, *, secret: str = SECRET, **kw: Any) -> httpx.Response:
