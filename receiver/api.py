@@ -37,7 +37,8 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def _since(raw: str | None) -> float | None:
+def since_param(raw: str | None) -> float | None:
+    """The ``since`` query parameter (Unix seconds) of the JSON API's listings."""
     if raw is None:
         return None
     try:
@@ -54,7 +55,7 @@ async def list_predictions(request: Request) -> JSONResponse:
             conn,
             status=params.get("status"),
             model=params.get("model"),
-            since=_since(params.get("since")),
+            since=since_param(params.get("since")),
             before=parse_cursor(params.get("cursor")),
             limit=limit,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from receiver.api import since_param
 from receiver.dispatch.replay import ReplayResult, Selection, replay_job
 from receiver.errors import BadRequest, Conflict, NotFound
 from receiver.store import runs as store
@@ -24,15 +25,6 @@ def _int(raw: str | None, name: str, default: int | None, *, low: int = 1, high:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise BadRequest(f"query parameter {name}={raw!r} must be an integer from {low} to {high}")
     return int(raw)
-
-
-def _since(raw: str | None) -> float | None:
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter since={raw!r} must be Unix seconds") from None
 
 
 def _run_id(request: Request) -> int:
@@ -109,7 +101,9 @@ async def _replay(request: Request, selection: Selection) -> JSONResponse:
 
 async def replay_dead(request: Request) -> JSONResponse:
     params = request.query_params
-    selection = Selection(dead=True, handler=params.get("handler") or None, since=_since(params.get("since")))
+    selection = Selection(
+        dead=True, handler=params.get("handler") or None, since=since_param(params.get("since") or None)
+    )
     return await _replay(request, selection)
 
 
