@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from receiver.settings import Secret, Settings, SubmitSettings
+from tests.integration.dispatch_support import query
 from tests.support import ROOT, WAVEHOOK, Process, wait_for
 
 API_KEY = "sandbox-key-not-a-secret-but-never-logged"
@@ -32,12 +32,7 @@ class Loop:
         return self.settings.db_path
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        conn = sqlite3.connect(self.db)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(row) for row in conn.execute(sql, params)]
-        finally:
-            conn.close()
+        return query(self.db, sql, *params)
 
     def sandbox_status(self) -> dict[str, Any]:
         status: dict[str, Any] = httpx.get(f"{self.sandbox.url}/_sandbox/status", timeout=5).json()  # type: ignore[attr-defined]
