@@ -66,4 +66,6 @@ async def forward(prediction: Prediction, ctx: Context) -> None:
         },
     )
     if not response.is_success:
-        raise ForwardError(f"POST {url} answered {response.status_code}")
+        # Only the origin: a forward URL's path often carries a credential, and errors are shown on the dashboard.
+        origin = response.request.url.copy_with(path="/", query=None, fragment=None)
+        raise ForwardError(f"POST to {origin} answered {response.status_code}")

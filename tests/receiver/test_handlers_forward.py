@@ -73,6 +73,30 @@ def test_the_notification_verifies_with_the_standard_webhooks_library(
         Webhook(FORWARD_SECRET).verify(tampered, dict(request.headers))
 
 
+def test_a_refused_forward_names_only_the_origin(settings_factory: Callable[..., Settings]) -> None:
+    """A failed forward's recorded error names the receiving origin, never the URL's path (often a credential)."""
+    settings = settings_factory(
+        dispatch=DispatchSettings(
+            download=False,
+            log_outcomes=False,
+            forward_url="https://hooks.example.com/services/T000/B000/XXXXSECRETXXXX",
+            forward_secret=Secret(FORWARD_SECRET),
+        )
+    )
+
+    async def scenario() -> list[dict[str, object]]:
+        transport = httpx.MockTransport(lambda _request: httpx.Response(500))
+        async with harness(settings, load_handlers(settings), transport=transport) as h:
+            await h.deliver("p1")
+            assert (await h.dispatcher().run_once()).retried == 1
+            return h.runs()
+
+    (forward_run,) = [r for r in run(scenario()) if r["handler"] == "forward"]
+    assert forward_run["last_error"] is not None
+    assert "https://hooks.example.com/" in forward_run["last_error"]
+    assert "SECRET" not in forward_run["last_error"]
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
