@@ -21,6 +21,7 @@ from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError, error_response
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.ingest import Ingestor, no_handlers
+from receiver.media_store import open_media_store
 from receiver.metrics import Metrics, metrics
 from receiver.reader import Reader
 from receiver.settings import Settings
@@ -60,6 +61,7 @@ def create_app(
         route = handlers.route
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    media = open_media_store(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +80,7 @@ def create_app(
         app.state.reader = reader
         app.state.correlation_secret = secret
         app.state.metrics = app_metrics
+        app.state.media = media
         app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
         wake = app.state.ingestor.runs_waiting

@@ -18,6 +18,17 @@ SECRET_HELP = (
     "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The standard AWS variables an S3-compatible media store is configured by (AWS_ALLOW_HTTP: plain http to a
+# local MinIO or test server). The client also finds container and instance credentials by itself.
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+)
 
 
 class Secret:
@@ -106,6 +117,19 @@ def _forward_secret(environ: Mapping[str, str], url: str | None) -> Secret | Non
     if len(key) < 16:
         raise ConfigError("WAVEHOOK_FORWARD_SECRET must be base64 (optionally whsec_-prefixed) of at least 16 bytes")
     return Secret(raw)
+
+
+def _media_url(environ: Mapping[str, str]) -> str | None:
+    raw = environ.get("WAVEHOOK_MEDIA_URL", "").strip().rstrip("/")
+    if not raw:
+        return None
+    scheme, _, rest = raw.partition("://")
+    if scheme.lower() != "s3" or not rest.split("/", 1)[0]:
+        raise ConfigError(
+            f"WAVEHOOK_MEDIA_URL={raw!r} is not an s3://bucket/prefix URL "
+            "(leave it unset to keep outputs in the local WAVEHOOK_MEDIA_DIR)"
+        )
+    return f"s3://{rest}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +222,9 @@ class Settings:
     db_path: Path = Path("wavehook.db")
     public_url: str | None = None
     media_dir: Path = Path("media")
+    # s3://bucket/prefix: outputs go to S3-compatible object storage instead of media_dir
+    media_url: str | None = None
+    aws: tuple[tuple[str, Secret], ...] = ()  # the AWS_VARIABLES that are set, each value masked
     handler_modules: tuple[str, ...] = ()
     admin_token: Secret | None = None
     tolerance_seconds: int = 300
@@ -227,6 +254,8 @@ class Settings:
             db_path=Path(environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db"),
             public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
+            media_url=_media_url(environ),
+            aws=tuple((name, Secret(environ[name].strip())) for name in AWS_VARIABLES if environ.get(name, "").strip()),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
             admin_token=Secret(admin_token) if admin_token else None,
             tolerance_seconds=_int(environ, "WAVEHOOK_TOLERANCE_SECONDS", 300, minimum=1),

@@ -11,6 +11,9 @@ import pytest
 from receiver.settings import Secret, Settings
 from tests.support import ROOT, WAVEHOOK, Process, free_port, running
 
+# The S3-compatible server on loopback (fixtures s3_server and bucket) for the object-storage tests.
+pytest_plugins = ["tests.s3_server"]
+
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
 
 

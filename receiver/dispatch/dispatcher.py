@@ -32,6 +32,7 @@ from receiver.handlers.addresses import system_resolve
 from receiver.handlers.errors import RetryLater
 from receiver.handlers.prediction import Context, Prediction, Resolver
 from receiver.handlers.registry import Handler, Handlers
+from receiver.media_store import MediaStore, open_media_store
 from receiver.settings import Settings
 from receiver.store import runs as store
 from receiver.store.runs import ClaimedRun
@@ -57,6 +58,7 @@ class Dispatcher:
         wake: asyncio.Event | None = None,
         owner: str | None = None,
         jitter: Callable[[], float] = random.random,
+        media: MediaStore | None = None,
     ) -> None:
         self.writer = writer
         self.handlers = handlers
@@ -68,6 +70,7 @@ class Dispatcher:
         self.wake = wake or asyncio.Event()
         self.owner = owner or make_owner()
         self.jitter = jitter
+        self.media = media or open_media_store(settings)
         self.counts = Counts()
         self._inflight: dict[asyncio.Task[str], ClaimedRun] = {}
         self._leased: dict[int, ClaimedRun] = {}  # runs being executed (by the loop or a burst): renew these
@@ -239,6 +242,7 @@ class Dispatcher:
             writer=self.writer,
             resolve=self.resolve,
             clock=self.clock,
+            media=self.media,
         )
         started = time.perf_counter()
         failure: Failure | None = None

@@ -1,30 +1,28 @@
-"""Built-in ``download_outputs``: keep each output under WAVEHOOK_MEDIA_DIR/<model>/<prediction>/.
+"""Built-in ``download_outputs``: keep each output under <model>/<prediction>/ in the media store.
 
-The provider deletes outputs after 7 days; this copy is what outlives them. Each file is streamed to a
-temporary name beside its target, checked against the size cap and content types, fsynced, then renamed,
-so a reader never sees half a file; its sha256 goes into the ledger's ``downloads`` table.
+The provider deletes outputs after 7 days; this copy is what outlives them. Each file is streamed into the
+store (WAVEHOOK_MEDIA_DIR, or the bucket of WAVEHOOK_MEDIA_URL), checked on the way against the size cap and
+content types; the store keeps all of it or nothing, so a reader never sees half a file; its size, content
+type and sha256 go into the ledger's ``downloads`` table.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import fnmatch
 import hashlib
-import os
 import re
-import secrets
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import httpx
 
-from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.addresses import AddressPolicy, check_url
 from receiver.handlers.prediction import Context, Prediction, Resolver
 from receiver.handlers.registry import on
+from receiver.media_store import MediaStore
 from receiver.store.runs import record_download
 
 MAX_REDIRECTS = 5
@@ -37,7 +35,7 @@ class DownloadError(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Fetched:
-    path: Path
+    location: str  # a file path, or s3://bucket/key
     size: int
     sha256: str
     content_type: str
@@ -64,25 +62,41 @@ def file_names(urls: Sequence[str]) -> list[str]:
     return names
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
-
-
 def _content_type_allowed(content_type: str, allowed: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(content_type, pattern) for pattern in allowed)
+
+
+class _Measured:
+    """The body's chunks as they stream through: counted against the cap and hashed, never held whole."""
+
+    def __init__(self, response: httpx.Response, max_bytes: int, url: str) -> None:
+        self.response = response
+        self.max_bytes = max_bytes
+        self.url = url
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.aiter_bytes():
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise DownloadError(f"GET {self.url}: more than the cap of {self.max_bytes} bytes")
+            self.digest.update(chunk)
+            yield chunk
 
 
 async def fetch(
     http: httpx.AsyncClient,
     url: str,
-    dest: Path,
+    store: MediaStore,
+    key: str,
     *,
     policy: AddressPolicy,
     resolve: Resolver,
     max_bytes: int,
     content_types: Sequence[str],
 ) -> Fetched:
-    """Stream ``url`` to ``dest``, following redirects only to URLs that pass the same checks."""
+    """Stream ``url`` into ``store`` under ``key``, following redirects only to URLs that pass the same checks."""
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         await check_url(current, policy, resolve)
@@ -100,41 +114,10 @@ async def fetch(
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise DownloadError(f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes")
-            size, digest = await _stream_to(response, dest, max_bytes, current)
-            return Fetched(path=dest, size=size, sha256=digest, content_type=content_type)
+            body = _Measured(response, max_bytes, current)
+            location = await store.save(key, body, content_type=content_type)
+            return Fetched(location=location, size=body.size, sha256=body.digest.hexdigest(), content_type=content_type)
     raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
-
-
-def _sync_and_close(out: BinaryIO) -> None:
-    with out:
-        out.flush()
-        os.fsync(out.fileno())
-
-
-async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: str) -> tuple[int, str]:
-    # The dispatcher shares the web process's event loop: every file operation runs in a thread.
-    await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
-    temporary = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-    digest = hashlib.sha256()
-    size = 0
-    out: BinaryIO = await asyncio.to_thread(temporary.open, "wb")
-    try:
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")
-                digest.update(chunk)
-                await asyncio.to_thread(out.write, chunk)
-        except BaseException:
-            out.close()
-            raise
-        await asyncio.to_thread(_sync_and_close, out)
-        await asyncio.to_thread(os.replace, temporary, dest)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return size, digest.hexdigest()
 
 
 def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Callable[[sqlite3.Connection], None]:
@@ -142,7 +125,7 @@ def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Cal
         conn,
         prediction_id=prediction_id,
         url=url,
-        path=str(fetched.path),
+        path=fetched.location,
         size=fetched.size,
         sha256=fetched.sha256,
         content_type=fetched.content_type,
@@ -155,20 +138,19 @@ async def download_outputs(prediction: Prediction, ctx: Context) -> None:
     """Copy every output of a completed prediction into the media directory and record its sha256."""
     dispatch = ctx.settings.dispatch
     policy = AddressPolicy(dispatch.download_allow_loopback, dispatch.download_allow_private)
-    media = ctx.settings.media_dir
-    directory = prediction_dir(media, prediction.model, prediction.id)
+    directory = prediction_dir(Path(), prediction.model, prediction.id)
     for url, name in zip(prediction.outputs, file_names(prediction.outputs), strict=True):
-        dest = directory / name
-        if not _inside(dest, media):
-            raise RefusedURL(f"{url!r}: the file name would leave the media directory")
         fetched = await fetch(
             ctx.http,
             url,
-            dest,
+            ctx.media,
+            (directory / name).as_posix(),
             policy=policy,
             resolve=ctx.resolve,
             max_bytes=dispatch.download_max_bytes,
             content_types=dispatch.download_content_types,
         )
         await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
-        ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)
+        ctx.logger.info(
+            "output_downloaded", url=url, location=fetched.location, size=fetched.size, sha256=fetched.sha256
+        )

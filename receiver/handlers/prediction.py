@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from receiver.media_store import MediaStore
     from receiver.settings import Settings
     from receiver.writer import Writer
 
@@ -90,6 +91,7 @@ class Context:
     writer: Writer  # the ledger's group-commit writer, for handlers that record into it
     resolve: Resolver
     clock: Callable[[], float]
+    media: MediaStore  # where download_outputs keeps outputs: the media directory or the object store
 
     @property
     def last_attempt(self) -> bool:

@@ -14,6 +14,7 @@ import pytest
 from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.download import DownloadError, fetch, file_names, prediction_dir
 from receiver.handlers.registry import load_handlers
+from receiver.media_store import LocalMedia
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run
 
@@ -85,7 +86,8 @@ def _fetch(handler: Callable[[httpx.Request], httpx.Response], dest: Path, **opt
             return await fetch(
                 http,
                 str(options.pop("url", "https://cdn.example.com/p1/out.mp4")),
-                dest,
+                LocalMedia(dest.parent),
+                dest.name,
                 policy=AddressPolicy(),
                 resolve=PUBLIC,  # type: ignore[arg-type]
                 max_bytes=int(options.pop("max_bytes", 1_000_000)),  # type: ignore[call-overload]
