@@ -20,25 +20,29 @@ def load_settings() -> Settings:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--host", help="Interface to listen on  [default: $WAVEHOOK_HOST, else 127.0.0.1; 0.0.0.0 for all].")
+@click.option("--port", type=click.IntRange(0, 65535), help="TCP port  [default: $PORT, else 8000].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+def serve(host: str | None, port: int | None, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
     import structlog
     import uvicorn
 
     from receiver import auth, logs
     from receiver.handlers.registry import load_handlers
+    from receiver.media_store import open_media_store
     from receiver.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store import open_database
 
     settings = load_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        open_media_store(settings)  # so does an object store the S3 client cannot be set up for
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

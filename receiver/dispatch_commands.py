@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import re
+import sqlite3
+import sys
 import time
 
 import click
@@ -22,7 +25,10 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _handlers(settings: Settings) -> Handlers:
+    from receiver.media_store import open_media_store
+
     try:
+        open_media_store(settings)  # an object store the S3 client cannot be set up for stops the start here
         return load_handlers(settings)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
@@ -33,23 +39,48 @@ def make_worker(periodic: PeriodicFactory | None = None) -> click.Command:
 
     @click.command("worker")
     @click.option(
-        "--burst", is_flag=True, help="Run the runs due now (and those that become due meanwhile), then exit."
+        "--burst",
+        is_flag=True,
+        help="Reconcile once (with WAVESPEED_API_KEY), run the runs due now and those that become due meanwhile, "
+        "print the counts and exit: 0, or 1 on a real failure (not on a handler's).",
     )
     def worker(burst: bool) -> None:
         """Dispatch handler runs (the Procfile's worker: line); stops gracefully on SIGTERM."""
         from receiver import logs
+        from receiver.errors import StorageUnavailable
 
         settings = load_settings()
         logs.configure(log_format=settings.log_format, level=settings.log_level)
         handlers = _handlers(settings)
-        tasks = periodic(settings) if periodic is not None and not burst else ()
-        counts = asyncio.run(run_worker(settings, handlers, periodic=tasks, burst_mode=burst))
-        if counts is not None:
-            click.echo(
-                f"claimed {counts.claimed}: {counts.succeeded} succeeded, {counts.retried} to retry, {counts.dead} dead"
-            )
+        tasks = periodic(settings) if periodic is not None else ()
+        try:
+            report = asyncio.run(run_worker(settings, handlers, periodic=tasks, burst_mode=burst))
+        except StorageUnavailable as exc:
+            raise click.ClickException(f"the ledger is unavailable: {exc.message}") from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"the ledger {settings.db_path} cannot be used: {exc}") from None
+        if report is None:
+            return
+        for name, result in report.results.items():
+            click.echo(f"{name}: {_describe(result)}")
+        counts = report.counts
+        click.echo(
+            f"claimed {counts.claimed}: {counts.succeeded} succeeded, {counts.retried} to retry, {counts.dead} dead"
+            + (f", {counts.unrecorded} not recorded" if counts.unrecorded else "")
+        )
+        for name, error in report.failures.items():
+            click.echo(f"error: {name} failed: {error}", err=True)
+        if report.failed:
+            sys.exit(1)
 
     return worker
+
+
+def _describe(result: object) -> str:
+    """A periodic task's counts (a dataclass) as ``field N, ...``; anything else as it prints."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return ", ".join(f"{field.name} {getattr(result, field.name)}" for field in dataclasses.fields(result))
+    return str(result)
 
 
 worker = make_worker()

@@ -132,6 +132,13 @@ def _media_url(environ: Mapping[str, str]) -> str | None:
     return f"s3://{rest}"
 
 
+def _port(environ: Mapping[str, str]) -> int:
+    port = _int(environ, "PORT", 8000, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"PORT={port} is not a TCP port (1-65535)")
+    return port
+
+
 @dataclasses.dataclass(frozen=True)
 class DispatchSettings:
     """How handler runs are leased, retried and timed out, and which built-in handlers are on."""
@@ -238,6 +245,9 @@ class Settings:
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()
+    # Where `serve` listens when --host/--port are not given: PORT is what container platforms set.
+    host: str = "127.0.0.1"
+    port: int = 8000
     # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
     metrics_dir: Path | None = None
 
@@ -267,6 +277,8 @@ class Settings:
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
             submit=SubmitSettings.from_env(environ),
+            host=environ.get("WAVEHOOK_HOST", "").strip() or cls.host,
+            port=_port(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 

@@ -15,6 +15,7 @@ from receiver.settings import Settings
 from receiver.store.ingest import get_meta
 from submitter.client import AsyncProviderClient
 from submitter.ledger import Ledger
+from submitter.outcomes import ReconcileCounts
 from submitter.reconcile import reconcile_pass
 
 
@@ -27,13 +28,13 @@ class Reconciler:
         self._ledger: Ledger | None = None
         self._client: AsyncProviderClient | None = None
 
-    async def __call__(self, ctx: WorkerContext) -> None:
+    async def __call__(self, ctx: WorkerContext) -> ReconcileCounts:
         if self._ledger is None or self._client is None:
             reader = Reader(self.settings.db_path, busy_timeout_ms=self.settings.busy_timeout_ms)
             secret = await reader.run(lambda conn: get_meta(conn, "correlation_secret"))
             self._ledger = Ledger(ingestor=ctx.ingestor, reader=reader, correlation_secret=secret or "")
             self._client = AsyncProviderClient.from_settings(self.settings, transport=self.transport)
-        await reconcile_pass(self._ledger, self._client, self.settings)
+        return await reconcile_pass(self._ledger, self._client, self.settings)
 
     async def close(self) -> None:
         if self._client is not None:
