@@ -34,6 +34,21 @@ def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
             _run("umount", "-l", str(path))  # something still holds a file there: detach it all the same
 
 
+@contextlib.contextmanager
+def read_only_dir(path: Path) -> Iterator[Path]:
+    """An empty, read-only filesystem mounted at ``path`` (root cannot write there either); unmounted after.
+    Skips the test, with the reason, where mounting is not permitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = _run("mount", "-t", "tmpfs", "-o", "ro,size=64k,mode=0755", "tmpfs", str(path))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs (needs root with CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if _run("umount", str(path)).returncode != 0:
+            _run("umount", "-l", str(path))
+
+
 def fill(directory: Path) -> Path:
     """Write zeros into ``directory`` until its filesystem has not one block left; the filler file."""
     filler = directory / "filler"

@@ -1,10 +1,13 @@
 """Stateless instances, scale to zero: two web instances (dispatch off) behind which the sandbox delivers the
 jobs the submitter sent; both are killed -9 mid-run and replaced by fresh ones in new empty directories;
-handlers run only from ``wavehook worker --burst`` invocations. Outputs go to a real S3 server on loopback."""
+handlers run only from ``wavehook worker --burst`` invocations. Every process starts in a read-only working
+directory (a read-only mount: root cannot write there either) with a new, empty TMPDIR; outputs go to a real
+S3 server on loopback; the only writable place any of them is given is the ledger's directory."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import subprocess
 from collections.abc import Callable
@@ -17,6 +20,7 @@ import pytest
 from receiver.settings import Secret, Settings, SubmitSettings
 from submitter import Submitter
 from tests.conftest import SECRET
+from tests.fault.storage import read_only_dir
 from tests.integration.dispatch_support import HANDLERS_MODULE, effects, query
 from tests.integration.submitter_support import API_KEY
 from tests.s3_server import Bucket
@@ -29,16 +33,17 @@ MODEL = "bytedance/seedance-v1-lite-t2v-480p"
 
 
 class Instances:
-    """Web instances that each start in a new, empty working directory and TMPDIR, and nothing else of theirs."""
+    """Web instances that each start in a new read-only working directory (HOME too) and a new, empty TMPDIR."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], mounts: contextlib.ExitStack) -> None:
         self.root = root
         self.env = env
+        self.mounts = mounts
         self.started: list[tuple[Process, Any, Path]] = []
 
     def start(self, port: int) -> Process:
         home = self.root / f"instance-{len(self.started)}"
-        (home / "cwd").mkdir(parents=True)
+        self.mounts.enter_context(read_only_dir(home / "cwd"))
         (home / "tmp").mkdir()
         env = {**self.env, "TMPDIR": str(home / "tmp"), "HOME": str(home / "cwd")}
         process = Process(
@@ -68,10 +73,21 @@ def deliveries(sandbox: Process) -> list[dict[str, Any]]:
     return records
 
 
-def burst(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [WAVEHOOK, "worker", "--burst"], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
+def burst(env: dict[str, str], root: Path) -> subprocess.CompletedProcess[str]:
+    """One ``worker --burst``, as a scheduler starts it: a read-only working directory, a new empty TMPDIR."""
+    runs = len(list(root.glob("burst-*")))
+    tmp = root / f"burst-{runs}" / "tmp"
+    tmp.mkdir(parents=True)
+    with read_only_dir(root / f"burst-{runs}" / "cwd") as cwd:
+        done = subprocess.run(
+            [WAVEHOOK, "worker", "--burst"],
+            env={**env, "TMPDIR": str(tmp), "HOME": str(cwd)},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -109,7 +125,8 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
         "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
         "WAVEHOOK_RECONCILE_AFTER_SECONDS": "5",
     }
-    instances = Instances(tmp_path / "instances", env)
+    mounts = contextlib.ExitStack()
+    instances = Instances(tmp_path / "instances", env, mounts)
     ports = [free_port(), free_port()]
     submitted: list[str] = []
 
@@ -137,7 +154,7 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
             instances.start(port)
         submit_wave(1)
         wait_for(lambda: len(completed()) >= JOBS // 4, timeout=60, what="the first wave's deliveries")
-        burst(worker_env, tmp_path)  # mid-run: the handlers of what has arrived so far
+        burst(worker_env, tmp_path / "workers")  # mid-run: the handlers of what has arrived so far
         for process, _context, _home in instances.started:
             process.kill9()
         submit_wave(2)  # its webhooks find no instance
@@ -148,12 +165,13 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
         )
         for port in ports:  # fresh instances in new empty directories, on the addresses the provider calls
             instances.start(port)
-        burst(worker_env, tmp_path)
+        burst(worker_env, tmp_path / "workers")
         wait_for(lambda: len(completed()) == JOBS, timeout=90, what=f"all {JOBS} predictions completed")
-        last = burst(worker_env, tmp_path)
+        last = burst(worker_env, tmp_path / "workers")
         assert last.stdout.splitlines()[-1].startswith("claimed ")
     finally:
         instances.stop_all()
+        mounts.close()
 
     outcomes = collections.defaultdict(list)
     for record in deliveries(sandbox):
@@ -176,5 +194,6 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
     ran = collections.Counter((handler, prediction) for handler, prediction, _status, _pid in effects(effects_dir))
     assert ran == {(handler, p): 1 for p in submitted for handler in ("effect_async", "effect_sync")}
     assert instances.written() == {}
+    assert [path for path in (tmp_path / "workers").rglob("*") if path.is_file()] == []  # their TMPDIRs too
     after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert after.stdout == before.stdout
