@@ -31,8 +31,15 @@ def test_detail_plays_the_copy_in_the_bucket(tmp_path: Path, bucket: Bucket, pag
             timeout=25,
             what="the video to point at the stored copy",
         )
-        page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=10_000)
+        # Polled from here: the page's CSP (no eval) refuses the string predicates wait_for_function would run.
+        wait_for(
+            lambda: page.evaluate("document.querySelector('video').readyState") >= 1,
+            timeout=15,
+            what="the browser to load the video's metadata from the bucket",
+        )
         size = page.evaluate("[...document.querySelectorAll('video')].map(v => [v.videoWidth, v.videoHeight])[0]")
+        page.locator("[data-section='runs'] [data-state='succeeded']").first.wait_for()
+        assert "copy in object storage" in page.inner_text("[data-section='outputs']")
         screenshot(page, "detail-video-object-storage")
         assert page.errors == []
     assert size == [96, 64]
