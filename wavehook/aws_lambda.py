@@ -33,6 +33,9 @@ class LambdaHandler:
         from mangum import Mangum
 
         self.app = app
+        # Mangum runs each event on the thread's current loop; this one is ours, so close() can close it.
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
         self.adapter = Mangum(self._with_state, lifespan="off")
         self.state: dict[str, Any] | None = None
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
@@ -50,15 +53,18 @@ class LambdaHandler:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self._lifespan is None:
-            asyncio.get_event_loop().run_until_complete(self._startup())
+            self.loop.run_until_complete(self._startup())
         response: dict[str, Any] = self.adapter(event, context)
         return response
 
     def close(self) -> None:
-        """Run the lifespan's shutdown (tests; Lambda itself ends a container without calling anything)."""
+        """Run the lifespan's shutdown and close the loop (tests; Lambda ends a container without a call)."""
         if self._lifespan is not None:
             lifespan, self._lifespan = self._lifespan, None
-            asyncio.get_event_loop().run_until_complete(lifespan.__aexit__(None, None, None))
+            self.loop.run_until_complete(lifespan.__aexit__(None, None, None))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+        asyncio.set_event_loop(None)
 
 
 def make_handler(settings: Settings) -> LambdaHandler:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Stack, screenshot
-from tests.browser.test_dashboard import submit_jobs
+from tests.browser.test_dashboard import open_video, submit_jobs
 from tests.s3_server import Bucket
 from tests.support import running, wait_for
 
@@ -24,13 +24,7 @@ def test_detail_plays_the_copy_in_the_bucket(tmp_path: Path, bucket: Bucket, pag
         fetched: list[tuple[str, int]] = []
         page.on("response", lambda response: fetched.append((response.url, response.status)))
         (prediction_id,) = submit_jobs(stack, 1)
-        page.goto(f"{stack.url}/predictions/{prediction_id}")
-        video = page.locator("video")
-        wait_for(
-            lambda: video.count() == 1 and (video.get_attribute("src") or "").startswith("/media/"),
-            timeout=25,
-            what="the video to point at the stored copy",
-        )
+        open_video(page, stack, prediction_id)
         # Polled from here: the page's CSP (no eval) refuses the string predicates wait_for_function would run.
         wait_for(
             lambda: page.evaluate("document.querySelector('video').readyState") >= 1,
