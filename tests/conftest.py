@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from receiver.settings import Secret, Settings
+from tests import postgres
 from tests.support import ROOT, WAVEHOOK, Process, free_port, running
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
@@ -113,3 +115,31 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL server for the whole run (see tests/postgres.py); removed at the end.
+
+    Where none can be started, tests that need it skip with the reason, or fail when ``CI`` is set.
+    """
+    try:
+        with postgres.cluster() as server:
+            yield server
+    except postgres.ClusterUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: postgres.Cluster) -> postgres.Databases:
+    return postgres.Databases(postgres_server)
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: postgres.Databases) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL ledger, dropped after the test."""
+    url = postgres_databases.create()
+    yield url
+    postgres_databases.drop(url)
