@@ -120,7 +120,3 @@ def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, 
     ).fetchall():
         found.setdefault(row["run_id"], []).append(dict(row))
     return found
-
-
-def count_events(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])

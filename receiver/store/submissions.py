@@ -10,8 +10,6 @@ from typing import Any
 
 from receiver.statuses import TERMINAL, rank
 
-SENDING, SUBMITTED, UNKNOWN, FAILED = "sending", "submitted", "unknown", "failed"
-
 _BEGIN = """
 INSERT INTO submissions (reference, job_key, model, input, webhook_url, state, attempts, created_at, sent_at,
                          updated_at)
