@@ -1,4 +1,4 @@
-"""Reads off the event loop: one read-only connection per worker thread, queries run in the thread pool."""
+"""Reads off the event loop: queries run in the default thread pool, each thread on a connection of its own."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from receiver.store.records import LOST_LEASE, ClaimedRun, Download, ReplayResult, RunEnd, RunSelection
+from receiver.store.records import LOST_LEASE, ClaimedRun, ReplayResult, RunEnd, RunSelection
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -224,29 +224,3 @@ def get_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
         dict(attempt) for attempt in conn.execute("SELECT * FROM run_attempts WHERE run_id = ? ORDER BY id", (run_id,))
     ]
     return item
-
-
-def record_download(conn: sqlite3.Connection, download: Download, *, now: float) -> None:
-    conn.execute(
-        """
-        INSERT INTO downloads (prediction_id, url, path, size, sha256, content_type, downloaded_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (prediction_id, url) DO UPDATE SET
-            path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
-            content_type = excluded.content_type, downloaded_at = excluded.downloaded_at
-        """,
-        (
-            download.prediction_id,
-            download.url,
-            download.path,
-            download.size,
-            download.sha256,
-            download.content_type,
-            now,
-        ),
-    )
-
-
-def list_downloads(conn: sqlite3.Connection, prediction_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT * FROM downloads WHERE prediction_id = ? ORDER BY id", (prediction_id,))
-    return [dict(row) for row in rows]

@@ -8,10 +8,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from receiver.store import queries, runs, submissions
+from receiver.store import downloads, events, meta, predictions, runs, submissions
 from receiver.store import stats as aggregates
 from receiver.store.connection import open_database
-from receiver.store.ingest import get_meta, probe_write, record_delivery, record_quarantine, set_meta_if_absent
 from receiver.store.ledger import Ledger
 from receiver.store.reader import Reader
 from receiver.store.records import (
@@ -60,27 +59,27 @@ class SQLiteLedger(Ledger):
     # -- meta and readiness ----------------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        return await self._read(lambda conn: get_meta(conn, key))
+        return await self._read(lambda conn: meta.get_meta(conn, key))
 
     async def set_meta_if_absent(self, key: str, value: str) -> str:
-        return await self._write(lambda conn: set_meta_if_absent(conn, key, value))
+        return await self._write(lambda conn: meta.set_meta_if_absent(conn, key, value))
 
     async def probe_write(self, *, now: float) -> None:
-        await self._write(lambda conn: probe_write(conn, now))
+        await self._write(lambda conn: meta.probe_write(conn, now))
 
     # -- the write path of a delivery ------------------------------------------------------------------------
 
     async def ingest(self, delivery: Delivery, *, now: float, handlers: Sequence[str] = ()) -> IngestResult:
         terminal = self.terminal_statuses
         result = await self.writer.run(
-            lambda conn: record_delivery(conn, delivery, now=now, terminal_statuses=terminal, handlers=handlers)
+            lambda conn: events.record_delivery(conn, delivery, now=now, terminal_statuses=terminal, handlers=handlers)
         )
         if result.runs_enqueued:
             self.runs_enqueued.set()
         return result
 
     async def quarantine(self, item: Quarantined, *, now: float) -> int:
-        return await self._write(lambda conn: record_quarantine(conn, item, now=now))
+        return await self._write(lambda conn: events.record_quarantine(conn, item, now=now))
 
     # -- handler runs ----------------------------------------------------------------------------------------
 
@@ -158,31 +157,31 @@ class SQLiteLedger(Ledger):
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         return await self._read(
-            lambda conn: queries.list_predictions(
+            lambda conn: predictions.list_predictions(
                 conn, status=status, model=model, since=since, before=before, limit=limit
             )
         )
 
     async def count_predictions(self, *, status: str | None = None, model: str | None = None) -> int:
-        return await self._read(lambda conn: queries.count_predictions(conn, status=status, model=model))
+        return await self._read(lambda conn: predictions.count_predictions(conn, status=status, model=model))
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
-        return await self._read(lambda conn: queries.get_prediction(conn, prediction_id))
+        return await self._read(lambda conn: predictions.get_prediction(conn, prediction_id))
 
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
-        return await self._read(lambda conn: submissions.prediction_state(conn, prediction_id))
+        return await self._read(lambda conn: predictions.prediction_state(conn, prediction_id))
 
     async def models(self) -> list[str]:
         return await self._read(aggregates.models)
 
     async def models_of(self, prediction_ids: Sequence[str]) -> dict[str, str | None]:
-        return await self._read(lambda conn: queries.models_of(conn, list(prediction_ids)))
+        return await self._read(lambda conn: predictions.models_of(conn, list(prediction_ids)))
 
     async def open_predictions(
         self, *, seen_before: float, seen_after: float, limit: int = 500
     ) -> list[dict[str, Any]]:
         return await self._read(
-            lambda conn: submissions.open_predictions(conn, seen_before=seen_before, seen_after=seen_after, limit=limit)
+            lambda conn: predictions.open_predictions(conn, seen_before=seen_before, seen_after=seen_after, limit=limit)
         )
 
     async def stats(self, *, now: float) -> LedgerStats:
@@ -191,13 +190,13 @@ class SQLiteLedger(Ledger):
     # -- downloads -------------------------------------------------------------------------------------------
 
     async def record_download(self, download: Download, *, now: float) -> None:
-        await self._write(lambda conn: runs.record_download(conn, download, now=now))
+        await self._write(lambda conn: downloads.record_download(conn, download, now=now))
 
     async def list_downloads(self, prediction_id: str) -> list[dict[str, Any]]:
-        return await self._read(lambda conn: runs.list_downloads(conn, prediction_id))
+        return await self._read(lambda conn: downloads.list_downloads(conn, prediction_id))
 
     async def get_download(self, download_id: int) -> dict[str, Any] | None:
-        return await self._read(lambda conn: queries.get_download(conn, download_id))
+        return await self._read(lambda conn: downloads.get_download(conn, download_id))
 
     # -- the submitter's submissions -------------------------------------------------------------------------
 
@@ -249,4 +248,4 @@ class SQLiteLedger(Ledger):
         return await self._read(lambda conn: submissions.owned_ids(conn, list(prediction_ids)))
 
     async def prediction_with_reference(self, reference: str) -> str | None:
-        return await self._read(lambda conn: submissions.prediction_with_reference(conn, reference))
+        return await self._read(lambda conn: predictions.prediction_with_reference(conn, reference))

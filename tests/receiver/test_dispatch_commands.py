@@ -16,7 +16,7 @@ from receiver import logs
 from receiver.dispatch_commands import parse_since
 from receiver.handlers.registry import default_registry
 from receiver.store.connection import connect, open_database
-from receiver.store.ingest import enqueue_runs
+from receiver.store.events import enqueue_runs
 from tests.conftest import SECRET
 from wavehook.cli import main
 

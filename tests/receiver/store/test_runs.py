@@ -8,7 +8,7 @@ from pathlib import Path
 
 from receiver.store import runs as store
 from receiver.store.connection import connect
-from receiver.store.ingest import enqueue_runs
+from receiver.store.events import enqueue_runs
 from receiver.store.records import ClaimedRun, RunEnd
 
 NOW = 1_800_000_000.0

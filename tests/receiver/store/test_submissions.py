@@ -7,8 +7,8 @@ import sqlite3
 from typing import Any
 
 from receiver.delivery import parse
-from receiver.store import submissions
-from receiver.store.ingest import record_delivery
+from receiver.store import predictions, submissions
+from receiver.store.events import record_delivery
 from receiver.store.records import FAILED, UNKNOWN
 
 TERMINAL = ("completed", "failed", "cancelled", "timeout")
@@ -99,7 +99,7 @@ def test_webhook_with_reference_is_found(conn: sqlite3.Connection) -> None:
     """A doubtful submission whose webhook arrived is found by its reference, and owns that task."""
     assert begin(conn)
     webhook(conn, "processing")
-    assert submissions.prediction_with_reference(conn, "wh_1") == "p1"
+    assert predictions.prediction_with_reference(conn, "wh_1") == "p1"
     assert submissions.owned_ids(conn, ["p1"]) == {"p1"}
 
 
@@ -131,8 +131,8 @@ def test_open_predictions_window(conn: sqlite3.Connection) -> None:
     """Open predictions are listed by their submitted time within the window; final ones never."""
     assert begin(conn)
     assert submitted(conn)
-    assert [r["id"] for r in submissions.open_predictions(conn, seen_before=150.0, seen_after=0.0)] == ["p1"]
-    assert submissions.open_predictions(conn, seen_before=90.0, seen_after=0.0) == []
+    assert [r["id"] for r in predictions.open_predictions(conn, seen_before=150.0, seen_after=0.0)] == ["p1"]
+    assert predictions.open_predictions(conn, seen_before=90.0, seen_after=0.0) == []
     webhook(conn, "completed")
-    assert submissions.open_predictions(conn, seen_before=150.0, seen_after=0.0) == []
-    assert submissions.prediction_state(conn, "p1") == {"status": "completed", "status_rank": 2, "reference": "wh_1"}
+    assert predictions.open_predictions(conn, seen_before=150.0, seen_after=0.0) == []
+    assert predictions.prediction_state(conn, "p1") == {"status": "completed", "status_rank": 2, "reference": "wh_1"}

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from receiver.delivery import parse
 from receiver.statuses import TERMINAL, rank
 from receiver.store.connection import connect, open_database
-from receiver.store.ingest import probe_write, record_delivery, record_quarantine
+from receiver.store.events import record_delivery, record_quarantine
+from receiver.store.meta import probe_write
 from receiver.store.records import IngestResult, Quarantined
 from tests.support import prediction_body
 
