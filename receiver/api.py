@@ -8,8 +8,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver.errors import BadRequest, NotFound
-from receiver.store import queries
-from receiver.store.stats import ledger_stats
 
 MAX_LIMIT = 500
 
@@ -50,15 +48,12 @@ def since_param(raw: str | None) -> float | None:
 async def list_predictions(request: Request) -> JSONResponse:
     params = request.query_params
     limit = _limit(params.get("limit"))
-    rows = await request.app.state.reader.run(
-        lambda conn: queries.list_predictions(
-            conn,
-            status=params.get("status"),
-            model=params.get("model"),
-            since=since_param(params.get("since")),
-            before=parse_cursor(params.get("cursor")),
-            limit=limit,
-        )
+    rows = await request.app.state.ledger.list_predictions(
+        status=params.get("status"),
+        model=params.get("model"),
+        since=since_param(params.get("since")),
+        before=parse_cursor(params.get("cursor")),
+        limit=limit,
     )
     next_cursor = cursor_after(rows[-1]) if len(rows) == limit else None
     return JSONResponse({"predictions": rows, "next_cursor": next_cursor})
@@ -66,7 +61,7 @@ async def list_predictions(request: Request) -> JSONResponse:
 
 async def get_prediction(request: Request) -> JSONResponse:
     prediction_id = request.path_params["prediction_id"]
-    item = await request.app.state.reader.run(lambda conn: queries.get_prediction(conn, prediction_id))
+    item = await request.app.state.ledger.get_prediction(prediction_id)
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     return JSONResponse(item)
@@ -75,5 +70,5 @@ async def get_prediction(request: Request) -> JSONResponse:
 async def summary(request: Request) -> JSONResponse:
     """Counts per model and status, runs per handler and state, the outbox, dead runs and missed webhooks."""
     now = request.app.state.ingestor.clock()
-    stats = await request.app.state.reader.run(lambda conn: ledger_stats(conn, now=now))
+    stats = await request.app.state.ledger.stats(now=now)
     return JSONResponse(stats.as_json())

@@ -20,14 +20,11 @@ from receiver import api, auth, dashboard, health, runs_api, webhook
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError, error_response
 from receiver.handlers.registry import Handlers, load_handlers
-from receiver.ingest import Ingestor, no_handlers
+from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.metrics import Metrics, metrics
-from receiver.reader import Reader
 from receiver.settings import Settings
 from receiver.signature import Verifier
-from receiver.store import connect, open_database
-from receiver.store.ingest import Router, get_meta
-from receiver.writer import Writer
+from receiver.store.ledger import open_ledger
 
 logger = structlog.get_logger()
 
@@ -63,31 +60,20 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        try:
-            secret = get_meta(conn, "correlation_secret")
-        finally:
-            conn.close()
-        writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        writer.start()
-        reader = Reader(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        ledger = await open_ledger(settings)
         app.state.settings = settings
         app.state.verifier = verifier
-        app.state.writer = writer
-        app.state.reader = reader
-        app.state.correlation_secret = secret
+        app.state.ledger = ledger
         app.state.metrics = app_metrics
-        app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
-        logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
-        wake = app.state.ingestor.runs_waiting
+        app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
-            async with dispatching_in_web(writer, handlers, settings, wake=wake, clock=clock) as dispatcher:
+            app.state.correlation_secret = await ledger.correlation_secret()
+            logger.info("receiver_started", db=settings.db_shown, pid=os.getpid())
+            async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 app.state.dispatcher = dispatcher
                 yield
         finally:
-            writer.stop()
-            reader.close()
+            await ledger.close()
 
     endpoint = webhook.WebhookEndpoint()
     return Starlette(

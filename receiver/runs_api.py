@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver.api import since_param
-from receiver.dispatch.replay import ReplayResult, Selection, replay_job
 from receiver.errors import BadRequest, Conflict, NotFound
-from receiver.store import runs as store
+from receiver.store.records import RUN_STATES, RunSelection
 
 MAX_LIMIT = 500
 
@@ -34,29 +33,19 @@ def _run_id(request: Request) -> int:
     return int(raw)
 
 
-def _wake(request: Request) -> None:
-    """Replayed runs start at once in this process, without waiting for the poll."""
-    ingestor = getattr(request.app.state, "ingestor", None)
-    if ingestor is not None:
-        ingestor.runs_waiting.set()
-
-
 async def list_runs(request: Request) -> JSONResponse:
     params = request.query_params
     state = params.get("state") or None
-    if state is not None and state not in store.STATES:
-        raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(store.STATES)}")
+    if state is not None and state not in RUN_STATES:
+        raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(RUN_STATES)}")
     limit = _int(params.get("limit"), "limit", 50, high=MAX_LIMIT)
     before = _int(params.get("cursor"), "cursor", None)
-    rows = await request.app.state.reader.run(
-        lambda conn: store.select_runs(
-            conn,
-            state=state,
-            handler=params.get("handler") or None,
-            prediction_id=params.get("prediction_id") or None,
-            before_id=before,
-            limit=limit,
-        )
+    rows = await request.app.state.ledger.list_runs(
+        state=state,
+        handler=params.get("handler") or None,
+        prediction_id=params.get("prediction_id") or None,
+        before_id=before,
+        limit=limit,
     )
     next_cursor = str(rows[-1]["id"]) if rows and len(rows) == limit else None
     return JSONResponse({"runs": rows, "next_cursor": next_cursor})
@@ -64,7 +53,7 @@ async def list_runs(request: Request) -> JSONResponse:
 
 async def get_run(request: Request) -> JSONResponse:
     run_id = _run_id(request)
-    item = await request.app.state.reader.run(lambda conn: store.get_run(conn, run_id))
+    item = await request.app.state.ledger.get_run(run_id)
     if item is None:
         raise NotFound(f"no handler run with id {run_id}")
     return JSONResponse(item)
@@ -73,13 +62,12 @@ async def get_run(request: Request) -> JSONResponse:
 async def replay_run(request: Request) -> JSONResponse:
     run_id = _run_id(request)
     now = request.app.state.ingestor.clock()
-    result: ReplayResult = await request.app.state.writer.run(replay_job(Selection(run_id=run_id), now=now))
+    result = await request.app.state.ledger.replay_runs(RunSelection(run_id=run_id), now=now)
     if not result.matched:
         raise NotFound(f"no handler run with id {run_id}")
     if not result.replayed:
         state = result.matched[0]["state"]
         raise Conflict(f"run {run_id} is {state}: only a dead or succeeded run can be replayed", reason="run_not_ended")
-    _wake(request)
     return JSONResponse(result.as_json())
 
 
@@ -90,18 +78,15 @@ def _dry_run(request: Request) -> bool:
     return raw in ("true", "1")
 
 
-async def _replay(request: Request, selection: Selection) -> JSONResponse:
+async def _replay(request: Request, selection: RunSelection) -> JSONResponse:
     now = request.app.state.ingestor.clock()
-    job = replay_job(selection, now=now, dry_run=_dry_run(request))
-    result: ReplayResult = await request.app.state.writer.run(job)
-    if result.replayed:
-        _wake(request)
+    result = await request.app.state.ledger.replay_runs(selection, now=now, dry_run=_dry_run(request))
     return JSONResponse(result.as_json())
 
 
 async def replay_dead(request: Request) -> JSONResponse:
     params = request.query_params
-    selection = Selection(
+    selection = RunSelection(
         dead=True, handler=params.get("handler") or None, since=since_param(params.get("since") or None)
     )
     return await _replay(request, selection)
@@ -112,4 +97,4 @@ async def replay_prediction(request: Request) -> JSONResponse:
     prediction_id = params.get("prediction_id")
     if not prediction_id:
         raise BadRequest("query parameter prediction_id is required")
-    return await _replay(request, Selection(prediction_id=prediction_id, handler=params.get("handler") or None))
+    return await _replay(request, RunSelection(prediction_id=prediction_id, handler=params.get("handler") or None))

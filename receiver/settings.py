@@ -195,7 +195,12 @@ class Settings:
     webhook_secrets: tuple[Secret, ...] = ()
     api_key: Secret | None = None
     base_url: str = DEFAULT_BASE_URL
-    db_path: Path = Path("wavehook.db")
+    # WAVEHOOK_DB as given: a SQLite file path, or a postgresql:// URL (kept out of repr: it may hold a password).
+    db: str = dataclasses.field(default="wavehook.db", repr=False)
+    # Connections each process keeps to a PostgreSQL ledger (unused with SQLite).
+    db_pool_size: int = 10
+    # WAVEHOOK_CORRELATION_SECRET: tokens are made with the first and accepted with any (and the ledger's own).
+    correlation_secrets: tuple[Secret, ...] = ()
     public_url: str | None = None
     media_dir: Path = Path("media")
     handler_modules: tuple[str, ...] = ()
@@ -224,7 +229,9 @@ class Settings:
             webhook_secrets=tuple(Secret(s) for s in _list(environ, "WAVESPEED_WEBHOOK_SECRET")),
             api_key=Secret(api_key) if api_key else None,
             base_url=environ.get("WAVESPEED_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL,
-            db_path=Path(environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db"),
+            db=environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db",
+            db_pool_size=_int(environ, "WAVEHOOK_DB_POOL_SIZE", 10, minimum=1),
+            correlation_secrets=tuple(Secret(s) for s in _list(environ, "WAVEHOOK_CORRELATION_SECRET")),
             public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
@@ -240,6 +247,18 @@ class Settings:
             submit=SubmitSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite ledger file WAVEHOOK_DB names."""
+        return Path(self.db)
+
+    @property
+    def db_shown(self) -> str:
+        """WAVEHOOK_DB as it may be logged or shown: a PostgreSQL URL's password masked."""
+        from receiver.store.postgres.url import masked
+
+        return masked(self.db) if "://" in self.db else self.db
 
     def require_secrets(self) -> tuple[Secret, ...]:
         if not self.webhook_secrets:

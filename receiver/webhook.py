@@ -20,6 +20,7 @@ from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, error_response
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
+from receiver.store.records import Quarantined
 
 logger = structlog.get_logger()
 
@@ -163,13 +164,15 @@ async def _keep(
     the authentic body is kept once storage works again instead of being lost behind a 400 or 401.
     """
     await ingestor.quarantine(
-        webhook_id=webhook_id,
-        body=body,
-        body_sha256=body_hash(body),
-        reason=exc.reason,
-        detail=exc.message,
-        prediction_id=_prediction_id(body),
-        webhook_timestamp=timestamp,
+        Quarantined(
+            webhook_id=webhook_id,
+            body=body,
+            body_sha256=body_hash(body),
+            reason=exc.reason,
+            detail=exc.message,
+            prediction_id=_prediction_id(body),
+            webhook_timestamp=timestamp,
+        )
     )
 
 

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from receiver.errors import ConfigError
 from receiver.store.connection import connect, open_database
-from receiver.store.postgres.url import is_postgres_url, masked
+from receiver.store.ledger import is_postgres_url
+from receiver.store.postgres.url import masked
 
 # Parents before children; the key each table is ordered and deduplicated by.
 TABLES: tuple[tuple[str, str], ...] = (

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from receiver.app import create_app
 from receiver.settings import Settings
-from receiver.store import connect, open_database
+from receiver.store.connection import connect, open_database
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 A run enqueued by another instance (or a replay on another machine) NOTIFYs at its commit; the listener sets
 the ledger's ``runs_enqueued`` event, so this process's dispatcher claims at once instead of at its next poll.
-When the server goes away the listener reconnects with backoff, and sets the event on every reconnect:
+When the server goes away the listener reconnects with backoff, and sets the event on each reconnect:
 whatever was enqueued while nobody listened is claimed then (the dispatcher's poll covers the rest).
 """
 
@@ -40,6 +40,7 @@ class RunsListener:
 
     async def _run(self) -> None:
         delay = 0.05
+        reconnecting = False
         while True:
             try:
                 kwargs = connect_kwargs(self._timeout_ms, "wavehook-listener")
@@ -49,11 +50,13 @@ class RunsListener:
                     await conn.execute(f"LISTEN {RUNS_CHANNEL}")
                     delay = 0.05
                     self.listening.set()
-                    self._wake.set()
+                    if reconnecting:
+                        self._wake.set()
                     async for _notice in conn.notifies():
                         self._wake.set()
             except psycopg.Error as exc:
                 self.listening.clear()
+                reconnecting = True
                 logger.warning("runs_listener_reconnecting", error_type=type(exc).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

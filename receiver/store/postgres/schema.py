@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from receiver.errors import ConfigError
 from receiver.store.postgres.connection import connect_kwargs, unavailable
@@ -215,7 +216,7 @@ def migrate(conn: psycopg.Connection[object], migrations: tuple[Migration, ...] 
 
 def migrate_url(url: str, *, timeout_ms: int) -> list[str]:
     """Connect and migrate (blocking). A server that cannot be reached is ``StorageUnavailable``."""
-    kwargs = {**connect_kwargs(timeout_ms, "wavehook-migrate"), "autocommit": False}
+    kwargs = {**connect_kwargs(timeout_ms, "wavehook-migrate"), "autocommit": False, "row_factory": tuple_row}
     # Waiting for another instance's migration is not a timeout: no statement limit here.
     kwargs["options"] = "-c synchronous_commit=on"
     try:

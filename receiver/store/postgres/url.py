@@ -1,20 +1,15 @@
-"""PostgreSQL URLs: recognising one, and a form of it that is safe to log or show (the password masked).
+"""A PostgreSQL URL in the form that is safe to log or show: the password masked.
 
-Importing this module needs no database driver: the settings use it to tell a URL from a SQLite path.
+Importing this module needs no database driver (the settings use it).
 """
 
 from __future__ import annotations
 
 import re
 
-SCHEMES = ("postgresql://", "postgres://")
 MASK = "***"
 # Query parameters of a libpq URL that carry a credential.
 _SECRET_PARAMS = re.compile(r"([?&])(password|sslpassword)=[^&#]*", re.IGNORECASE)
-
-
-def is_postgres_url(value: str) -> bool:
-    return value.strip().lower().startswith(SCHEMES)
 
 
 def masked(url: str) -> str:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from receiver.errors import ConfigError
-from receiver.store import open_database
+from receiver.store.connection import open_database
 from receiver.store.postgres.schema import MIGRATIONS, Migration, migrate
 from tests.postgres import Databases
 from tests.support import ROOT, wait_for

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from receiver.errors import ConfigError
+from receiver.store.ledger import is_postgres_url
 from receiver.store.postgres.driver import require_driver
-from receiver.store.postgres.url import is_postgres_url, masked
+from receiver.store.postgres.url import masked
 
 
 @pytest.mark.parametrize(
