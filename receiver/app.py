@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, dashboard, health, runs_api, webhook
+from receiver import api, auth, correlation, dashboard, health, runs_api, webhook
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError, error_response
 from receiver.handlers.registry import Handlers, load_handlers
@@ -67,7 +67,12 @@ def create_app(
         app.state.metrics = app_metrics
         app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
-            app.state.correlation_secret = await ledger.correlation_secret()
+            keys = correlation.Keys.of(
+                [s.reveal() for s in settings.correlation_secrets], await ledger.correlation_secret()
+            )
+            app.state.correlation_keys = keys
+            app.state.correlation_secret = keys.signing
+            app.state.session_secret = await ledger.session_secret()
             logger.info("receiver_started", db=settings.db_shown, pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 app.state.dispatcher = dispatcher

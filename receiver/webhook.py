@@ -146,7 +146,7 @@ async def _verified_delivery(state: Any, scope: Scope, receive: Receive, headers
     if scope["query_string"]:
         query = QueryParams(scope["query_string"])
         reference = correlation.check(
-            state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
+            state.correlation_keys.accepted, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
         )
     try:
         return parse(body, webhook_id=verified.webhook_id, webhook_timestamp=verified.timestamp, reference=reference)

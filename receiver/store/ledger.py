@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 CORRELATION_SECRET = "correlation_secret"
+SESSION_SECRET = "session_secret"
 
 
 class Ledger(abc.ABC):
@@ -106,6 +107,12 @@ class Ledger(abc.ABC):
         """The ledger's secret behind correlation tokens, made once and shared by every process using it."""
         return await self.get_meta(CORRELATION_SECRET) or await self.set_meta_if_absent(
             CORRELATION_SECRET, secrets.token_urlsafe(32)
+        )
+
+    async def session_secret(self) -> str:
+        """The ledger's key behind dashboard sessions: any instance on this ledger accepts any login."""
+        return await self.get_meta(SESSION_SECRET) or await self.set_meta_if_absent(
+            SESSION_SECRET, secrets.token_urlsafe(32)
         )
 
     # -- the write path of a delivery ------------------------------------------------------------------------
