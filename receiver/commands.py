@@ -39,9 +39,10 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     import structlog
     import uvicorn
 
-    from receiver import auth, logs
+    from receiver import logs
     from receiver.handlers.registry import load_handlers
-    from receiver.metrics import prepare_multiprocess, remove_multiprocess
+    from receiver.http import auth
+    from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store.ledger import open_ledger
 
@@ -61,7 +62,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     try:
         uvicorn.run(
-            "receiver.app:create_app_from_env",
+            "receiver.http.app:create_app_from_env",
             factory=True,
             host=host,
             port=port,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from receiver.errors import ConfigError
+from receiver.statuses import TERMINAL_STATUSES
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -210,9 +211,8 @@ class Settings:
     busy_timeout_ms: int = 5000
     log_format: str = "auto"
     log_level: str = "info"
-    # Statuses after which a prediction never changes again; the provider documents completed and failed,
-    # its SDK adds cancelled and timeout. Anything else it may invent is stored but not treated as final.
-    terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
+    # Anything else the provider may invent is stored but not treated as final.
+    terminal_statuses: tuple[str, ...] = TERMINAL_STATUSES
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()

@@ -11,10 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from receiver.api import cursor_after, parse_cursor
 from receiver.dashboard import view
 from receiver.dashboard.rendering import render
 from receiver.errors import NotFound
+from receiver.http.params import cursor_after, prediction_cursor
 from receiver.store.ledger import Ledger
 from receiver.store.records import REPLAYABLE
 
@@ -83,7 +83,7 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "status": query.get("status") or None,
         "model": query.get("model") or None,
         "cursor": query.get("cursor") or None,
-        "before": parse_cursor(query.get("cursor")),
+        "before": prediction_cursor(query.get("cursor")),
     }
     now = request.app.state.ingestor.clock()
     data = await _index_data(request.app.state.ledger, params, now)

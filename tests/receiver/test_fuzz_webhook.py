@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.correlation import make_token
+from receiver.http.app import create_app
 from receiver.settings import Secret, Settings
 from tests.conftest import SECRET
 from tests.support import prediction_body, sign

@@ -10,9 +10,9 @@ from typing import Any
 from httpx import Response
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.delivery import Delivery
 from receiver.handlers.registry import Handlers, Registry
+from receiver.http.app import create_app
 from receiver.settings import Settings
 from receiver.store.records import IngestResult
 from tests.support import prediction_body, signed_headers

@@ -3,7 +3,7 @@
 The endpoint is a plain ASGI app rather than a Starlette request handler: at thousands of deliveries per
 second, the Request and Response objects and their wrappers cost as much as verifying and parsing. It reads
 the ASGI messages and headers itself and sends pre-encoded answers; every refusal is rendered as on every
-other route (``errors.error_response``).
+other route (``responses.error_response``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
-from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, error_response
+from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError
+from receiver.http.responses import error_response
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
 from receiver.store.records import Quarantined
 
 logger = structlog.get_logger()
-
-PATH = "/webhooks/wavespeed"
 
 # The two answers of a stored delivery, encoded as JSONResponse would encode them.
 _ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}

@@ -16,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, correlation, dashboard, health, runs_api, webhook
+from receiver import correlation, dashboard
 from receiver.dispatch.service import dispatching_in_web
-from receiver.errors import HTTPError, error_response
+from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
+from receiver.http import auth, health, predictions, runs, webhook
+from receiver.http.metrics import Metrics, metrics
+from receiver.http.responses import error_response
 from receiver.ingest import Ingestor, Router, no_handlers
-from receiver.metrics import Metrics, metrics
 from receiver.settings import Settings
 from receiver.signature import Verifier
 from receiver.store.ledger import open_ledger
@@ -83,22 +85,22 @@ def create_app(
     endpoint = webhook.WebhookEndpoint()
     return Starlette(
         routes=[
-            Route(webhook.PATH, endpoint, methods=["POST"]),
+            Route(correlation.WEBHOOK_PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
-            Route("/api/predictions", api.list_predictions, methods=["GET"]),
-            Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
-            Route("/api/summary", api.summary, methods=["GET"]),
-            Route("/api/runs", runs_api.list_runs, methods=["GET"]),
-            Route("/api/runs/replay-dead", runs_api.replay_dead, methods=["POST"]),
-            Route("/api/runs/replay", runs_api.replay_prediction, methods=["POST"]),
-            Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
-            Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
+            Route("/api/predictions", predictions.list_predictions, methods=["GET"]),
+            Route("/api/predictions/{prediction_id:str}", predictions.get_prediction, methods=["GET"]),
+            Route("/api/summary", predictions.summary, methods=["GET"]),
+            Route("/api/runs", runs.list_runs, methods=["GET"]),
+            Route("/api/runs/replay-dead", runs.replay_dead, methods=["POST"]),
+            Route("/api/runs/replay", runs.replay_prediction, methods=["POST"]),
+            Route("/api/runs/{run_id:str}", runs.get_run, methods=["GET"]),
+            Route("/api/runs/{run_id:str}/replay", runs.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard.routes(),
         ],
         middleware=[
-            Middleware(webhook.WebhookFastPath, path=webhook.PATH, endpoint=endpoint),
+            Middleware(webhook.WebhookFastPath, path=correlation.WEBHOOK_PATH, endpoint=endpoint),
             Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock),
         ],
         exception_handlers={

@@ -10,10 +10,10 @@ import pytest
 from httpx import Response
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.errors import BadRequest
+from receiver.http.app import create_app
+from receiver.http.webhook import headers_of, read_body
 from receiver.settings import Settings
-from receiver.webhook import headers_of, read_body
 from tests.receiver.conftest import NOW
 from tests.support import prediction_body, sign, signed_headers
 

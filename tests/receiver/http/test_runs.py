@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.handlers import Context, Prediction, Registry
+from receiver.http.app import create_app
 from receiver.settings import DispatchSettings, Secret, Settings
 from receiver.store.records import RunEnd
 from tests.receiver.web_support import ledger_call

@@ -11,39 +11,22 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from receiver.api import since_param
 from receiver.errors import BadRequest, Conflict, NotFound
+from receiver.http import params
 from receiver.store.records import RUN_STATES, RunSelection
-
-MAX_LIMIT = 500
-
-
-def _int(raw: str | None, name: str, default: int | None, *, low: int = 1, high: int = 2**62) -> int | None:
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"query parameter {name}={raw!r} must be an integer from {low} to {high}")
-    return int(raw)
-
-
-def _run_id(request: Request) -> int:
-    raw = request.path_params["run_id"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"run id {raw!r} in the path must be a positive integer")
-    return int(raw)
 
 
 async def list_runs(request: Request) -> JSONResponse:
-    params = request.query_params
-    state = params.get("state") or None
+    query = request.query_params
+    state = query.get("state") or None
     if state is not None and state not in RUN_STATES:
         raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(RUN_STATES)}")
-    limit = _int(params.get("limit"), "limit", 50, high=MAX_LIMIT)
-    before = _int(params.get("cursor"), "cursor", None)
+    limit = params.limit(query.get("limit"))
+    before = params.integer(query.get("cursor"), "cursor", None)
     rows = await request.app.state.ledger.list_runs(
         state=state,
-        handler=params.get("handler") or None,
-        prediction_id=params.get("prediction_id") or None,
+        handler=query.get("handler") or None,
+        prediction_id=query.get("prediction_id") or None,
         before_id=before,
         limit=limit,
     )
@@ -52,7 +35,7 @@ async def list_runs(request: Request) -> JSONResponse:
 
 
 async def get_run(request: Request) -> JSONResponse:
-    run_id = _run_id(request)
+    run_id = params.run_id(request.path_params["run_id"])
     item = await request.app.state.ledger.get_run(run_id)
     if item is None:
         raise NotFound(f"no handler run with id {run_id}")
@@ -60,7 +43,7 @@ async def get_run(request: Request) -> JSONResponse:
 
 
 async def replay_run(request: Request) -> JSONResponse:
-    run_id = _run_id(request)
+    run_id = params.run_id(request.path_params["run_id"])
     now = request.app.state.ingestor.clock()
     result = await request.app.state.ledger.replay_runs(RunSelection(run_id=run_id), now=now)
     if not result.matched:
@@ -71,30 +54,23 @@ async def replay_run(request: Request) -> JSONResponse:
     return JSONResponse(result.as_json())
 
 
-def _dry_run(request: Request) -> bool:
-    raw = request.query_params.get("dry_run", "false").lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise BadRequest(f"query parameter dry_run={raw!r} must be true or false")
-    return raw in ("true", "1")
-
-
 async def _replay(request: Request, selection: RunSelection) -> JSONResponse:
     now = request.app.state.ingestor.clock()
-    result = await request.app.state.ledger.replay_runs(selection, now=now, dry_run=_dry_run(request))
+    result = await request.app.state.ledger.replay_runs(
+        selection, now=now, dry_run=params.boolean(request.query_params.get("dry_run"), "dry_run")
+    )
     return JSONResponse(result.as_json())
 
 
 async def replay_dead(request: Request) -> JSONResponse:
-    params = request.query_params
-    selection = RunSelection(
-        dead=True, handler=params.get("handler") or None, since=since_param(params.get("since") or None)
-    )
+    query = request.query_params
+    selection = RunSelection(dead=True, handler=query.get("handler") or None, since=params.since(query.get("since")))
     return await _replay(request, selection)
 
 
 async def replay_prediction(request: Request) -> JSONResponse:
-    params = request.query_params
-    prediction_id = params.get("prediction_id")
+    query = request.query_params
+    prediction_id = query.get("prediction_id")
     if not prediction_id:
         raise BadRequest("query parameter prediction_id is required")
-    return await _replay(request, RunSelection(prediction_id=prediction_id, handler=params.get("handler") or None))
+    return await _replay(request, RunSelection(prediction_id=prediction_id, handler=query.get("handler") or None))

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver import correlation
-from receiver.auth import COOKIE_NAME
+from receiver.http.auth import COOKIE_NAME
 from receiver.errors import TokenMismatch
 from receiver.settings import Secret, Settings
 from tests.receiver.web_support import web_client

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from receiver.delivery import parse
 from receiver.handlers.registry import Registry
-from receiver.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
+from receiver.http.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
 from receiver.settings import Settings
 from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, web_client
 from tests.support import Process, prediction_body, signed_headers, wait_for
