@@ -10,8 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver import correlation
-from receiver.http.auth import COOKIE_NAME
 from receiver.errors import TokenMismatch
+from receiver.http.auth import COOKIE_NAME
 from receiver.settings import Secret, Settings
 from tests.receiver.web_support import web_client
 from tests.support import prediction_body, signed_headers
