@@ -7,6 +7,10 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
   # The browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ "$(id -u)" = 0 ]; then
+  # The storage tests run on both backends: they start a throwaway cluster from Debian's server binaries.
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip >/dev/null
 .venv/bin/pip install --quiet -e '.[test]'

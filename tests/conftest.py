@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.settings import Secret, Settings
+from receiver.store.ledger import Ledger, open_ledger
+from tests import postgres
 from tests.support import ROOT, WAVEHOOK, Process, free_port, running
 
 # The S3-compatible server on loopback (fixtures s3_server and bucket) for the object-storage tests.
@@ -29,11 +33,49 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         base = Settings(
             webhook_secrets=(Secret(SECRET),),
-            db_path=tmp_path / "wavehook.db",
+            db=str(tmp_path / "wavehook.db"),
             media_dir=tmp_path / "media",
             log_format="json",
         )
         return base.replace(**overrides)
+
+    return make
+
+
+# Every ledger backend the contract tests run against: name -> the ``db`` of fresh storage of that backend
+# (PostgreSQL: a new database on the throwaway server the session starts; see tests/postgres.py).
+LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Settings], str]] = {
+    "sqlite": lambda _request, settings: settings.db,
+    "postgresql": lambda request, _settings: str(request.getfixturevalue("postgres_url")),
+}
+LedgerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]
+
+
+@pytest.fixture(params=sorted(LEDGER_BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each ledger backend in turn: tests that take it (directly or through ``ledger_settings``) run on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_settings(
+    request: pytest.FixtureRequest, backend: str, settings_factory: Callable[..., Settings]
+) -> Callable[..., Settings]:
+    """``settings_factory`` whose ``db`` is fresh storage of the ``backend`` under test."""
+    db = LEDGER_BACKENDS[backend](request, settings_factory())
+    return lambda **overrides: settings_factory(**{"db": db, **overrides})
+
+
+@pytest.fixture
+def ledger_factory(ledger_settings: Callable[..., Settings]) -> LedgerFactory:
+    """``async with ledger_factory(**settings_overrides) as ledger``: an open ledger of each backend in turn,
+    on fresh storage, closed afterwards. Two ledgers opened in one test share the storage (as two processes)."""
+    settings = ledger_settings()
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Ledger]:
+        async with await open_ledger(settings.replace(**overrides)) as ledger:
+            yield ledger
 
     return make
 
@@ -116,3 +158,31 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL server for the whole run (see tests/postgres.py); removed at the end.
+
+    Where none can be started, tests that need it skip with the reason, or fail when ``CI`` is set.
+    """
+    try:
+        with postgres.cluster() as server:
+            yield server
+    except postgres.ClusterUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: postgres.Cluster) -> postgres.Databases:
+    return postgres.Databases(postgres_server)
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: postgres.Databases) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL ledger, dropped after the test."""
+    url = postgres_databases.create()
+    yield url
+    postgres_databases.drop(url)

@@ -70,8 +70,8 @@ class LambdaHandler:
 def make_handler(settings: Settings) -> LambdaHandler:
     """The handler for ``settings``, with the user's handler modules routed (their runs are enqueued) and
     dispatch off in this process."""
-    from receiver.app import create_app
     from receiver.handlers.registry import load_handlers
+    from receiver.http.app import create_app
 
     settings = settings.replace(dispatch_in_web=False)
     return LambdaHandler(create_app(settings, handlers=load_handlers(settings)))

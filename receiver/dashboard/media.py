@@ -16,7 +16,6 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from receiver.errors import NotFound
 from receiver.media_store import MediaStore, MediaStoreError
-from receiver.store import queries
 
 _INLINE = ("video/", "image/")
 
@@ -29,7 +28,7 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> Response:
     download_id: int = request.path_params["download_id"]
-    row = await request.app.state.reader.run(lambda conn: queries.get_download(conn, download_id))
+    row = await request.app.state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
     if str(row["path"]).startswith("s3://"):

@@ -23,8 +23,7 @@ from receiver.dispatch.service import dispatching, http_client
 from receiver.handlers.registry import Handlers
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
-from receiver.store import open_database
-from receiver.writer import Writer
+from receiver.store.ledger import Ledger, open_ledger
 
 logger = structlog.get_logger()
 
@@ -32,7 +31,7 @@ logger = structlog.get_logger()
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerContext:
     settings: Settings
-    writer: Writer
+    ledger: Ledger
     ingestor: Ingestor
     http: httpx.AsyncClient
 
@@ -81,14 +80,14 @@ class BurstReport:
 
 
 async def burst(
-    writer: Writer, handlers: Handlers, settings: Settings, *, periodic: Sequence[PeriodicTask] = ()
+    ledger: Ledger, handlers: Handlers, settings: Settings, *, periodic: Sequence[PeriodicTask] = ()
 ) -> BurstReport:
     """Run each periodic task once (reconciliation enqueues the runs it finds), then everything due now and
     whatever becomes due meanwhile; return what happened."""
     report = BurstReport()
-    ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
+    ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
     async with http_client() as http:
-        ctx = WorkerContext(settings=settings, writer=writer, ingestor=ingestor, http=http)
+        ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=http)
         for task in periodic:
             try:
                 report.results[task.name] = await task.run(ctx)
@@ -98,7 +97,7 @@ async def burst(
             finally:
                 if task.close is not None:
                     await task.close()
-        dispatcher = Dispatcher(writer, handlers, settings, http=http)
+        dispatcher = Dispatcher(ledger, handlers, settings, http=http)
         while True:
             counts = await dispatcher.run_once()
             if not counts.claimed:
@@ -118,19 +117,16 @@ async def run_worker(
 ) -> BurstReport | None:
     """Dispatch until SIGTERM/SIGINT (or ``stop``), then shut down gracefully; with ``burst_mode``, run the
     periodic tasks once and what is due, and return the report."""
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer.start()
-    try:
+    async with await open_ledger(settings) as ledger:
         if burst_mode:
-            return await burst(writer, handlers, settings, periodic=periodic)
+            return await burst(ledger, handlers, settings, periodic=periodic)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
-        async with dispatching(writer, handlers, settings, wake=ingestor.runs_waiting) as dispatcher:
-            ctx = WorkerContext(settings=settings, writer=writer, ingestor=ingestor, http=dispatcher.http)
+        ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
+        async with dispatching(ledger, handlers, settings) as dispatcher:
+            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=dispatcher.http)
             tasks = [asyncio.create_task(_every(task, ctx), name=task.name) for task in periodic]
             logger.info("worker_started", periodic=[task.name for task in periodic])
             await stop.wait()
@@ -142,5 +138,3 @@ async def run_worker(
                 if periodic_task.close is not None:
                     await periodic_task.close()
         return None
-    finally:
-        writer.stop()

@@ -12,18 +12,17 @@ import dataclasses
 import fnmatch
 import hashlib
 import re
-import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
 
 from receiver.handlers.addresses import AddressPolicy, check_url
-from receiver.handlers.prediction import Context, Prediction, Resolver
+from receiver.handlers.context import Context, Resolver
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 from receiver.media_store import MediaStore
-from receiver.store.runs import record_download
 
 MAX_REDIRECTS = 5
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -120,19 +119,6 @@ async def fetch(
     raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
 
-def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Callable[[sqlite3.Connection], None]:
-    return lambda conn: record_download(
-        conn,
-        prediction_id=prediction_id,
-        url=url,
-        path=fetched.location,
-        size=fetched.size,
-        sha256=fetched.sha256,
-        content_type=fetched.content_type,
-        now=now,
-    )
-
-
 @on("*", status="completed", name="download_outputs", enabled=lambda settings: settings.dispatch.download)
 async def download_outputs(prediction: Prediction, ctx: Context) -> None:
     """Copy every output of a completed prediction into the media directory and record its sha256."""
@@ -150,7 +136,13 @@ async def download_outputs(prediction: Prediction, ctx: Context) -> None:
             max_bytes=dispatch.download_max_bytes,
             content_types=dispatch.download_content_types,
         )
-        await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
+        await ctx.record_download(
+            url=url,
+            path=fetched.location,
+            size=fetched.size,
+            sha256=fetched.sha256,
+            content_type=fetched.content_type,
+        )
         ctx.logger.info(
             "output_downloaded", url=url, location=fetched.location, size=fetched.size, sha256=fetched.sha256
         )

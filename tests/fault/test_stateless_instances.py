@@ -148,7 +148,7 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
         """JOBS // 4 jobs to each instance's address, through the submitter as a user's code would."""
         for index, port in enumerate(ports):
             settings = settings_factory(
-                db_path=db,
+                db=str(db),
                 api_key=Secret(API_KEY),
                 base_url=sandbox.url,  # type: ignore[attr-defined]
                 public_url=f"http://127.0.0.1:{port}",

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.errors import ConfigError
 from receiver.handlers.registry import load_handlers
+from receiver.http.app import create_app
 from receiver.media_store import CHUNK_BYTES, LocalMedia, MediaStoreError, S3Media, open_media_store
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run
@@ -121,7 +121,7 @@ def test_over_the_cap_or_the_wrong_type_leaves_nothing_in_the_bucket(
     counts, rows, runs = _download(settings, cdn, ["https://cdn.example.com/p1/huge.mp4"])  # type: ignore[misc]
     assert (counts.dead, rows) == (1, [])
     assert f"more than the cap of {2 * CHUNK_BYTES} bytes" in runs[0]["last_error"]
-    settings = settings.replace(db_path=settings.db_path.with_name("second.db"))
+    settings = settings.replace(db=str(settings.db_path.with_name("second.db")))
     counts, rows, runs = _download(settings, cdn, ["https://cdn.example.com/p1/page.html"])  # type: ignore[misc]
     assert (counts.dead, rows) == (1, [])
     assert "content type 'text/html' is not one of" in runs[0]["last_error"]
