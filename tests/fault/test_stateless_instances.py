@@ -2,7 +2,9 @@
 jobs the submitter sent; both are killed -9 mid-run and replaced by fresh ones in new empty directories;
 handlers run only from ``wavehook worker --burst`` invocations. Every process starts in a read-only working
 directory (a read-only mount: root cannot write there either) with a new, empty TMPDIR; outputs go to a real
-S3 server on loopback; the only writable place any of them is given is the ledger's directory."""
+S3 server on loopback. On both ledger backends: with SQLite, the only writable place any process is given is
+the ledger's directory; with PostgreSQL, none (the handlers of the test record their executions in a
+directory of the test's, which is instrumentation, not something wavehook needs)."""
 
 from __future__ import annotations
 
@@ -106,6 +108,8 @@ def burst(env: dict[str, str], root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
+    request: pytest.FixtureRequest,
+    backend: str,
     tmp_path: Path,
     sandbox_factory: Callable[..., Process],
     settings_factory: Callable[..., Settings],
@@ -116,14 +120,16 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
     repository the processes ran from is unchanged."""
     before = files_under(ROOT)
     sandbox = sandbox_factory(run_time=0.4, queue_time=0.05)
-    ledger_dir = tmp_path / "ledger"
-    ledger_dir.mkdir()
-    db = ledger_dir / "wavehook.db"
+    if backend == "sqlite":  # the ledger's directory is then the one writable place any process is given
+        (tmp_path / "ledger").mkdir()
+        db = str(tmp_path / "ledger" / "wavehook.db")
+    else:  # a PostgreSQL ledger: no process is given a writable directory at all, save an empty TMPDIR
+        db = str(request.getfixturevalue("postgres_url"))
     effects_dir = tmp_path / "effects"
     effects_dir.mkdir()
     env = {
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
-        "WAVEHOOK_DB": str(db),
+        "WAVEHOOK_DB": db,
         "WAVEHOOK_LOG_FORMAT": "json",
         "WAVEHOOK_DISPATCH_IN_WEB": "false",
         "WAVEHOOK_HANDLERS": HANDLERS_MODULE,
@@ -148,7 +154,7 @@ def test_replaced_instances_and_burst_workers_lose_and_repeat_nothing(
         """JOBS // 4 jobs to each instance's address, through the submitter as a user's code would."""
         for index, port in enumerate(ports):
             settings = settings_factory(
-                db=str(db),
+                db=db,
                 api_key=Secret(API_KEY),
                 base_url=sandbox.url,  # type: ignore[attr-defined]
                 public_url=f"http://127.0.0.1:{port}",

@@ -64,7 +64,15 @@ def duplicates(found: list[tuple[str, str, str, int]]) -> dict[tuple[str, str, s
     return {key: n for key, n in counts.items() if n > 1}
 
 
-def query(db: Path, sql: str, *params: object) -> list[dict[str, Any]]:
+def query(db: Path | str, sql: str, *params: object) -> list[dict[str, Any]]:
+    """Rows of ``sql`` (``?`` placeholders) from the ledger ``db`` names: a SQLite file, read only, or a
+    ``postgresql://`` URL."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(db), row_factory=dict_row) as pg:
+            return list(pg.execute(sql.replace("?", "%s"), params))  # type: ignore[arg-type]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     conn.row_factory = sqlite3.Row
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.settings import Settings
 from tests.conftest import SECRET
 from tests.integration.dispatch_support import query
 from tests.integration.submitter_support import API_KEY
@@ -70,15 +71,18 @@ def _cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.Comple
 
 def test_scale_to_zero_handlers_run_only_from_burst_workers(
     tmp_path: Path,
+    ledger_settings: Callable[..., Settings],
     sandbox_factory: Callable[..., Process],
     serve_factory: Callable[..., Process],
     bucket: Bucket,
 ) -> None:
     """With WAVEHOOK_DISPATCH_IN_WEB=false the web process only records: no handler runs there. A
     ``worker --burst`` reconciles the job whose webhook was dropped, runs every due handler (outputs go to the
-    bucket with the recorded sha256), prints its counts and exits 0; the next burst finds nothing to do."""
+    bucket with the recorded sha256), prints its counts and exits 0; the next burst finds nothing to do. On
+    each ledger backend."""
     sandbox = sandbox_factory()
-    storage = {**bucket.env(), "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK": "true"}
+    db = ledger_settings().db
+    storage = {**bucket.env(), "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK": "true", "WAVEHOOK_DB": db}
     web = serve_factory(env={"WAVEHOOK_DISPATCH_IN_WEB": "false", **storage})
     env = {
         **web.env,
@@ -87,7 +91,6 @@ def test_scale_to_zero_handlers_run_only_from_burst_workers(
         "WAVEHOOK_PUBLIC_URL": web.url,  # type: ignore[attr-defined]
         "WAVEHOOK_RECONCILE_AFTER_SECONDS": "0",
     }
-    db: Path = web.db  # type: ignore[attr-defined]
     for prompt in ("a fox", "an owl", "a heron [sandbox:drop]"):
         submitted = _cli(env, "submit", T2V, "-p", f"prompt={prompt}", "--json")
         assert submitted.returncode == 0, submitted.stderr
@@ -129,7 +132,8 @@ def test_scale_to_zero_handlers_run_only_from_burst_workers(
 
 
 def test_burst_exits_non_zero_only_on_a_real_failure(tmp_path: Path) -> None:
-    """A ledger that cannot be opened is a real failure: exit 1 and say which; an empty ledger is exit 0."""
+    """A ledger that cannot be opened (not a database; a PostgreSQL server that is down) is a real failure:
+    exit 1 and say which, its password masked; an empty ledger is exit 0."""
     env = {"WAVESPEED_WEBHOOK_SECRET": SECRET, "WAVEHOOK_DB": str(tmp_path / "ok.db"), "WAVEHOOK_LOG_FORMAT": "json"}
     fine = _cli(env, "worker", "--burst")
     assert (fine.returncode, fine.stdout) == (0, "claimed 0: 0 succeeded, 0 to retry, 0 dead\n")
@@ -139,3 +143,8 @@ def test_burst_exits_non_zero_only_on_a_real_failure(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert f"the ledger {broken} cannot be used" in failed.stderr
     assert "Traceback" not in failed.stderr
+    nothing_there = f"postgresql://wavehook:hunter2@127.0.0.1:{free_port()}/ledger"
+    down = _cli({**env, "WAVEHOOK_DB": nothing_there}, "worker", "--burst")
+    assert down.returncode == 1
+    assert "the ledger is unavailable: the PostgreSQL ledger at postgresql://wavehook:***@127.0.0.1:" in down.stderr
+    assert "hunter2" not in down.stderr + down.stdout

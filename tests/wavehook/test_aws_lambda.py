@@ -59,8 +59,9 @@ class _Context:
 
 
 @pytest.fixture
-def lambda_handler(settings_factory: Callable[..., Settings]) -> Iterator[LambdaHandler]:
-    handler = make_handler(settings_factory(max_body_bytes=4096))
+def lambda_handler(ledger_settings: Callable[..., Settings]) -> Iterator[LambdaHandler]:
+    """The handler on a fresh ledger of each backend in turn (SQLite, the test suite's PostgreSQL)."""
+    handler = make_handler(ledger_settings(max_body_bytes=4096))
     yield handler
     handler.close()
 
@@ -72,12 +73,12 @@ def _delivery(secret: str, prediction_id: str, webhook_id: str, *, binary: bool 
 
 
 def test_signed_deliveries_through_api_gateway_v2(
-    lambda_handler: LambdaHandler, secret: str, settings_factory: Callable[..., Settings]
+    lambda_handler: LambdaHandler, secret: str, ledger_settings: Callable[..., Settings]
 ) -> None:
     """Accepted (text and base64 bodies), duplicate, refused and 413, with the receiver's own answers; the
     ledger holds each accepted delivery once with its handler runs pending (nothing runs in the function),
     and the lifespan opened the ledger once for all the invocations."""
-    db: Path = settings_factory().db_path
+    db = ledger_settings().db
     with capture_logs() as logs:
         accepted = lambda_handler(_delivery(secret, "p1", "w1"), _Context())
         duplicate = lambda_handler(_delivery(secret, "p1", "w1"), _Context())
@@ -107,9 +108,13 @@ def test_signed_deliveries_through_api_gateway_v2(
     assert "dispatcher_started" not in [entry["event"] for entry in logs]
 
 
-def test_the_module_handler_reads_its_settings_from_the_environment(tmp_path: Path, secret: str) -> None:
+def test_the_module_handler_reads_its_settings_from_the_environment(
+    tmp_path: Path, secret: str, ledger_settings: Callable[..., Settings]
+) -> None:
     """``wavehook.aws_lambda.handler``, as the Lambda runtime calls it in a fresh process: settings from the
-    environment on the first event, the delivery accepted into the ledger the environment names."""
+    environment on the first event, the delivery accepted into the ledger the environment names (a SQLite
+    file, or the test suite's PostgreSQL)."""
+    db = ledger_settings().db
     event = _delivery(secret, "p9", "w9")
     script = (
         "import json, sys\n"
@@ -120,7 +125,7 @@ def test_the_module_handler_reads_its_settings_from_the_environment(tmp_path: Pa
     env = {
         "PATH": os.environ.get("PATH", ""),
         "WAVESPEED_WEBHOOK_SECRET": secret,
-        "WAVEHOOK_DB": str(tmp_path / "lambda.db"),
+        "WAVEHOOK_DB": db,
         "WAVEHOOK_LOG_FORMAT": "json",
     }
     done = subprocess.run(
@@ -136,4 +141,4 @@ def test_the_module_handler_reads_its_settings_from_the_environment(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     first, second = json.loads(done.stdout)
     assert [json.loads(first["body"])["duplicate"], json.loads(second["body"])["duplicate"]] == [False, True]
-    assert query(tmp_path / "lambda.db", "SELECT webhook_id FROM events") == [{"webhook_id": "w9"}]
+    assert query(db, "SELECT webhook_id FROM events") == [{"webhook_id": "w9"}]
