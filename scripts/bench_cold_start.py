@@ -5,18 +5,21 @@ Each run starts a fresh process on an empty ledger and, from the moment it is sp
 delivery every 2 ms until one is answered 200; the time from spawn to that answer is the cold start. Shapes:
 
 - ``serve``: ``wavehook serve`` on a SQLite ledger in a new directory;
-- ``serve-postgres``: the same on the PostgreSQL URL given with ``--postgres`` (a new database each run is
-  the caller's choice: the ledger's tables are created on the first run, so later runs start on a migrated one);
+- ``serve-postgres``: the same on a PostgreSQL ledger whose tables exist (as when an instance is added to a
+  running deployment): the URL given with ``--postgres URL``, or with ``--postgres cluster`` a database on a
+  throwaway local server started from the machine's Debian binaries (tests/postgres.py), removed afterwards;
 - ``lambda``: a new Python process that imports ``wavehook.aws_lambda`` and hands it one API Gateway HTTP API
-  event (what a cold Lambda container does), on a SQLite ledger.
+  event (what a cold Lambda container does), on a SQLite ledger; ``lambda-postgres``: the same on PostgreSQL.
 
     .venv/bin/python scripts/bench_cold_start.py                      # serve and lambda, 7 runs each
+    .venv/bin/python scripts/bench_cold_start.py --postgres cluster   # and serve on a throwaway PostgreSQL
     .venv/bin/python scripts/bench_cold_start.py --postgres postgresql://user@127.0.0.1:5432/db
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.deliveries import Signer
@@ -43,7 +47,9 @@ print(json.dumps({"status": answer["statusCode"], "at": time.time()}))
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="runs per shape (default 7; the median is reported)")
-    parser.add_argument("--postgres", help="a postgresql:// URL: also measure serve on it")
+    parser.add_argument(
+        "--postgres", help="a postgresql:// URL, or 'cluster' for a throwaway local server: also measure serve on it"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return parser.parse_args(argv)
 
@@ -88,7 +94,7 @@ def serve_once(db: str, directory: Path) -> float:
         process.wait(10)
 
 
-def lambda_once(directory: Path) -> float:
+def lambda_once(db: str, directory: Path) -> float:
     """Seconds from spawning a Python process to the Lambda handler's answer to its first event."""
     from bench.deliveries import PATH
 
@@ -108,7 +114,7 @@ def lambda_once(directory: Path) -> float:
     env = {
         **os.environ,
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
-        "WAVEHOOK_DB": str(directory / "wavehook.db"),
+        "WAVEHOOK_DB": db,
         "WAVEHOOK_LOG_FORMAT": "json",
     }
     started = time.time()
@@ -127,26 +133,49 @@ def lambda_once(directory: Path) -> float:
     return float(answer["at"]) - started
 
 
+@contextlib.contextmanager
+def postgres_ledger(given: str | None) -> Iterator[str | None]:
+    """The PostgreSQL URL to measure on: as given, or a migrated database on a throwaway cluster."""
+    if given != "cluster":
+        yield given
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/postgres.py: the same cluster as CI's
+    from tests.postgres import Databases, cluster
+
+    with cluster() as server:
+        yield Databases(server).create()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    shapes = {"serve": lambda d: serve_once(str(d / "wavehook.db"), d), "lambda": lambda_once}
-    if args.postgres:
-        shapes["serve-postgres"] = lambda d: serve_once(args.postgres, d)
+    with postgres_ledger(args.postgres) as postgres:
+        figures = measure(args.runs, postgres)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+def measure(runs: int, postgres: str | None) -> dict[str, dict[str, float]]:
+    shapes: dict[str, Callable[[Path], float]] = {
+        "serve": lambda d: serve_once(str(d / "wavehook.db"), d),
+        "lambda": lambda d: lambda_once(str(d / "wavehook.db"), d),
+    }
+    if postgres:
+        shapes["serve-postgres"] = lambda d: serve_once(postgres, d)
+        shapes["lambda-postgres"] = lambda d: lambda_once(postgres, d)
     figures: dict[str, dict[str, float]] = {}
-    for name, measure in shapes.items():
+    for name, once in shapes.items():
         times = []
-        for _ in range(args.runs):
+        for _ in range(runs):
             with tempfile.TemporaryDirectory(prefix="wavehook-cold-") as directory:
-                times.append(measure(Path(directory)) * 1000)
+                times.append(once(Path(directory)) * 1000)
         figures[name] = {
             "median_ms": round(statistics.median(times), 1),
             "min_ms": round(min(times), 1),
             "max_ms": round(max(times), 1),
-            "runs": args.runs,
+            "runs": runs,
         }
         print(f"{name:<15} median {figures[name]['median_ms']:7.1f} ms  (min {min(times):.1f}, max {max(times):.1f})")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    return figures
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from tests.support import ROOT
 
 
 @pytest.mark.integration
-def test_a_tiny_run_reports_every_shape(tmp_path: Path) -> None:
-    """One run of serve and of the Lambda handler, each a fresh process that accepted a signed delivery: a
-    positive time, under the minute the script allows, for each."""
+def test_a_tiny_run_reports_every_shape(tmp_path: Path, postgres_url: str) -> None:
+    """One run of serve and of the Lambda handler, on SQLite and on the test suite's PostgreSQL, each a fresh
+    process that accepted a signed delivery: a positive time, under the minute the script allows, for each."""
     figures = tmp_path / "cold.json"
+    args = ["--runs", "1", "--json", str(figures), "--postgres", postgres_url]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_cold_start.py"), "--runs", "1", "--json", str(figures)],
+        [sys.executable, str(ROOT / "scripts" / "bench_cold_start.py"), *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -27,7 +28,7 @@ def test_a_tiny_run_reports_every_shape(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(figures.read_text())
-    assert set(found) == {"serve", "lambda"}
+    assert set(found) == {"serve", "lambda", "serve-postgres", "lambda-postgres"}
     for shape in found.values():
         assert 0 < shape["median_ms"] < 60_000
         assert shape["runs"] == 1
