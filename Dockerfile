@@ -1,13 +1,13 @@
 # wavehook as a container (Cloud Run, Fly, Render, Knative, ECS, Kubernetes): `wavehook serve` on $PORT.
-#   docker build -t wavehook .                          # --build-arg EXTRAS=s3 is the default
-#   docker run -e WAVESPEED_WEBHOOK_SECRET=whsec_... -e PORT=8080 -p 8080:8080 wavehook
+#   docker build -t wavehook .                      # --build-arg EXTRAS=s3,postgres is the default
+#   docker run -e WAVESPEED_WEBHOOK_SECRET=whsec_... -e WAVEHOOK_ADMIN_TOKEN=... -e PORT=8080 -p 8080:8080 wavehook
 # The container's disk is not kept: give it WAVEHOOK_MEDIA_URL (outputs in object storage) and a ledger that
 # outlives it; see README.md, "Deploying". tests/test_dockerfile.py runs this file's install step and command.
 
 # The build stage: every dependency ships binary wheels, so no compiler is ever installed; pip, the sources
 # and the build's leftovers stay behind in this stage.
 FROM python:3.12-slim AS build
-ARG EXTRAS=s3
+ARG EXTRAS=s3,postgres
 ENV VIRTUAL_ENV=/opt/wavehook PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./

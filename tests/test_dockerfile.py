@@ -13,10 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import SECRET
-from tests.support import ROOT, Process, free_port, running
+from tests.fault.storage import read_only_dir
+from tests.integration.dispatch_support import query
+from tests.s3_server import Bucket
+from tests.support import ROOT, Process, free_port, prediction_body, running, signed_headers
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -78,10 +82,11 @@ def test_the_dockerfile_states_what_the_image_promises() -> None:
 
 
 @pytest.mark.integration
-def test_the_install_step_and_the_command_run(tmp_path: Path) -> None:
+def test_the_install_step_and_the_command_run(tmp_path: Path, postgres_url: str, bucket: Bucket) -> None:
     """The build stage's COPY and RUN lines, run in a fresh context and virtual environment, install a
     wavehook whose ``wavehook serve`` (the CMD, with the final stage's ENV and a PORT as a platform sets it)
-    answers the HEALTHCHECK; stopped, the HEALTHCHECK fails."""
+    answers the HEALTHCHECK and accepts a signed delivery into a PostgreSQL ledger, from a read-only working
+    directory (a container's disk is not kept); stopped, the HEALTHCHECK fails."""
     build, final = stages(DOCKERFILE.read_text())
     context = tmp_path / "src"
     context.mkdir()
@@ -118,18 +123,32 @@ def test_the_install_step_and_the_command_run(tmp_path: Path) -> None:
     port = free_port()
     final_env = env_of(final, {"PATH": base["PATH"]})
     final_env["PATH"] = final_env["PATH"].replace("/opt/wavehook", str(venv))
-    run_env = {**final_env, "PORT": str(port), "WAVESPEED_WEBHOOK_SECRET": SECRET}
-    home = tmp_path / "home"
-    home.mkdir()
+    # What a deployment gives the container: the signing secret, the port, and (listening beyond loopback)
+    # an admin token for the dashboard and API.
+    run_env = {**final_env, "PORT": str(port), "WAVESPEED_WEBHOOK_SECRET": SECRET, "WAVEHOOK_ADMIN_TOKEN": "a" * 32}
+    # ... and, since nothing on its disk is kept, a shared ledger and object storage.
+    run_env |= {"WAVEHOOK_DB": postgres_url, **bucket.env()}
+    (tmp_path / "tmp").mkdir()
+    run_env["TMPDIR"] = str(tmp_path / "tmp")
     command = json.loads(dict(final)["CMD"])
     health = json.loads(dict(final)["HEALTHCHECK"].split(" CMD ", 1)[1])
     command[0] = str(venv / "bin" / command[0])
     health[0] = str(venv / "bin" / health[0])
-    process = Process(command, env=run_env, log_path=tmp_path / "serve.log", cwd=home)
-    process.env = run_env  # only the image's environment, not this test's
-    with running(process, f"http://127.0.0.1:{port}/healthz"):
-        checked = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
-        assert checked.returncode == 0, checked.stderr
-    after = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
+    with read_only_dir(tmp_path / "home") as home:
+        process = Process(command, env=run_env, log_path=tmp_path / "serve.log", cwd=home)
+        process.env = run_env | {"HOME": str(home)}  # only the image's environment, not this test's
+        with running(process, f"http://127.0.0.1:{port}/healthz"):
+            checked = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
+            assert checked.returncode == 0, checked.stderr
+            body = prediction_body("container-1")
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/webhooks/wavespeed",
+                content=body,
+                headers=signed_headers(SECRET, body, webhook_id="container-w1"),
+                timeout=10,
+            )
+            assert answer.json() == {"received": True, "duplicate": False}
+        after = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
     assert after.returncode != 0
-    assert (home / "wavehook.db").exists()  # the default ledger lands in the working directory
+    assert query(postgres_url, "SELECT webhook_id FROM events") == [{"webhook_id": "container-w1"}]
+    assert list((tmp_path / "tmp").iterdir()) == []

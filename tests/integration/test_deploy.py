@@ -52,7 +52,8 @@ def test_serve_listens_on_port_from_the_environment_and_on_loopback_unless_told(
         assert answers("127.0.0.1", other)
         assert not answers("127.0.0.1", port)
     with running(
-        _serve(tmp_path, [], {"PORT": str(third), "WAVEHOOK_HOST": "0.0.0.0"}), f"http://127.0.0.1:{third}/healthz"
+        _serve(tmp_path, [], {"PORT": str(third), "WAVEHOOK_HOST": "0.0.0.0", "WAVEHOOK_ADMIN_TOKEN": "a" * 32}),
+        f"http://127.0.0.1:{third}/healthz",
     ):
         assert answers("127.0.0.2", third)
 

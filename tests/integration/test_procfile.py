@@ -32,6 +32,7 @@ def test_the_procfile_web_and_worker_lines_run(tmp_path: Path) -> None:
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PORT": str(port),
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
+        "WAVEHOOK_ADMIN_TOKEN": "a" * 32,  # the web line listens beyond loopback, as a deployment does
         "WAVEHOOK_DB": str(tmp_path / "wavehook.db"),
         "WAVEHOOK_LOG_FORMAT": "json",
         "WAVEHOOK_DISPATCH_IN_WEB": "false",
