@@ -78,7 +78,7 @@ def create_app(
             app.state.correlation_keys = keys
             app.state.correlation_secret = keys.signing
             app.state.session_secret = await ledger.session_secret()
-            logger.info("receiver_started", db=settings.db_shown, pid=os.getpid())
+            logger.info("receiver_started", db=settings.db_shown, media=media.description, pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 app.state.dispatcher = dispatcher
                 yield
