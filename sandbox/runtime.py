@@ -36,7 +36,7 @@ class Sandbox:
         self.config = config
         self.courier = courier
         self.log = log
-        self.requests = requests or RequestLog()
+        self.requests = requests if requests is not None else RequestLog()
         self.rng = rng
         # API faults draw from their own generator, so that they leave the tasks' draws as they were.
         self.api_rng = random.Random(f"api-{config.seed}") if config.seed is not None else random.Random()
