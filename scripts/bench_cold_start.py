@@ -30,7 +30,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from bench import environment
 from bench.deliveries import Signer
 from bench.system import free_port
 
@@ -148,10 +150,15 @@ def postgres_ledger(given: str | None) -> Iterator[str | None]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    machine = environment.describe()
+    print(f"{machine['date']}; {machine['machine']}; {machine['software']}")
+    print(f"load average at start: {machine['load average at start']}")
     with postgres_ledger(args.postgres) as postgres:
-        figures = measure(args.runs, postgres)
+        figures: dict[str, Any] = measure(args.runs, postgres)
+    print(f"load average at the end: {environment.load_average()}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        machine["load average at the end"] = environment.load_average()
+        args.json.write_text(json.dumps({**figures, "environment": machine}, indent=2))
 
 
 def measure(runs: int, postgres: str | None) -> dict[str, dict[str, float]]:

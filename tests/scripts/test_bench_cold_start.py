@@ -28,6 +28,7 @@ def test_a_tiny_run_reports_every_shape(tmp_path: Path, postgres_url: str) -> No
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(figures.read_text())
+    assert "load average at the end" in found.pop("environment")
     assert set(found) == {"serve", "lambda", "serve-postgres", "lambda-postgres"}
     for shape in found.values():
         assert 0 < shape["median_ms"] < 60_000
