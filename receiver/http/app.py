@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import correlation, dashboard
+from receiver import correlation
+from receiver.dashboard import routes as dashboard
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
