@@ -115,14 +115,14 @@ def short_id(value: str, keep: int = 12) -> str:
     return value if len(value) <= keep + 1 else f"{value[:keep]}…"
 
 
-def outputs(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each output with its local copy when one was downloaded (served from ``/media/{download id}``)."""
+def outputs(prediction: Mapping[str, Any], *, base: str = "") -> list[dict[str, Any]]:
+    """Each output with its local copy when one was downloaded (served from ``{base}/media/{download id}``)."""
     local = {d["url"]: d for d in prediction.get("downloads", [])}
     found: list[dict[str, Any]] = []
     for url in prediction.get("outputs") or []:
         download = local.get(url)
         remote = safe_url(url)
-        source = f"/media/{download['id']}" if download else remote
+        source = f"{base}/media/{download['id']}" if download else remote
         if source is None:
             continue
         content_type = download.get("content_type") if download else None

@@ -24,6 +24,7 @@ from receiver.handlers.registry import Handlers, load_handlers
 from receiver.http import auth, health, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
+from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.settings import Settings
 from receiver.signature import Verifier
@@ -62,24 +63,34 @@ def create_app(
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        # The state goes on the receiver's own app, not on the one running the lifespan: a host application
+        # that mounts the receiver runs this from its own lifespan.
         ledger = await open_ledger(settings)
-        app.state.settings = settings
-        app.state.verifier = verifier
-        app.state.ledger = ledger
-        app.state.metrics = app_metrics
-        app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
-            app.state.correlation_secret = await ledger.correlation_secret()
+            ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
+            state = ReceiverState(
+                settings=settings,
+                verifier=verifier,
+                ledger=ledger,
+                ingestor=ingestor,
+                metrics=app_metrics,
+                correlation_secret=await ledger.correlation_secret(),
+                clock=clock,
+            )
             logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
-                app.state.dispatcher = dispatcher
-                yield
+                state.dispatcher = dispatcher
+                receiver_app.state.receiver = state
+                try:
+                    yield
+                finally:
+                    del receiver_app.state.receiver
         finally:
             await ledger.close()
 
     endpoint = webhook.WebhookEndpoint()
-    return Starlette(
+    receiver_app = Starlette(
         routes=[
             Route(correlation.WEBHOOK_PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
@@ -106,6 +117,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    return receiver_app
 
 
 def create_app_from_env() -> Starlette:
