@@ -27,7 +27,7 @@ from wavehook.bootstrap import Bootstrap
 from wavehook.durations import parse_duration
 
 if TYPE_CHECKING:
-    from receiver.settings import Settings
+    from receiver.settings import Secret, Settings
     from submitter.service import AsyncSubmitter
 
 T = TypeVar("T")
@@ -253,12 +253,16 @@ def list_predictions(status_: str | None, model: str | None, limit: int, as_json
 @click.command()
 def secret() -> None:
     """Fetch the account's webhook signing secret (export it as WAVESPEED_WEBHOOK_SECRET)."""
-    from submitter.client import ProviderClient
+    from submitter.client import AsyncProviderClient
 
     settings = _settings()
+
+    async def fetch() -> Secret:
+        async with AsyncProviderClient.from_settings(settings) as client:
+            return await client.webhook_secret()
+
     try:
-        with ProviderClient.from_settings(settings) as client:
-            value = client.webhook_secret()
+        value = asyncio.run(fetch())
     except SubmitterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
