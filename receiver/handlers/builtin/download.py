@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.context import Context, Resolver
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
