@@ -67,9 +67,9 @@ def js_sdk() -> Path:
         (SDK_HOME / "package.json").write_text('{"private": true}\n')
         command = [str(npm), "install", "--no-audit", "--no-fund", "--ignore-scripts", f"wavespeed@{SDK_VERSION}"]
         try:
-            done = subprocess.run(command, cwd=SDK_HOME, capture_output=True, text=True, timeout=90, check=False)
+            done = subprocess.run(command, cwd=SDK_HOME, capture_output=True, text=True, timeout=60, check=False)
         except subprocess.TimeoutExpired:
-            unavailable(f"npm install wavespeed@{SDK_VERSION} did not finish within 90 s")
+            unavailable(f"npm install wavespeed@{SDK_VERSION} did not finish within 60 s")
         if done.returncode != 0 or installed_version(package) != SDK_VERSION:
             unavailable(f"npm install wavespeed@{SDK_VERSION} failed ({done.returncode}): {done.stderr[-600:]}")
     return package
