@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from submitter import uploads
-from submitter.errors import SubmitterError, UploadError, ValidationError
+from submitter.errors import BatchError, UploadError, ValidationError
 from submitter.outcomes import BatchSummary, Submission
 from submitter.validation import validate
 
@@ -31,15 +31,6 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger()
 SETTLE_PASSES = 3
-
-
-class BatchError(SubmitterError):
-    """The batch file has problems; ``problems`` lists each, by line, and nothing was sent."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from receiver.errors import NotFound
-from receiver.media_store import MediaStore, MediaStoreError
+from receiver.http.state import receiver_state
+from receiver.media_store import MediaStoreError
 
 _INLINE = ("video/", "image/")
 
@@ -28,19 +29,19 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> Response:
     download_id: int = request.path_params["download_id"]
-    row = await request.app.state.ledger.get_download(download_id)
+    state = receiver_state(request.app)
+    row = await state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
     if str(row["path"]).startswith("s3://"):
-        store: MediaStore = request.app.state.media
         try:
-            link = await store.share(row["path"])
+            link = await state.media.share(row["path"])
         except MediaStoreError as exc:
             raise NotFound(f"stored copy {download_id}: {exc}") from None
         if link is None:
             raise NotFound(f"stored copy {download_id} is in object storage, and WAVEHOOK_MEDIA_URL is not set")
         return RedirectResponse(link, status_code=307, headers={"Cache-Control": "private, max-age=60"})
-    path = await run_in_threadpool(_locate, Path(row["path"]), request.app.state.settings.media_dir)
+    path = await run_in_threadpool(_locate, Path(row["path"]), state.settings.media_dir)
     if path is None:
         raise NotFound(f"local copy {download_id} is no longer in the media directory")
     media_type = row["content_type"] or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -8,6 +8,11 @@ type and sha256 go into the ledger's ``downloads`` table.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import dataclasses
 import fnmatch
 import hashlib
@@ -16,9 +21,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import httpx
-
-from receiver.handlers.addresses import AddressPolicy, check_url
+from receiver.handlers.builtin.addresses import AddressPolicy, check_url
 from receiver.handlers.context import Context, Resolver
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
