@@ -24,13 +24,20 @@ def secret() -> str:
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a fresh ledger in the test's own directory; override any field by keyword."""
+def settings_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a fresh ledger in the test's own directory; override any field by keyword.
+
+    A test that uses the ``backend`` fixture (directly, or its module by ``pytest.mark.usefixtures("backend")``)
+    runs once per ledger backend, its ledger on fresh storage of that backend.
+    """
+    db = str(tmp_path / "wavehook.db")
+    if "backend" in request.fixturenames:
+        db = LEDGER_BACKENDS[request.getfixturevalue("backend")](request, db)
 
     def make(**overrides: Any) -> Settings:
         base = Settings(
             webhook_secrets=(Secret(SECRET),),
-            db=str(tmp_path / "wavehook.db"),
+            db=db,
             media_dir=tmp_path / "media",
             log_format="json",
         )
@@ -41,9 +48,9 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
 
 # Every ledger backend the contract tests run against: name -> the ``db`` of fresh storage of that backend
 # (PostgreSQL: a new database on the throwaway server the session starts; see tests/postgres.py).
-LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Settings], str]] = {
-    "sqlite": lambda _request, settings: settings.db,
-    "postgresql": lambda request, _settings: str(request.getfixturevalue("postgres_url")),
+LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, str], str]] = {
+    "sqlite": lambda _request, path: path,
+    "postgresql": lambda request, _path: str(request.getfixturevalue("postgres_url")),
 }
 LedgerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]
 
@@ -54,13 +61,26 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``sqlite_only`` (``postgres_only``) in a module that runs on every backend runs on that
+    backend alone."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        wrong = (backend == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            backend == "sqlite" and item.get_closest_marker("postgres_only")
+        )
+        (dropped if wrong else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
-def ledger_settings(
-    request: pytest.FixtureRequest, backend: str, settings_factory: Callable[..., Settings]
-) -> Callable[..., Settings]:
+def ledger_settings(backend: str, settings_factory: Callable[..., Settings]) -> Callable[..., Settings]:
     """``settings_factory`` whose ``db`` is fresh storage of the ``backend`` under test."""
-    db = LEDGER_BACKENDS[backend](request, settings_factory())
-    return lambda **overrides: settings_factory(**{"db": db, **overrides})
+    return settings_factory
 
 
 @pytest.fixture

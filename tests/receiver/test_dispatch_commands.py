@@ -20,6 +20,9 @@ from receiver.store.events import enqueue_runs
 from tests.conftest import SECRET
 from wavehook.cli import main
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 MODULE = "wavehook_test_command_handlers"
 NOW = 1_800_000_000.0
 

@@ -6,6 +6,9 @@ import pytest
 
 from receiver.dashboard import view
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
