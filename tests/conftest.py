@@ -13,7 +13,7 @@ import pytest
 from receiver.settings import Secret, Settings
 from receiver.store.ledger import Ledger, open_ledger
 from tests import postgres
-from tests.support import ROOT, WAVEHOOK, Process, free_port, running
+from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
 
@@ -111,21 +111,28 @@ def serve_process(tmp: Path, port: int, *, workers: int = 1, env: dict[str, str]
 
 
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+def serve_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> Iterator[Callable[..., Process]]:
     """Start real ``wavehook serve`` processes on free loopback ports; every one is stopped afterwards.
 
-    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger file).
+    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger: a file, or the
+    PostgreSQL URL of the ``backend`` under test when the test takes that fixture).
     """
     started: list[Any] = []
+    backend_db = settings_factory().db if "backend" in request.fixturenames else None
 
     def start(*, workers: int = 1, env: dict[str, str] | None = None, port: int | None = None) -> Process:
         port = port or free_port()
+        if backend_db is not None:
+            env = {"WAVEHOOK_DB": backend_db, **(env or {})}
         process = serve_process(tmp_path, port, workers=workers, env=env)
         context = running(process, f"http://127.0.0.1:{port}/healthz")
         context.__enter__()
         started.append(context)
         process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        process.db = Path(process.env["WAVEHOOK_DB"])  # type: ignore[attr-defined]
+        db = process.env["WAVEHOOK_DB"]
+        process.db = db if is_url(db) else Path(db)  # type: ignore[attr-defined]
         return process
 
     yield start

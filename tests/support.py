@@ -204,10 +204,15 @@ class _PostgresDirect:
         self.close()
 
 
+def is_url(db: str | Path) -> bool:
+    """Whether a ledger location is a PostgreSQL URL (else a SQLite file)."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 def direct(db: str | Path) -> Any:
     """A direct connection to a ledger's storage, whichever backend ``db`` names (a SQLite path or a
     PostgreSQL URL), for a test to read what was stored or to prepare a state: SQL with ``?`` placeholders."""
-    if str(db).startswith(("postgresql://", "postgres://")):
+    if is_url(db):
         return _PostgresDirect(str(db))
     from receiver.store.connection import connect
 
