@@ -191,7 +191,9 @@ class SubmitSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
+    """Every setting wavehook reads. ``from_env`` reads them from the environment, once per process (the
+    command line's bootstrap, or ``create_app_from_env`` in each worker process); click options that name an
+    environment variable (``verify --secret``, ``sandbox --secret``) are the other readers."""
 
     webhook_secrets: tuple[Secret, ...] = ()
     api_key: Secret | None = None

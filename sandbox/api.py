@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox import inputs
-from sandbox.envelope import InvalidRequest, Unauthorized, ok
+from sandbox.envelope import BadApiKey, InvalidRequest, ok
 from sandbox.faults import HEADER, FaultError, FaultPlan, parse_plan
 from sandbox.runtime import Sandbox
 from sandbox.tasks import Task
@@ -37,10 +37,10 @@ def base_url(request: Request) -> str:
 def authorize(request: Request) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Unauthorized: send your API key as the header Authorization: Bearer <key>")
+        raise BadApiKey("BadApiKey: send your API key as the header Authorization: Bearer <key>")
     expected = sandbox_of(request).config.api_key
     if expected is not None and not hmac.compare_digest(token.strip().encode(), expected.reveal().encode()):
-        raise Unauthorized("Unauthorized: the API key in the Authorization header is not valid")
+        raise BadApiKey("BadApiKey: the API key in the Authorization header is not valid")
 
 
 async def json_object(request: Request, what: str, *, empty_ok: bool = False) -> dict[str, Any]:

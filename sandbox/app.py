@@ -19,7 +19,7 @@ from sandbox import admin, api, storage
 from sandbox.config import SandboxConfig
 from sandbox.courier import Courier, RetryPolicy
 from sandbox.deliverylog import DeliveryLog
-from sandbox.envelope import ProviderError, provider_error, starlette_error
+from sandbox.envelope import ApiError, provider_error, starlette_error
 from sandbox.latency import AnswerDelay
 from sandbox.media import SAMPLE_MP4
 from sandbox.runtime import Sandbox
@@ -83,6 +83,6 @@ def create_app(
     return Starlette(
         routes=ROUTES,
         middleware=[Middleware(AnswerDelay, seconds=config.answer_delay)],
-        exception_handlers={ProviderError: provider_error, HTTPException: starlette_error},
+        exception_handlers={ApiError: provider_error, HTTPException: starlette_error},
         lifespan=lifespan,
     )

@@ -1,10 +1,12 @@
 """The provider's response shape: ``{"code", "message", "data"}`` for success and failure alike.
 
-ProviderError            status = 500, rendered as {"code": 500, "message": <sentence>, "data": null}
+ApiError                 status = 500, rendered as {"code": 500, "message": <sentence>, "data": null}
 ├── InvalidRequest       status = 400  (inputs the model refuses, malformed JSON, bad query values)
-├── Unauthorized         status = 401  (no or wrong bearer token)
-├── NotFound             status = 404
-└── PayloadTooLarge      status = 413
+├── BadApiKey            status = 401  (no or wrong bearer token)
+├── UnknownResource      status = 404
+└── UploadTooLarge       status = 413
+
+(Named apart from the receiver's and the submitter's errors, so that no class name means two things.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
-class ProviderError(Exception):
+class ApiError(Exception):
     status = 500
 
     def __init__(self, message: str) -> None:
@@ -24,19 +26,19 @@ class ProviderError(Exception):
         self.message = message
 
 
-class InvalidRequest(ProviderError):
+class InvalidRequest(ApiError):
     status = 400
 
 
-class Unauthorized(ProviderError):
+class BadApiKey(ApiError):
     status = 401
 
 
-class NotFound(ProviderError):
+class UnknownResource(ApiError):
     status = 404
 
 
-class PayloadTooLarge(ProviderError):
+class UploadTooLarge(ApiError):
     status = 413
 
 
@@ -49,7 +51,7 @@ def failure(status: int, message: str) -> JSONResponse:
 
 
 async def provider_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProviderError)
+    assert isinstance(exc, ApiError)
     return failure(exc.status, exc.message)
 
 

@@ -1,11 +1,16 @@
 """``wavehook worker``: a process that only dispatches handler runs, plus any periodic tasks given to it.
 
 Periodic tasks are how other packages add work to the worker without ``receiver`` importing them: the
-command line (``wavehook/cli.py``) passes, for example, the submitter's reconciliation pass, which ingests
+command line (``wavehook/commands/dispatch.py``) passes, for example, the submitter's reconciliation pass, which ingests
 what it finds through ``ctx.ingestor`` so its runs are enqueued, and dispatched, like a webhook's.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 import asyncio
 import contextlib
@@ -14,12 +19,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
 import structlog
 
+from receiver.dispatch.client import http_client
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.dispatch.outcome import Counts
-from receiver.dispatch.service import dispatching, http_client
+from receiver.dispatch.service import dispatching
 from receiver.handlers.registry import Handlers
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
@@ -44,10 +49,6 @@ class PeriodicTask:
     interval_seconds: float
     run: Callable[[WorkerContext], Awaitable[object]]
     close: Callable[[], Awaitable[object]] | None = None  # awaited once when the worker stops
-
-
-# settings -> the periodic tasks a worker runs (empty when the feature behind them is not configured)
-PeriodicFactory = Callable[[Settings], Sequence[PeriodicTask]]
 
 
 async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:
@@ -95,7 +96,7 @@ async def run_worker(
             loop.add_signal_handler(signum, stop.set)
         ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
         async with dispatching(ledger, handlers, settings) as dispatcher:
-            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=dispatcher.http)
+            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=await dispatcher.client())
             tasks = [asyncio.create_task(_every(task, ctx), name=task.name) for task in periodic]
             logger.info("worker_started", periodic=[task.name for task in periodic])
             await stop.wait()

@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import correlation, dashboard
+from receiver import correlation
+from receiver.dashboard import routes as dashboard
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.http import auth, health, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
+from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.settings import Settings
 from receiver.signature import Verifier
@@ -61,29 +63,39 @@ def create_app(
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        # The state goes on the receiver's own app, not on the one running the lifespan: a host application
+        # that mounts the receiver runs this from its own lifespan.
         ledger = await open_ledger(settings)
-        app.state.settings = settings
-        app.state.verifier = verifier
-        app.state.ledger = ledger
-        app.state.metrics = app_metrics
-        app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
             keys = correlation.Keys.of(
                 [s.reveal() for s in settings.correlation_secrets], await ledger.correlation_secret()
             )
-            app.state.correlation_keys = keys
-            app.state.correlation_secret = keys.signing
-            app.state.session_secret = await ledger.session_secret()
+            ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
+            state = ReceiverState(
+                settings=settings,
+                verifier=verifier,
+                ledger=ledger,
+                ingestor=ingestor,
+                metrics=app_metrics,
+                correlation_secret=keys.signing,
+                correlation_keys=keys,
+                session_secret=await ledger.session_secret(),
+                clock=clock,
+            )
             logger.info("receiver_started", db=settings.db_shown, pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
-                app.state.dispatcher = dispatcher
-                yield
+                state.dispatcher = dispatcher
+                receiver_app.state.receiver = state
+                try:
+                    yield
+                finally:
+                    del receiver_app.state.receiver
         finally:
             await ledger.close()
 
     endpoint = webhook.WebhookEndpoint()
-    return Starlette(
+    receiver_app = Starlette(
         routes=[
             Route(correlation.WEBHOOK_PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
@@ -110,16 +122,22 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    return receiver_app
 
 
-def create_app_from_env() -> Starlette:
-    """Factory for ``uvicorn --factory`` (several worker processes): settings from the environment."""
-    from receiver import logs
-
-    settings = Settings.from_env(os.environ)
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
-    app = create_app(settings, handlers=load_handlers(settings))
+def serving_app(settings: Settings, handlers: Handlers) -> Starlette:
+    """The app of a process that only serves it (``wavehook serve``), not of a library user's application."""
+    app = create_app(settings, handlers=handlers)
     # What start-up built lives as long as the server: out of the collector's sight, each full collection
     # walks only what requests leave behind (a few µs a delivery, and shorter pauses).
     gc.freeze()
     return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (each of several worker processes): settings from the environment."""
+    from receiver import logs
+
+    settings = Settings.from_env(os.environ)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    return serving_app(settings, load_handlers(settings))

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from submitter.errors import WaitTimeout
 from submitter.service import AsyncSubmitter
-from submitter.wait import WaitTimeout
 from tests.submitter.fake_provider import FakeProvider
 
 # Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.

@@ -23,7 +23,7 @@ URL = "/webhooks/wavespeed"
 
 
 def rows(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    conn = direct(client.app.state.settings.db)  # type: ignore[attr-defined]
+    conn = direct(client.app.state.receiver.settings.db)  # type: ignore[attr-defined]
     try:
         return [tuple(r) for r in conn.execute(sql)]
     finally:
@@ -177,11 +177,11 @@ def test_rotation_accepts_both_secrets(app_client: Callable[..., TestClient], se
 
 def stop_writes(client: TestClient) -> None:
     """Make the ledger refuse every write of the app's writer, as a read-only database does."""
-    settings = client.app.state.settings  # type: ignore[attr-defined]
-    if "://" in settings.db:
-        make_read_only(settings.db)
+    state = client.app.state.receiver  # type: ignore[attr-defined]
+    if "://" in state.settings.db:
+        make_read_only(state.settings.db)
         return
-    client.app.state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)
 
 
 def test_storage_failure_answers_503_never_200(client: TestClient, secret: str) -> None:

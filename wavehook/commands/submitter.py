@@ -10,40 +10,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from receiver.commands import load_settings
 from receiver.errors import ConfigError
-from receiver.settings import Settings
 from submitter import render
-from submitter.batch import BatchError, read_jobs
+from submitter.batch import read_jobs
 from submitter.catalog import get_model
-from submitter.errors import AmbiguousSubmit, SubmitterError, ValidationError
-from submitter.service import AsyncSubmitter
+from submitter.errors import AmbiguousSubmit, BatchError, SubmitterError, ValidationError, WaitTimeout
 from submitter.validation import validate
-from submitter.wait import WaitTimeout
+from wavehook.bootstrap import Bootstrap
+from wavehook.durations import parse_duration
+
+if TYPE_CHECKING:
+    from receiver.settings import Secret, Settings
+    from submitter.service import AsyncSubmitter
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _settings() -> Settings:
-    from receiver import logs
-
-    settings = load_settings()
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
-    return settings
+def _settings(*, logging: bool = True) -> Settings:
+    boot = click.get_current_context().ensure_object(Bootstrap)
+    return boot.logging() if logging else boot.settings()
 
 
 def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> T:
     """Run ``work`` with an open AsyncSubmitter; submitter errors become a message and an exit code."""
+    from submitter.service import AsyncSubmitter
 
     async def main() -> T:
         sub = await AsyncSubmitter.open(settings)
@@ -67,13 +64,6 @@ def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> 
     except ConfigError as exc:  # e.g. a handler module that cannot be imported
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-def parse_duration(raw: str) -> float:
-    match = _DURATION.match(raw.strip())
-    if not match:
-        raise click.BadParameter(f"{raw!r} is not a duration such as 90, 30s, 10m, 2h or 1d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_params(model: str, pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -246,7 +236,7 @@ def list_predictions(status_: str | None, model: str | None, limit: int, as_json
     """List predictions in the ledger, most recently updated first."""
     from receiver.store.ledger import open_ledger
 
-    settings = load_settings()
+    settings = _settings(logging=False)
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:
@@ -263,12 +253,16 @@ def list_predictions(status_: str | None, model: str | None, limit: int, as_json
 @click.command()
 def secret() -> None:
     """Fetch the account's webhook signing secret (export it as WAVESPEED_WEBHOOK_SECRET)."""
-    from submitter.client import ProviderClient
+    from submitter.client import AsyncProviderClient
 
     settings = _settings()
+
+    async def fetch() -> Secret:
+        async with AsyncProviderClient.from_settings(settings) as client:
+            return await client.webhook_secret()
+
     try:
-        with ProviderClient.from_settings(settings) as client:
-            value = client.webhook_secret()
+        value = asyncio.run(fetch())
     except SubmitterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

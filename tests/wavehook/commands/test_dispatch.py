@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from receiver import logs
-from receiver.dispatch_commands import parse_since
 from receiver.handlers.registry import default_registry
 from receiver.store.connection import connect, open_database
 from receiver.store.events import enqueue_runs
 from tests.conftest import SECRET
 from wavehook.cli import main
+from wavehook.durations import parse_since
 
 # Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
 pytestmark = pytest.mark.usefixtures("backend")

@@ -7,22 +7,15 @@ import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from receiver.errors import ConfigError
-from receiver.settings import Settings
+from wavehook.bootstrap import Bootstrap, pass_bootstrap
 
 if TYPE_CHECKING:
     from receiver.store.ledger import Ledger
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings.from_env(os.environ)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 async def _close(opening: Awaitable[Ledger]) -> None:
@@ -34,36 +27,46 @@ async def _close(opening: Awaitable[Ledger]) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+@pass_bootstrap
+def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
     import structlog
     import uvicorn
 
-    from receiver import logs
     from receiver.handlers.registry import load_handlers
     from receiver.http import auth
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
-    from receiver.store.ledger import open_ledger
+    from receiver.store.ledger import ledger_for, open_ledger
 
-    settings = load_settings()
+    settings = boot.settings()
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
-        load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
-        # The ledger is created or upgraded once, here, before any worker process opens it.
-        asyncio.run(_close(open_ledger(settings)))
+        handlers = load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        if workers > 1:
+            # The ledger is created or upgraded once, here, before any worker process opens it.
+            asyncio.run(_close(open_ledger(settings)))
+        else:
+            ledger_for(settings)  # a backend that exists; the app's own start opens (and upgrades) it
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    boot.logging()
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
+    # One process serves the app built here from what was just checked (a cold start pays for it once); worker
+    # processes each build their own from the environment.
+    app: Any = "receiver.http.app:create_app_from_env"
+    if workers == 1:
+        from receiver.http.app import serving_app
+
+        app = serving_app(settings, handlers)
     try:
         uvicorn.run(
-            "receiver.http.app:create_app_from_env",
-            factory=True,
+            app,
+            factory=workers > 1,
             host=host,
             port=port,
             workers=workers,
