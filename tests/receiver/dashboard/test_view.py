@@ -6,9 +6,6 @@ import pytest
 
 from receiver.dashboard import view
 
-# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
-pytestmark = pytest.mark.usefixtures("backend")
-
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),

@@ -20,9 +20,6 @@ from tests.conftest import SECRET
 from wavehook.cli import main
 from wavehook.durations import parse_since
 
-# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
-pytestmark = pytest.mark.usefixtures("backend")
-
 MODULE = "wavehook_test_command_handlers"
 NOW = 1_800_000_000.0
 
