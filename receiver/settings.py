@@ -302,9 +302,9 @@ class Settings:
     @property
     def db_shown(self) -> str:
         """WAVEHOOK_DB as it may be logged or shown: a PostgreSQL URL's password masked."""
-        from receiver.store.postgres.url import masked
+        from receiver.store.postgres.url import shown
 
-        return masked(self.db) if "://" in self.db else self.db
+        return shown(self.db)
 
     def require_secrets(self) -> tuple[Secret, ...]:
         if not self.webhook_secrets:

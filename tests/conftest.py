@@ -13,7 +13,7 @@ import pytest
 from receiver.settings import Secret, Settings
 from receiver.store.ledger import Ledger, open_ledger
 from tests import postgres
-from tests.support import ROOT, WAVEHOOK, Process, free_port, running
+from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running
 
 # The S3-compatible server on loopback (fixtures s3_server and bucket) for the object-storage tests.
 pytest_plugins = ["tests.s3_server"]
@@ -27,13 +27,20 @@ def secret() -> str:
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a fresh ledger in the test's own directory; override any field by keyword."""
+def settings_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a fresh ledger in the test's own directory; override any field by keyword.
+
+    A test that uses the ``backend`` fixture (directly, or its module by ``pytest.mark.usefixtures("backend")``)
+    runs once per ledger backend, its ledger on fresh storage of that backend.
+    """
+    db = str(tmp_path / "wavehook.db")
+    if "backend" in request.fixturenames:
+        db = LEDGER_BACKENDS[request.getfixturevalue("backend")](request, db)
 
     def make(**overrides: Any) -> Settings:
         base = Settings(
             webhook_secrets=(Secret(SECRET),),
-            db=str(tmp_path / "wavehook.db"),
+            db=db,
             media_dir=tmp_path / "media",
             log_format="json",
         )
@@ -44,9 +51,9 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
 
 # Every ledger backend the contract tests run against: name -> the ``db`` of fresh storage of that backend
 # (PostgreSQL: a new database on the throwaway server the session starts; see tests/postgres.py).
-LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Settings], str]] = {
-    "sqlite": lambda _request, settings: settings.db,
-    "postgresql": lambda request, _settings: str(request.getfixturevalue("postgres_url")),
+LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, str], str]] = {
+    "sqlite": lambda _request, path: path,
+    "postgresql": lambda request, _path: str(request.getfixturevalue("postgres_url")),
 }
 LedgerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]
 
@@ -57,13 +64,26 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``sqlite_only`` (``postgres_only``) in a module that runs on every backend runs on that
+    backend alone."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        wrong = (backend == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            backend == "sqlite" and item.get_closest_marker("postgres_only")
+        )
+        (dropped if wrong else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
-def ledger_settings(
-    request: pytest.FixtureRequest, backend: str, settings_factory: Callable[..., Settings]
-) -> Callable[..., Settings]:
+def ledger_settings(backend: str, settings_factory: Callable[..., Settings]) -> Callable[..., Settings]:
     """``settings_factory`` whose ``db`` is fresh storage of the ``backend`` under test."""
-    db = LEDGER_BACKENDS[backend](request, settings_factory())
-    return lambda **overrides: settings_factory(**{"db": db, **overrides})
+    return settings_factory
 
 
 @pytest.fixture
@@ -94,21 +114,28 @@ def serve_process(tmp: Path, port: int, *, workers: int = 1, env: dict[str, str]
 
 
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+def serve_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> Iterator[Callable[..., Process]]:
     """Start real ``wavehook serve`` processes on free loopback ports; every one is stopped afterwards.
 
-    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger file).
+    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger: a file, or the
+    PostgreSQL URL of the ``backend`` under test when the test takes that fixture).
     """
     started: list[Any] = []
+    backend_db = settings_factory().db if "backend" in request.fixturenames else None
 
     def start(*, workers: int = 1, env: dict[str, str] | None = None, port: int | None = None) -> Process:
         port = port or free_port()
+        if backend_db is not None:
+            env = {"WAVEHOOK_DB": backend_db, **(env or {})}
         process = serve_process(tmp_path, port, workers=workers, env=env)
         context = running(process, f"http://127.0.0.1:{port}/healthz")
         context.__enter__()
         started.append(context)
         process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        process.db = Path(process.env["WAVEHOOK_DB"])  # type: ignore[attr-defined]
+        db = process.env["WAVEHOOK_DB"]
+        process.db = db if is_url(db) else Path(db)  # type: ignore[attr-defined]
         return process
 
     yield start

@@ -184,3 +184,17 @@ class Databases:
             admin = psycopg.connect(self.server.url(), autocommit=True)
             with admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def make_read_only(url: str) -> None:
+    """Turn one database read-only as a failover to a standby does: new sessions are read-only, and every
+    session open now (the app's pool) is ended, so its next write meets the new state."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )

@@ -38,6 +38,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("downloads", "id"),
     ("submissions", "reference"),
 )
+# Tables keyed by an integer the database assigns: copied in id order, so a resumed copy starts after the
+# highest id the target holds, and PostgreSQL's identity is moved past the copied ids at the end.
+NUMBERED = frozenset({"events", "quarantine", "handler_runs", "run_attempts", "downloads"})
 # Secrets of the source ledger win over the fresh ones a new target made for itself.
 CARRIED_META = frozenset({"correlation_secret", "session_secret"})
 SKIPPED_META = frozenset({"ready_probe"})
@@ -152,7 +155,7 @@ class PostgresSide:
 
     def batches(self, table: str, key: str, after: int | None) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         where = f"WHERE {key} > {int(after)}" if after is not None else ""
-        order = f'{key} COLLATE "C"' if key in ("key", "reference") else key
+        order = key if table in NUMBERED else f'{key} COLLATE "C"'
         with self.conn.transaction(), self.conn.cursor(name=f"copy_{table}") as cur:
             cur.execute(f"SELECT * FROM {table} {where} ORDER BY {order}")  # noqa: S608
             columns: list[str] | None = None
@@ -179,12 +182,11 @@ class PostgresSide:
     def finish(self) -> None:
         # Rows came with their ids: move each identity past them, or the next insert would collide.
         with self.conn.transaction():
-            for table, key in TABLES:
-                if key == "id":
-                    self.conn.execute(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                        f"greatest((SELECT max(id) FROM {table}), 1), (SELECT max(id) IS NOT NULL FROM {table}))"
-                    )
+            for table in sorted(NUMBERED):
+                self.conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                    f"greatest((SELECT max(id) FROM {table}), 1), (SELECT max(id) IS NOT NULL FROM {table}))"
+                )
 
     def close(self) -> None:
         self.conn.close()
@@ -207,7 +209,7 @@ def copy_ledger(source: Side, target: Side, *, progress: Progress = lambda _tabl
     report: list[TableCopy] = []
     for table, key in TABLES:
         item = TableCopy(table, source=source.count(table), target_before=target.count(table))
-        after = target.max_id(table) if key == "id" else None
+        after = target.max_id(table) if table in NUMBERED else None
         for columns, rows in source.batches(table, key, after):
             if table == "meta":
                 carried = [(k, v) for k, v in rows if k in CARRIED_META]

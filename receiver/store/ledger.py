@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -89,6 +90,13 @@ class Ledger(abc.ABC):
         self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Hold the ledger-wide lock ``name`` while the block runs: True if this process got it, False if
+        another holds it (the block then skips its work). The SQLite ledger lives on one machine, whose
+        passes are idempotent: it always says True. PostgreSQL uses an advisory lock."""
+        yield True
 
     # -- meta and readiness ----------------------------------------------------------------------------------
 

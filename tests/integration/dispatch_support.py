@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import ROOT, WAVEHOOK, Process, prediction_body, signed_headers, wait_for
+from tests.support import ROOT, WAVEHOOK, Process, direct, is_url, prediction_body, signed_headers, wait_for
 
 HANDLERS_MODULE = "tests.integration.dispatch_handlers"
 
@@ -65,14 +65,10 @@ def duplicates(found: list[tuple[str, str, str, int]]) -> dict[tuple[str, str, s
 
 
 def query(db: Path | str, sql: str, *params: object) -> list[dict[str, Any]]:
-    """Rows of ``sql`` (``?`` placeholders) from the ledger ``db`` names: a SQLite file, read only, or a
-    ``postgresql://`` URL."""
-    if str(db).startswith(("postgresql://", "postgres://")):
-        import psycopg
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(str(db), row_factory=dict_row) as pg:
-            return list(pg.execute(sql.replace("?", "%s"), params))  # type: ignore[arg-type]
+    """Rows from the ledger (a SQLite file, read-only, or a PostgreSQL URL), as any other process reads it."""
+    if is_url(db):
+        with direct(db) as pg:
+            return [dict(row) for row in pg.execute(sql, params)]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
@@ -81,5 +77,5 @@ def query(db: Path | str, sql: str, *params: object) -> list[dict[str, Any]]:
         conn.close()
 
 
-def states(db: Path) -> collections.Counter[str]:
+def states(db: Path | str) -> collections.Counter[str]:
     return collections.Counter(row["state"] for row in query(db, "SELECT state FROM handler_runs"))

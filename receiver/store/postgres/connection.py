@@ -81,6 +81,9 @@ def open_pool(url: str, *, max_size: int, timeout_ms: int, name: str = "wavehook
         timeout=max(timeout_ms / 1000, 0.1),
         # Keep retrying in the background however long the server is away; requests meanwhile get 503.
         reconnect_timeout=float("inf"),
+        # One empty round trip per checkout (a group's transaction, a read) so that a connection the server
+        # dropped (a restart, a failover) is replaced before it is used, not after a request failed on it.
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
         name=name,
         open=False,
     )

@@ -80,27 +80,31 @@ async def record_delivery(
     new_rank = rank(delivery.status, terminal_statuses)
     if new_rank != TERMINAL or delivery.status is None:
         handlers = ()
-    cur = await conn.execute(
-        _RECORD,
-        {
-            **delivery.fields,
-            "webhook_id": delivery.webhook_id,
-            "body_sha256": delivery.body_sha256,
-            "prediction_id": delivery.prediction_id,
-            "status": delivery.status,
-            "source": delivery.source,
-            "model": delivery.model,
-            "rank": new_rank,
-            "webhook_timestamp": delivery.webhook_timestamp,
-            "reference": delivery.reference,
-            "now": now,
-            "completed_at": now if new_rank == TERMINAL else None,
-            "body": delivery.body,
-            "handlers": list(handlers),
-        },
-        prepare=True,
-    )
-    row = await cur.fetchone()
+    async with conn.pipeline():  # the lock and the statement go out together: one round trip
+        # Deliveries under one webhook-id take turns, so the second body of an id is flagged ``conflict``
+        # even when the first is being stored by another instance at this very moment.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (delivery.webhook_id,))
+        cur = await conn.execute(
+            _RECORD,
+            {
+                **delivery.fields,
+                "webhook_id": delivery.webhook_id,
+                "body_sha256": delivery.body_sha256,
+                "prediction_id": delivery.prediction_id,
+                "status": delivery.status,
+                "source": delivery.source,
+                "model": delivery.model,
+                "rank": new_rank,
+                "webhook_timestamp": delivery.webhook_timestamp,
+                "reference": delivery.reference,
+                "now": now,
+                "completed_at": now if new_rank == TERMINAL else None,
+                "body": delivery.body,
+                "handlers": list(handlers),
+            },
+            prepare=True,
+        )
+        row = await cur.fetchone()
     assert row is not None
     event_id, duplicates, conflict, moved = row["id"], row["duplicates"], row["conflict"], row["moved"]
     if duplicates:

@@ -61,7 +61,6 @@ class PostgresLedger(Ledger):
         await asyncio.to_thread(migrate_url, self.url, timeout_ms=self.timeout_ms)
         await self.pool.open()
         self.listener.start()
-        logger.info("ledger_opened", backend="postgresql", db=masked(self.url))
 
     async def close(self) -> None:
         await self.writer.close()

@@ -22,7 +22,7 @@ OUTSIDE = ("203.0.113.7", 40000)
 
 def deliver_for_job(client: TestClient, secret: str, reference: str, token: str) -> int:
     body = prediction_body(f"task-{reference}", "completed")
-    now = int(client.app.state.ingestor.clock())  # type: ignore[attr-defined]
+    now = int(client.app.state.receiver.clock())  # type: ignore[attr-defined]
     headers = signed_headers(secret, body, webhook_id=f"wh-{reference}-{token[:6]}", timestamp=now)
     answer = client.post(f"/webhooks/wavespeed?ref={reference}&token={token}", content=body, headers=headers)
     return answer.status_code
@@ -50,7 +50,7 @@ def test_two_instances_on_one_ledger_accept_each_others_tokens_and_logins(
         web_client(settings, client=OUTSIDE, base_url="https://a.example") as one,
         web_client(settings, client=OUTSIDE, base_url="https://a.example") as two,
     ):
-        token = correlation.make_token(one.app.state.correlation_secret, "job-1")  # type: ignore[attr-defined]
+        token = correlation.make_token(one.app.state.receiver.correlation_secret, "job-1")  # type: ignore[attr-defined]
         assert deliver_for_job(two, secret, "job-1", token) == 200
         login = one.post(
             "/login",
@@ -74,8 +74,8 @@ def test_a_configured_secret_keeps_tokens_valid_on_a_fresh_ledger(
     configured = (Secret("shared-correlation-secret-0123456789"),)
     first = settings_factory(db=str(tmp_path / "first.db"), correlation_secrets=configured)
     with web_client(first) as before:
-        token = correlation.make_token(before.app.state.correlation_secret, "job-2")  # type: ignore[attr-defined]
-        assert before.app.state.correlation_secret == configured[0].reveal()  # type: ignore[attr-defined]
+        token = correlation.make_token(before.app.state.receiver.correlation_secret, "job-2")  # type: ignore[attr-defined]
+        assert before.app.state.receiver.correlation_secret == configured[0].reveal()  # type: ignore[attr-defined]
     replaced = settings_factory(db=str(tmp_path / "replaced.db"), correlation_secrets=configured)
     with web_client(replaced) as after:
         assert deliver_for_job(after, secret, "job-2", token) == 200

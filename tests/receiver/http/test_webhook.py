@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from httpx import Response
@@ -14,15 +12,18 @@ from receiver.errors import BadRequest
 from receiver.http.app import create_app
 from receiver.http.webhook import headers_of, read_body
 from receiver.settings import Settings
+from tests.postgres import make_read_only
 from tests.receiver.conftest import NOW
-from tests.support import prediction_body, sign, signed_headers
+from tests.support import direct, prediction_body, sign, signed_headers
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 URL = "/webhooks/wavespeed"
 
 
 def rows(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
-    conn = sqlite3.connect(path)
+    conn = direct(client.app.state.receiver.settings.db)  # type: ignore[attr-defined]
     try:
         return [tuple(r) for r in conn.execute(sql)]
     finally:
@@ -175,8 +176,12 @@ def test_rotation_accepts_both_secrets(app_client: Callable[..., TestClient], se
 
 
 def stop_writes(client: TestClient) -> None:
-    """Make SQLite refuse every write of the app's writer, as a read-only database does."""
-    client.app.state.receiver.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    """Make the ledger refuse every write of the app's writer, as a read-only database does."""
+    state = client.app.state.receiver  # type: ignore[attr-defined]
+    if "://" in state.settings.db:
+        make_read_only(state.settings.db)
+        return
+    state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)
 
 
 def test_storage_failure_answers_503_never_200(client: TestClient, secret: str) -> None:

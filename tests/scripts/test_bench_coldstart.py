@@ -1,0 +1,44 @@
+"""scripts/bench_coldstart.py: a tiny run starts real processes and reports a cold start for each target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+@pytest.mark.integration
+def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> None:
+    """One run of each: serve and the Lambda handler on SQLite and on the test suite's PostgreSQL, the bare
+    app, the commands; each a fresh process that answered, a positive time under the script's deadline."""
+    figures = tmp_path / "cold.json"
+    args = ["--runs", "1", "--json", str(figures), "--postgres", postgres_url]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_coldstart.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(figures.read_text())
+    assert found.pop("ratio") > 0
+    assert set(found) == {
+        "wavehook serve",
+        "bare",
+        "Lambda handler",
+        "wavehook serve, PostgreSQL",
+        "Lambda handler, PostgreSQL",
+        "wavehook --help",
+        "wavehook models",
+        "import receiver.http.app",
+        "python -c pass",
+    }
+    assert all(0 < median < 30_000 for median in found.values())
+    assert "Lambda handler, PostgreSQL" in done.stdout
