@@ -18,9 +18,9 @@ import pytest
 
 from tests.conftest import SECRET
 from tests.fault.storage import read_only_dir
-from tests.integration.dispatch_support import query
+from tests.integration.dispatch_support import deliver, query
 from tests.s3_server import Bucket
-from tests.support import ROOT, Process, free_port, prediction_body, running, signed_headers
+from tests.support import ROOT, Process, free_port, running
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -140,15 +140,10 @@ def test_the_install_step_and_the_command_run(tmp_path: Path, postgres_url: str,
         with running(process, f"http://127.0.0.1:{port}/healthz"):
             checked = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
             assert checked.returncode == 0, checked.stderr
-            body = prediction_body("container-1")
-            answer = httpx.post(
-                f"http://127.0.0.1:{port}/webhooks/wavespeed",
-                content=body,
-                headers=signed_headers(SECRET, body, webhook_id="container-w1"),
-                timeout=10,
-            )
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                answer = deliver(client, SECRET, "container-1", "completed", model="test/video")
             assert answer.json() == {"received": True, "duplicate": False}
         after = subprocess.run(health, env=run_env, capture_output=True, text=True, timeout=30, check=False)
     assert after.returncode != 0
-    assert query(postgres_url, "SELECT webhook_id FROM events") == [{"webhook_id": "container-w1"}]
+    assert query(postgres_url, "SELECT webhook_id FROM events") == [{"webhook_id": "container-1-completed"}]
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET
-from tests.integration.dispatch_support import HANDLERS_MODULE, effects
-from tests.support import ROOT, Process, free_port, prediction_body, running, signed_headers, wait_for
+from tests.integration.dispatch_support import HANDLERS_MODULE, deliver, effects
+from tests.support import ROOT, Process, free_port, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,8 @@ def test_the_procfile_web_and_worker_lines_run(tmp_path: Path) -> None:
     web = Process(["bash", "-c", lines["web"]], env=env, log_path=tmp_path / "web.log", cwd=tmp_path)
     worker = Process(["bash", "-c", lines["worker"]], env=env, log_path=tmp_path / "worker.log", cwd=tmp_path)
     with running(web, f"http://127.0.0.1:{port}/healthz"):
-        body = prediction_body("proc-1", model="bytedance/seedance-v1-lite-t2v-480p")
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/webhooks/wavespeed",
-            content=body,
-            headers=signed_headers(SECRET, body, webhook_id="proc-w1"),
-            timeout=10,
-        )
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            answer = deliver(client, SECRET, "proc-1", "completed", model="bytedance/seedance-v1-lite-t2v-480p")
         assert answer.json() == {"received": True, "duplicate": False}
         worker.start()
         try:
