@@ -125,6 +125,18 @@ class Cluster:
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
+    def describe(self) -> str:
+        """The server's version and durability settings, for a benchmark report."""
+        import psycopg
+
+        with psycopg.connect(self.url()) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+            settings = conn.execute(
+                "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN "
+                "('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers')"
+            ).fetchone()
+        return f"PostgreSQL {version[0] if version else '?'} ({settings[0] if settings else ''}), not pinned"
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{PG_USER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
 

@@ -10,10 +10,12 @@ instances cannot move it backwards); the handler runs are added only if that mov
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from receiver.delivery import Delivery
 from receiver.statuses import TERMINAL, rank
 from receiver.store.postgres.connection import RUNS_CHANNEL, Conn
+from receiver.store.postgres.writer import Pipelined
 from receiver.store.records import IngestResult, Quarantined
 
 
@@ -72,20 +74,23 @@ FROM ev
 """  # noqa: S608 (interpolates constants, never input)
 
 
-async def record_delivery(
-    conn: Conn, delivery: Delivery, *, now: float, terminal_statuses: tuple[str, ...], handlers: Sequence[str]
-) -> IngestResult:
-    """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. The caller
-    owns the transaction (the group commit)."""
-    new_rank = rank(delivery.status, terminal_statuses)
-    if new_rank != TERMINAL or delivery.status is None:
-        handlers = ()
-    async with conn.pipeline():  # the lock and the statement go out together: one round trip
-        # Deliveries under one webhook-id take turns, so the second body of an id is flagged ``conflict``
-        # even when the first is being stored by another instance at this very moment.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (delivery.webhook_id,))
-        cur = await conn.execute(
-            _RECORD,
+def _storable(params: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL text cannot hold NUL, which a signed JSON body may carry (``"\\u0000"``) in a field stored
+    as text: there it becomes U+FFFD, as an undecodable byte would. The body itself is kept byte for byte."""
+    return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for k, v in params.items()}
+
+
+class RecordDelivery(Pipelined):
+    """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. Runs in the
+    caller's transaction (the group commit), its statements pipelined with the rest of the group."""
+
+    def __init__(
+        self, delivery: Delivery, *, now: float, terminal_statuses: tuple[str, ...], handlers: Sequence[str]
+    ) -> None:
+        self.delivery = delivery
+        self.rank = rank(delivery.status, terminal_statuses)
+        final = self.rank == TERMINAL and delivery.status is not None
+        self.params = _storable(
             {
                 **delivery.fields,
                 "webhook_id": delivery.webhook_id,
@@ -94,31 +99,38 @@ async def record_delivery(
                 "status": delivery.status,
                 "source": delivery.source,
                 "model": delivery.model,
-                "rank": new_rank,
+                "rank": self.rank,
                 "webhook_timestamp": delivery.webhook_timestamp,
                 "reference": delivery.reference,
                 "now": now,
-                "completed_at": now if new_rank == TERMINAL else None,
+                "completed_at": now if self.rank == TERMINAL else None,
                 "body": delivery.body,
-                "handlers": list(handlers),
-            },
-            prepare=True,
+                "handlers": list(handlers) if final else [],
+            }
         )
-        row = await cur.fetchone()
-    assert row is not None
-    event_id, duplicates, conflict, moved = row["id"], row["duplicates"], row["conflict"], row["moved"]
-    if duplicates:
-        return IngestResult(event_id=event_id, duplicate=True)
-    if not moved:
-        # A late or repeated status: stored, not applied (the prediction keeps what it has).
-        await conn.execute("UPDATE events SET applied = 0 WHERE id = %s", (event_id,))
-    return IngestResult(
-        event_id=event_id,
-        duplicate=False,
-        conflict=bool(conflict),
-        applied=bool(moved),
-        runs_enqueued=int(row["enqueued"]),
-    )
+
+    async def send(self, conn: Conn) -> Any:
+        # Deliveries under one webhook-id take turns, so the second body of an id is flagged ``conflict``
+        # even when the first is being stored by another instance at this very moment.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.delivery.webhook_id,))
+        return await conn.execute(_RECORD, self.params, prepare=True)
+
+    async def receive(self, conn: Conn, sent: Any) -> IngestResult:
+        row = await sent.fetchone()
+        assert row is not None
+        event_id, duplicates, conflict, moved = row["id"], row["duplicates"], row["conflict"], row["moved"]
+        if duplicates:
+            return IngestResult(event_id=event_id, duplicate=True)
+        if not moved:
+            # A late or repeated status: stored, not applied (the prediction keeps what it has).
+            await conn.execute("UPDATE events SET applied = 0 WHERE id = %s", (event_id,))
+        return IngestResult(
+            event_id=event_id,
+            duplicate=False,
+            conflict=bool(conflict),
+            applied=bool(moved),
+            runs_enqueued=int(row["enqueued"]),
+        )
 
 
 async def record_quarantine(conn: Conn, item: Quarantined, *, now: float) -> int:
@@ -132,16 +144,20 @@ async def record_quarantine(conn: Conn, item: Quarantined, *, now: float) -> int
             SET count = quarantine.count + 1, last_seen_at = excluded.last_seen_at
         RETURNING id
         """,
-        (
-            item.webhook_id,
-            item.body_sha256,
-            item.reason,
-            item.detail,
-            item.prediction_id,
-            item.webhook_timestamp,
-            now,
-            now,
-            item.body,
+        tuple(
+            _storable(
+                {
+                    "webhook_id": item.webhook_id,
+                    "body_sha256": item.body_sha256,
+                    "reason": item.reason,
+                    "detail": item.detail,
+                    "prediction_id": item.prediction_id,
+                    "webhook_timestamp": item.webhook_timestamp,
+                    "received_at": now,
+                    "last_seen_at": now,
+                    "body": item.body,
+                }
+            ).values()
         ),
     )
     row = await cur.fetchone()

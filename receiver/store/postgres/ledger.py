@@ -50,7 +50,8 @@ class PostgresLedger(Ledger):
         pool_size = settings.db_pool_size
         self.pool = open_pool(self.url, max_size=pool_size, timeout_ms=self.timeout_ms)
         # Group slots leave connections for reads and claims; one group in flight when the pool is tiny.
-        self.writer = GroupWriter(self.pool, self.url, parallel=max(1, min(4, pool_size // 2)))
+        # Groups in flight at once, each on its own connection; the rest of the pool serves reads and claims.
+        self.writer = GroupWriter(self.pool, self.url, parallel=max(1, min(8, pool_size - 2)))
         self.listener = RunsListener(self.url, self.runs_enqueued, timeout_ms=self.timeout_ms)
 
     def __repr__(self) -> str:
@@ -109,8 +110,8 @@ class PostgresLedger(Ledger):
 
     async def ingest(self, delivery: Delivery, *, now: float, handlers: Sequence[str] = ()) -> IngestResult:
         terminal = self.terminal_statuses
-        result = await self._write(
-            lambda conn: ingest.record_delivery(conn, delivery, now=now, terminal_statuses=terminal, handlers=handlers)
+        result: IngestResult = await self._write(
+            ingest.RecordDelivery(delivery, now=now, terminal_statuses=terminal, handlers=handlers)
         )
         if result.runs_enqueued:
             self.runs_enqueued.set()

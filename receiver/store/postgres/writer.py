@@ -11,7 +11,9 @@ again.
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,8 +31,34 @@ logger = structlog.get_logger()
 _RACE_RETRIES = 5
 
 
+class Pipelined(abc.ABC):
+    """A job in two halves: ``send`` queues its statements, ``receive`` reads their results (and may queue
+    more). The writer sends every job of a group before it receives any: one round trip for the group."""
+
+    @abc.abstractmethod
+    async def send(self, conn: Conn) -> Any: ...
+
+    @abc.abstractmethod
+    async def receive(self, conn: Conn, sent: Any) -> Any: ...
+
+    async def __call__(self, conn: Conn) -> Any:
+        return await self.receive(conn, await self.send(conn))
+
+
 class _JobFailed(Exception):
     """One job raised: roll the group back and run the rest again."""
+
+
+async def _attributed(index: int, failed: dict[int, BaseException], step: Awaitable[Any]) -> Any:
+    """``step`` of job ``index``; its own failure is recorded as that job's (the group is then run again
+    without it), while a failure of the database itself fails the group."""
+    try:
+        return await step
+    except Exception as exc:
+        if is_unavailable(exc) or isinstance(exc, RETRYABLE):
+            raise
+        failed[index] = exc
+        raise _JobFailed from exc
 
 
 class GroupWriter:
@@ -101,22 +129,32 @@ class GroupWriter:
     async def _attempt(self, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]) -> Any:
         async with self._pool.connection() as conn:
             while True:
-                results: dict[int, Any] = {}
                 try:
-                    async with conn.transaction():
-                        for index, (job, _future) in enumerate(batch):
-                            if index in failed:
-                                continue
-                            try:
-                                results[index] = await job(conn)
-                            except Exception as exc:
-                                if is_unavailable(exc) or isinstance(exc, RETRYABLE):
-                                    raise
-                                failed[index] = exc
-                                raise _JobFailed from exc
+                    return await self._pipelined(conn, batch, failed)
                 except _JobFailed:
                     continue
-                return results
+
+    @staticmethod
+    async def _pipelined(
+        conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]
+    ) -> dict[int, Any]:
+        """One transaction. When every job is ``Pipelined`` (a group of deliveries), in pipeline mode: every
+        job's statements go out first (``send``), then their results are read (``receive``), so the group
+        costs a round trip or two, not a few per job. Otherwise job after job, each reading as it goes."""
+        results: dict[int, Any] = {}
+        jobs = [(index, job) for index, (job, _future) in enumerate(batch) if index not in failed]
+        pipelined = all(isinstance(job, Pipelined) for _index, job in jobs)
+        async with contextlib.AsyncExitStack() as stack:
+            if pipelined:
+                await stack.enter_async_context(conn.pipeline())
+            await stack.enter_async_context(conn.transaction())
+            sent: dict[int, Any] = {}
+            for index, job in jobs if pipelined else ():
+                sent[index] = await _attributed(index, failed, job.send(conn))  # type: ignore[attr-defined]
+            for index, job in jobs:
+                step = job.receive(conn, sent[index]) if pipelined else job(conn)  # type: ignore[attr-defined]
+                results[index] = await _attributed(index, failed, step)
+        return results
 
     def _fail(self, batch: list[tuple[Job, asyncio.Future[Any]]], exc: BaseException) -> None:
         message = str(exc).strip()[:500]

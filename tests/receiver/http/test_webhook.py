@@ -255,3 +255,13 @@ def test_an_unexpected_failure_answers_the_json_500(settings_factory: Callable[.
         response = post(client, secret, prediction_body("p1", "completed"))
         assert (response.status_code, response.json()["reason"]) == (500, "internal_error")
         assert post(client, secret, prediction_body("p2", "processing"), webhook_id="w2").status_code == 200
+
+
+def test_a_nul_character_in_a_text_field_is_stored_not_refused(client: TestClient, secret: str) -> None:
+    """A signed body whose id, model and error carry ``\\u0000`` is accepted on every backend (PostgreSQL
+    text cannot hold NUL: it is stored as U+FFFD there); the body itself is kept byte for byte."""
+    body = prediction_body("p\u0000nul", "failed", model="m\u0000x", error="bad\u0000thing")
+    response = post(client, secret, body, webhook_id="w-nul")
+    assert response.status_code == 200, response.text
+    assert len(rows(client, "SELECT id FROM predictions")) == 1
+    assert rows(client, "SELECT body FROM events") == [(body,)]
