@@ -73,7 +73,8 @@ async def get_prediction(request: Request) -> JSONResponse:
 
 
 async def summary(request: Request) -> JSONResponse:
-    """Counts per model and status, runs per handler and state, the outbox, dead runs and missed webhooks."""
+    """Counts per model and status, runs per handler and state, the outbox, dead runs, missed webhooks, and the
+    deliveries this process refused, by reason."""
     now = request.app.state.ingestor.clock()
     stats = await request.app.state.reader.run(lambda conn: ledger_stats(conn, now=now))
-    return JSONResponse(stats.as_json())
+    return JSONResponse({**stats.as_json(), "refused_deliveries": request.app.state.refusals.as_json()})

@@ -23,6 +23,7 @@ from receiver.handlers.registry import Handlers, load_handlers
 from receiver.ingest import Ingestor, no_handlers
 from receiver.metrics import Metrics, metrics
 from receiver.reader import Reader
+from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
 from receiver.store import connect, open_database
@@ -60,6 +61,7 @@ def create_app(
         route = handlers.route
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    refusals = Refusals(clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +80,7 @@ def create_app(
         app.state.reader = reader
         app.state.correlation_secret = secret
         app.state.metrics = app_metrics
+        app.state.refusals = refusals
         app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
         wake = app.state.ingestor.runs_waiting

@@ -151,7 +151,12 @@ def submit(
             click.echo(render.submission(result))
         final = None
         if wait and result.prediction_id:
-            final = await sub.wait(result.prediction_id, deadline=deadline, fallback_after=fallback)
+            final = await sub.wait(
+                result.prediction_id,
+                deadline=deadline,
+                fallback_after=fallback,
+                on_refusal=lambda text: click.echo(f"warning: {text}", err=True),
+            )
         return result, final
 
     result, final = _run(_settings(), work)

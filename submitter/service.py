@@ -28,6 +28,7 @@ from submitter.client import KEY_HELP, AsyncProviderClient
 from submitter.errors import AmbiguousSubmit, NotConfigured, SubmitterError
 from submitter.ledger import Ledger
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
+from submitter.refusals import RefusalWatch, receiver_summary
 from submitter.validation import validate
 from submitter.wait import wait_final
 
@@ -189,12 +190,31 @@ class AsyncSubmitter:
         )
 
     async def wait(
-        self, prediction_id: str, *, deadline: float = 3600.0, fallback_after: float | None = None
+        self,
+        prediction_id: str,
+        *,
+        deadline: float = 3600.0,
+        fallback_after: float | None = None,
+        on_refusal: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook."""
+        """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook.
+
+        ``on_refusal`` is told, once each, of deliveries of this job the receiver refused while waiting.
+        """
         after = self.settings.submit.wait_fallback_seconds if fallback_after is None else fallback_after
+        watch = None
+        if on_refusal is not None:
+            summary = receiver_summary(self.settings)
+            watch = RefusalWatch(self.ledger, prediction_id, since=self.clock() - self._window, summary=summary)
         return await wait_final(
-            self.ledger, self.client, prediction_id, deadline=deadline, fallback_after=after, sleep=self.sleep
+            self.ledger,
+            self.client,
+            prediction_id,
+            deadline=deadline,
+            fallback_after=after,
+            sleep=self.sleep,
+            refusals=watch,
+            notify=on_refusal or (lambda _text: None),
         )
 
     async def status(self, prediction_id: str) -> dict[str, Any] | None:

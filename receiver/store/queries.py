@@ -124,3 +124,12 @@ def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, 
 
 def count_events(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def quarantine_reasons(conn: sqlite3.Connection, prediction_id: str) -> dict[str, int]:
+    """How many refused signed deliveries of one prediction the quarantine holds, by reason."""
+    rows = conn.execute(
+        "SELECT reason, sum(count) FROM quarantine WHERE prediction_id = ? GROUP BY reason ORDER BY reason",
+        (prediction_id,),
+    ).fetchall()
+    return {str(reason): int(count) for reason, count in rows}
