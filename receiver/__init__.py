@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from receiver.app import create_app
 from receiver.errors import WavehookError
+from receiver.http.app import create_app
 from receiver.settings import Settings
 from receiver.signature import Verifier
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from receiver.errors import ConfigError
 from receiver.settings import Settings
+
+if TYPE_CHECKING:
+    from receiver.store.ledger import Ledger
 
 
 def load_settings() -> Settings:
@@ -17,6 +23,10 @@ def load_settings() -> Settings:
         return Settings.from_env(os.environ)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+async def _close(opening: Awaitable[Ledger]) -> None:
+    await (await opening).close()
 
 
 @click.command()
@@ -29,28 +39,30 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     import structlog
     import uvicorn
 
-    from receiver import auth, logs
+    from receiver import logs
     from receiver.handlers.registry import load_handlers
-    from receiver.metrics import prepare_multiprocess, remove_multiprocess
+    from receiver.http import auth
+    from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
-    from receiver.store import open_database
+    from receiver.store.ledger import open_ledger
 
     settings = load_settings()
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        # The ledger is created or upgraded once, here, before any worker process opens it.
+        asyncio.run(_close(open_ledger(settings)))
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     logs.configure(log_format=settings.log_format, level=settings.log_level)
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     try:
         uvicorn.run(
-            "receiver.app:create_app_from_env",
+            "receiver.http.app:create_app_from_env",
             factory=True,
             host=host,
             port=port,

@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,7 +16,10 @@ from receiver.dispatch.worker import PeriodicFactory, run_worker
 from receiver.errors import ConfigError
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.settings import Settings
-from receiver.store.runs import STATES as RUN_STATES
+from receiver.store.records import RUN_STATES
+
+if TYPE_CHECKING:
+    from receiver.store.records import ReplayResult
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -86,28 +90,26 @@ def replay(
     run_id: int | None, prediction_id: str | None, dead: bool, handler: str | None, since: str | None, dry_run: bool
 ) -> None:
     """Run handlers again: RUN_ID, --prediction ID or --dead. A running dispatcher picks them up at its next poll."""
-    from receiver.dispatch.replay import Selection, replay_job
-    from receiver.store import open_database
-    from receiver.writer import Writer
+    from receiver.store.ledger import open_ledger
+    from receiver.store.records import RunSelection
 
     if sum([run_id is not None, prediction_id is not None, dead]) != 1:
         raise click.UsageError("give exactly one of RUN_ID, --prediction ID or --dead")
     settings = load_settings()
     now = time.time()
-    selection = Selection(
+    selection = RunSelection(
         run_id=run_id,
         prediction_id=prediction_id,
         dead=dead,
         handler=handler,
         since=parse_since(since, now) if since else None,
     )
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer.start()
-    try:
-        result = writer.run_sync(replay_job(selection, now=now, dry_run=dry_run))
-    finally:
-        writer.stop()
+
+    async def replaying() -> ReplayResult:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.replay_runs(selection, now=now, dry_run=dry_run)
+
+    result = asyncio.run(replaying())
     if not result.matched:
         raise click.ClickException("no handler run matches")
     ids = result.would_replay if dry_run else result.replayed
@@ -135,16 +137,15 @@ def _when(stamp: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def runs(state: str | None, handler: str | None, prediction_id: str | None, limit: int, as_json: bool) -> None:
     """List handler runs, newest first."""
-    from receiver.store import connect, open_database
-    from receiver.store.runs import select_runs
+    from receiver.store.ledger import open_ledger
 
     settings = load_settings()
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms, readonly=True)
-    try:
-        rows = select_runs(conn, state=state, handler=handler, prediction_id=prediction_id, limit=limit)
-    finally:
-        conn.close()
+
+    async def read() -> list[dict[str, Any]]:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.list_runs(state=state, handler=handler, prediction_id=prediction_id, limit=limit)
+
+    rows = asyncio.run(read())
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))

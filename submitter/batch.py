@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from receiver.store import submissions
 from submitter import uploads
 from submitter.errors import SubmitterError, UploadError, ValidationError
 from submitter.outcomes import BatchSummary, Submission
@@ -114,7 +113,7 @@ async def run_batch(
 ) -> BatchSummary:
     jobs = check_jobs(jobs, max_upload_bytes=service.settings.submit.upload_max_bytes)
     keys = [job.key for job in jobs]
-    existing = await service.ledger.read(lambda conn: submissions.by_job_keys(conn, keys))
+    existing = await service.ledger.submissions_by_job_keys(keys)
     overall = asyncio.Semaphore(concurrency)
     limits = dict(model_limits or {})
     gates = {

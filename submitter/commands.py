@@ -249,12 +249,15 @@ def status(prediction_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_predictions(status_: str | None, model: str | None, limit: int, as_json: bool) -> None:
     """List predictions in the ledger, most recently updated first."""
-    from receiver.store import connect, open_database, queries
+    from receiver.store.ledger import open_ledger
 
     settings = load_settings()
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    with contextlib.closing(connect(settings.db_path, readonly=True)) as conn:
-        rows = queries.list_predictions(conn, status=status_, model=model, limit=limit)
+
+    async def read() -> list[dict[str, Any]]:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.list_predictions(status=status_, model=model, limit=limit)
+
+    rows = asyncio.run(read())
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=str))

@@ -16,8 +16,7 @@ import httpx
 
 from receiver.refusals import explain
 from receiver.settings import Settings
-from receiver.store import queries
-from submitter.ledger import Ledger
+from receiver.store.ledger import Ledger
 
 Summary = Callable[[], Awaitable[dict[str, Any] | None]]
 
@@ -66,7 +65,10 @@ class RefusalWatch:
         return list(fresh.values())
 
     async def _quarantined(self) -> dict[str, str]:
-        reasons = await self.ledger.read(lambda conn: queries.quarantine_reasons(conn, self.prediction_id))
+        row = await self.ledger.get_prediction(self.prediction_id)
+        reasons: dict[str, int] = {}
+        for kept in row["quarantined"] if row else ():
+            reasons[kept["reason"]] = reasons.get(kept["reason"], 0) + int(kept["count"])
         return {
             reason: f"the receiver refused {count} signed delivery(ies) of this job ({reason}): {explain(reason)}"
             for reason, count in reasons.items()

@@ -14,8 +14,10 @@ from typing import Any
 import click
 import httpx
 
+from receiver.statuses import TERMINAL_STATUSES
+
 POLL_SECONDS = 0.2
-FINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
+FINAL = frozenset(TERMINAL_STATUSES)
 COLOURS = {
     "completed": "green",
     "saved": "green",

@@ -8,9 +8,9 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from receiver.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 from receiver.dashboard.pages import html_page
 from receiver.errors import BadRequest, Forbidden
+from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 
 logger = structlog.get_logger()
 MAX_FORM_BYTES = 4096

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from receiver.errors import NotFound
-from receiver.store import queries
 
 _INLINE = ("video/", "image/")
 
@@ -23,7 +22,7 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> FileResponse:
     download_id: int = request.path_params["download_id"]
-    row = await request.app.state.reader.run(lambda conn: queries.get_download(conn, download_id))
+    row = await request.app.state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
     path = await run_in_threadpool(_locate, Path(row["path"]), request.app.state.settings.media_dir)

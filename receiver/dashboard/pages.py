@@ -4,19 +4,19 @@ whichever worker process answers)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import sqlite3
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from receiver.api import cursor_after, parse_cursor
 from receiver.dashboard import view
 from receiver.dashboard.rendering import render
 from receiver.errors import NotFound
-from receiver.store import queries, runs
-from receiver.store.stats import ledger_stats, models
+from receiver.http.params import cursor_after, prediction_cursor
+from receiver.store.ledger import Ledger
+from receiver.store.records import REPLAYABLE
 
 PAGE_SIZE = 50
 DEAD_PAGE_SIZE = 200
@@ -57,16 +57,15 @@ def _sections(sections: dict[str, str]) -> JSONResponse:
 # -- the predictions list -------------------------------------------------------------------------------------
 
 
-def _index_data(conn: sqlite3.Connection, params: dict[str, Any], now: float) -> dict[str, Any]:
+async def _index_data(ledger: Ledger, params: dict[str, Any], now: float) -> dict[str, Any]:
     filters = {"status": params["status"], "model": params["model"]}
-    rows = queries.list_predictions(conn, **filters, before=params["before"], limit=PAGE_SIZE + 1)
-    return {
-        "stats": ledger_stats(conn, now=now),
-        "models": models(conn),
-        "rows": rows[:PAGE_SIZE],
-        "more": len(rows) > PAGE_SIZE,
-        "total": queries.count_predictions(conn, **filters),
-    }
+    rows, stats, models, total = await asyncio.gather(
+        ledger.list_predictions(**filters, before=params["before"], limit=PAGE_SIZE + 1),
+        ledger.stats(now=now),
+        ledger.models(),
+        ledger.count_predictions(**filters),
+    )
+    return {"stats": stats, "models": models, "rows": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE, "total": total}
 
 
 def _counts_by_model(predictions: list[tuple[str, str, int]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -84,10 +83,10 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "status": query.get("status") or None,
         "model": query.get("model") or None,
         "cursor": query.get("cursor") or None,
-        "before": parse_cursor(query.get("cursor")),
+        "before": prediction_cursor(query.get("cursor")),
     }
     now = request.app.state.ingestor.clock()
-    data = await request.app.state.reader.run(lambda conn: _index_data(conn, params, now))
+    data = await _index_data(request.app.state.ledger, params, now)
     stats = data["stats"]
     statuses, by_model = _counts_by_model(stats.predictions)
     totals = {status: sum(r["counts"].get(status, 0) for r in by_model) for status in statuses}
@@ -130,7 +129,7 @@ async def index_fragments(request: Request) -> Response:
 
 async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
     prediction_id = request.path_params["prediction_id"]
-    item = await request.app.state.reader.run(lambda conn: queries.get_prediction(conn, prediction_id))
+    item = await request.app.state.ledger.get_prediction(prediction_id)
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     context = {
@@ -139,7 +138,7 @@ async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, 
         "completion": view.completion_seconds(item),
         "outputs": view.outputs(item),
         "timeline": view.timeline(item),
-        "replayable": runs.REPLAYABLE,
+        "replayable": REPLAYABLE,
     }
     sections = {name: render(f"_detail_{name}.html", **context) for name in ("head", "outputs", "runs", "timeline")}
     return sections, context
@@ -159,14 +158,14 @@ async def detail_fragments(request: Request) -> Response:
 # -- dead letters ---------------------------------------------------------------------------------------------
 
 
-def _dead_data(conn: sqlite3.Connection) -> dict[str, Any]:
-    dead = runs.select_runs(conn, state="dead", limit=DEAD_PAGE_SIZE + 1)
-    ids = [run["prediction_id"] for run in dead]
-    return {"runs": dead[:DEAD_PAGE_SIZE], "more": len(dead) > DEAD_PAGE_SIZE, "models": queries.models_of(conn, ids)}
+async def _dead_data(ledger: Ledger) -> dict[str, Any]:
+    dead = await ledger.list_runs(state="dead", limit=DEAD_PAGE_SIZE + 1)
+    models = await ledger.models_of([run["prediction_id"] for run in dead])
+    return {"runs": dead[:DEAD_PAGE_SIZE], "more": len(dead) > DEAD_PAGE_SIZE, "models": models}
 
 
 async def _dead_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
-    data = await request.app.state.reader.run(_dead_data)
+    data = await _dead_data(request.app.state.ledger)
     context = {**data, "page_size": DEAD_PAGE_SIZE}
     return {"dead": render("_dead_rows.html", **context)}, context
 

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-STATUS_ORDER = ("created", "processing", "completed", "failed", "cancelled", "timeout")
+from receiver.statuses import TERMINAL_STATUSES
+
+STATUS_ORDER = ("created", "processing", *TERMINAL_STATUSES)
 _STATUS_TONE = {
     "created": "wait",
     "processing": "run",

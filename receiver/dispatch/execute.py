@@ -10,7 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from receiver.handlers.prediction import Context, Prediction
+from receiver.handlers.context import Context
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler
 
 

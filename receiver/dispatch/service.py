@@ -12,7 +12,7 @@ import httpx
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.handlers.registry import Handlers
 from receiver.settings import Settings
-from receiver.writer import Writer
+from receiver.store.ledger import Ledger
 
 USER_AGENT = "wavehook"
 
@@ -29,7 +29,7 @@ def http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.Asyn
 
 @contextlib.asynccontextmanager
 async def dispatching(
-    writer: Writer,
+    ledger: Ledger,
     handlers: Handlers,
     settings: Settings,
     *,
@@ -37,9 +37,9 @@ async def dispatching(
     clock: Callable[[], float] = time.time,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Dispatcher]:
-    """Start a dispatcher; on exit stop it gracefully (before the caller stops the writer it uses)."""
+    """Start a dispatcher; on exit stop it gracefully (before the caller closes the ledger it uses)."""
     async with http_client(transport) as http:
-        dispatcher = Dispatcher(writer, handlers, settings, http=http, clock=clock, wake=wake)
+        dispatcher = Dispatcher(ledger, handlers, settings, http=http, clock=clock, wake=wake)
         dispatcher.start()
         try:
             yield dispatcher
@@ -49,16 +49,15 @@ async def dispatching(
 
 @contextlib.asynccontextmanager
 async def dispatching_in_web(
-    writer: Writer,
+    ledger: Ledger,
     handlers: Handlers | None,
     settings: Settings,
     *,
-    wake: asyncio.Event,
     clock: Callable[[], float],
 ) -> AsyncIterator[Dispatcher | None]:
     """The web process's dispatcher, unless WAVEHOOK_DISPATCH_IN_WEB=false or no handlers were loaded."""
     if handlers is None or not settings.dispatch_in_web or not len(handlers):
         yield None
         return
-    async with dispatching(writer, handlers, settings, wake=wake, clock=clock) as dispatcher:
+    async with dispatching(ledger, handlers, settings, clock=clock) as dispatcher:
         yield dispatcher

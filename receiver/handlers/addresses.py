@@ -6,14 +6,12 @@ turn the receiver into a proxy to the machine's own services or its cloud metada
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ipaddress
-import socket
 
 import httpx
 
-from receiver.handlers.prediction import Resolver
+from receiver.handlers.context import Resolver
 
 
 class RefusedURL(Exception):
@@ -39,11 +37,6 @@ class AddressPolicy:
         if address.is_private:
             return None if self.allow_private else "a private address (set WAVEHOOK_DOWNLOAD_ALLOW_PRIVATE)"
         return None
-
-
-async def system_resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
 
 
 async def check_url(url: str, policy: AddressPolicy, resolve: Resolver) -> httpx.URL:

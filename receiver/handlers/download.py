@@ -14,18 +14,17 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
 from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
-from receiver.handlers.prediction import Context, Prediction, Resolver
+from receiver.handlers.context import Context, Resolver
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
-from receiver.store.runs import record_download
 
 MAX_REDIRECTS = 5
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -137,19 +136,6 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: 
     return size, digest.hexdigest()
 
 
-def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Callable[[sqlite3.Connection], None]:
-    return lambda conn: record_download(
-        conn,
-        prediction_id=prediction_id,
-        url=url,
-        path=str(fetched.path),
-        size=fetched.size,
-        sha256=fetched.sha256,
-        content_type=fetched.content_type,
-        now=now,
-    )
-
-
 @on("*", status="completed", name="download_outputs", enabled=lambda settings: settings.dispatch.download)
 async def download_outputs(prediction: Prediction, ctx: Context) -> None:
     """Copy every output of a completed prediction into the media directory and record its sha256."""
@@ -170,5 +156,11 @@ async def download_outputs(prediction: Prediction, ctx: Context) -> None:
             max_bytes=dispatch.download_max_bytes,
             content_types=dispatch.download_content_types,
         )
-        await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
+        await ctx.record_download(
+            url=url,
+            path=str(fetched.path),
+            size=fetched.size,
+            sha256=fetched.sha256,
+            content_type=fetched.content_type,
+        )
         ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)

@@ -15,7 +15,8 @@ import hmac
 import json
 from typing import Any
 
-from receiver.handlers.prediction import Context, Prediction
+from receiver.handlers.context import Context
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from receiver.handlers.prediction import Context, Prediction
+from receiver.handlers.context import Context
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 
 

@@ -1,22 +1,13 @@
-"""What a handler receives: a read-only ``Prediction`` and a ``Context`` for the run."""
+"""What a handler is called with: a read-only ``Prediction``, as the ledger holds it when the run starts."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import httpx
-
-    from receiver.settings import Settings
-    from receiver.writer import Writer
-
-# host, port -> the IP addresses the host resolves to
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+from typing import Any
 
 
 def _freeze(value: Any) -> Any:
@@ -74,23 +65,3 @@ class Prediction:
             completed_at=_timestamp(row.get("completed_at")),
             reference=row.get("reference"),
         )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Context:
-    """The run a handler is called for, and the shared resources it may use."""
-
-    run_id: int
-    handler: str
-    attempt: int
-    max_attempts: int
-    logger: Any  # a structlog logger bound to run_id, handler, prediction_id, model, attempt
-    settings: Settings
-    http: httpx.AsyncClient  # the process's one long-lived client
-    writer: Writer  # the ledger's group-commit writer, for handlers that record into it
-    resolve: Resolver
-    clock: Callable[[], float]
-
-    @property
-    def last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts

@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from receiver.app import create_app
 from receiver.correlation import make_token
+from receiver.http.app import create_app
 from receiver.settings import Settings
 from tests.conftest import SECRET
 from tests.receiver.bad_inputs import CASES, NOW, REF, Case, Sent, markdown_table

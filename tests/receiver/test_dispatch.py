@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from receiver.handlers import Context, Prediction, Registry, RetryLater
 from receiver.settings import DispatchSettings, Settings
-from receiver.store import runs as store
+from receiver.store.records import LOST_LEASE, RunEnd
 from tests.receiver.dispatch_support import MODEL, harness, run
 
 
@@ -177,17 +177,14 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_finish(
     async def scenario() -> None:
         async with harness(_settings(settings_factory, lease_seconds=5), registry) as h:
             await h.deliver("p1")
-            claim = {"handlers": ["h"], "max_attempts": {"h": 3}, "limit": 10, "lease_seconds": 5}
-            (dead_worker_run,) = h.sql(lambda c: store.claim(c, owner="crashed", now=h.clock(), **claim))
+            claim: dict[str, Any] = {"handlers": ["h"], "max_attempts": {"h": 3}, "limit": 10, "lease_seconds": 5}
+            (dead_worker_run,) = await h.ledger.claim_runs(owner="crashed", now=h.clock(), **claim)
             dispatcher = h.dispatcher()
             assert (await dispatcher.run_once()).claimed == 0  # the lease still holds
             h.clock.advance(5)
             assert (await dispatcher.run_once()).succeeded == 1
-            late = h.sql(
-                lambda c: store.finish(
-                    c, dead_worker_run, owner="crashed", now=h.clock(), state="dead", outcome="failed", error="late"
-                )
-            )
+            late_end = RunEnd(state="dead", outcome="failed", error="late")
+            late = await h.ledger.finish_run(dead_worker_run, late_end, owner="crashed", now=h.clock())
             assert late is False
             (row,) = h.runs()
             assert (row["state"], row["attempts"], row["last_error"]) == ("succeeded", 2, None)
@@ -208,14 +205,14 @@ def test_a_lost_lease_on_the_last_attempt_makes_the_run_dead(settings_factory: C
     async def scenario() -> None:
         async with harness(_settings(settings_factory, lease_seconds=5), registry) as h:
             await h.deliver("p1")
-            claim = {"handlers": ["h"], "max_attempts": {"h": 1}, "limit": 10, "lease_seconds": 5}
-            h.sql(lambda c: store.claim(c, owner="crashed", now=h.clock(), **claim))
+            claim: dict[str, Any] = {"handlers": ["h"], "max_attempts": {"h": 1}, "limit": 10, "lease_seconds": 5}
+            await h.ledger.claim_runs(owner="crashed", now=h.clock(), **claim)
             h.clock.advance(6)
             counts = await h.dispatcher().run_once()
             assert (counts.claimed, counts.dead) == (1, 1)
             (row,) = h.runs()
             assert row["state"] == "dead"
-            assert row["last_error"] == store.LOST_LEASE
+            assert row["last_error"] == LOST_LEASE
             assert [a["outcome"] for a in h.attempts(row["id"])] == ["lost"]
 
     run(scenario())

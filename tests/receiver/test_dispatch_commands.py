@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from receiver import logs
 from receiver.dispatch_commands import parse_since
 from receiver.handlers.registry import default_registry
-from receiver.store import connect, open_database
-from receiver.store.ingest import enqueue_runs
+from receiver.store.connection import connect, open_database
+from receiver.store.events import enqueue_runs
 from tests.conftest import SECRET
 from wavehook.cli import main
 
@@ -45,7 +45,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     conn = connect(db)
     conn.execute("BEGIN IMMEDIATE")
     for pid in ("p1", "p2", "p3"):
-        enqueue_runs(conn, pid, "m/x", "completed", now=time.time() - 60, route=lambda _m, _s: ("cmd_handler",))
+        enqueue_runs(conn, pid, "completed", ("cmd_handler",), now=time.time() - 60)
     conn.execute("COMMIT")
     conn.close()
     yield {

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.correlation import make_token
+from receiver.http.app import create_app
 from receiver.settings import Secret, Settings
 from tests.conftest import SECRET
 from tests.support import prediction_body, sign
@@ -42,7 +42,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One receiver for all examples (a fresh ledger per example would dominate the run time)."""
     directory = tmp_path_factory.mktemp("fuzz")
     app_settings = Settings(
-        webhook_secrets=(Secret(SECRET),), db_path=directory / "wavehook.db", media_dir=directory / "media"
+        webhook_secrets=(Secret(SECRET),), db=str(directory / "wavehook.db"), media_dir=directory / "media"
     )
     with TestClient(create_app(app_settings, clock=lambda: float(NOW)), raise_server_exceptions=False) as test_client:
         yield test_client

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from receiver.store import connect, open_database
+from receiver.store.connection import connect, open_database
 from receiver.store.schema import m001_ledger, migrations
 
 

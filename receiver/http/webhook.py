@@ -3,7 +3,7 @@
 The endpoint is a plain ASGI app rather than a Starlette request handler: at thousands of deliveries per
 second, the Request and Response objects and their wrappers cost as much as verifying and parsing. It reads
 the ASGI messages and headers itself and sends pre-encoded answers; every refusal is rendered as on every
-other route (``errors.error_response``).
+other route (``responses.error_response``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
-from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch, error_response
+from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch
+from receiver.http.responses import error_response
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
+from receiver.store.records import Quarantined
 
 logger = structlog.get_logger()
-
-PATH = "/webhooks/wavespeed"
 
 # The two answers of a stored delivery, encoded as JSONResponse would encode them.
 _ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}
@@ -171,13 +171,15 @@ async def _keep(
     the authentic body is kept once storage works again instead of being lost behind a 400 or 401.
     """
     await ingestor.quarantine(
-        webhook_id=webhook_id,
-        body=body,
-        body_sha256=body_hash(body),
-        reason=exc.reason,
-        detail=exc.message,
-        prediction_id=_prediction_id(body),
-        webhook_timestamp=timestamp,
+        Quarantined(
+            webhook_id=webhook_id,
+            body=body,
+            body_sha256=body_hash(body),
+            reason=exc.reason,
+            detail=exc.message,
+            prediction_id=_prediction_id(body),
+            webhook_timestamp=timestamp,
+        )
     )
 
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from receiver.store.stats import LedgerStats, ledger_stats
+from receiver.store.records import LedgerStats
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -117,7 +117,7 @@ class LedgerCollector(Collector):
 async def metrics(request: Request) -> Response:
     state = request.app.state
     now = state.ingestor.clock()
-    stats = await state.reader.run(lambda conn: ledger_stats(conn, now=now))
+    stats = await state.ledger.stats(now=now)
     # In multiprocess mode rendering reads every worker's counter files: off the event loop.
     body = await run_in_threadpool(state.metrics.render, stats)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.auth import COOKIE_NAME, SESSION_SECONDS, Sessions, is_loopback
+from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, Sessions, is_loopback
 from receiver.settings import Secret, Settings
 from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, failing_handlers, web_client
 from tests.support import wait_for

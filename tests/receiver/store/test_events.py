@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 
 from receiver.delivery import parse
 from receiver.statuses import TERMINAL, rank
-from receiver.store import connect, open_database
-from receiver.store.ingest import IngestResult, probe_write, record_delivery, record_quarantine
+from receiver.store.connection import connect, open_database
+from receiver.store.events import record_delivery, record_quarantine
+from receiver.store.meta import probe_write
+from receiver.store.records import IngestResult, Quarantined
 from tests.support import prediction_body
 
 TERMINALS = ("completed", "failed", "cancelled", "timeout")
-
-
-def no_route(_model: str | None, _status: str) -> Sequence[str]:
-    return ()
 
 
 def deliver(
@@ -31,7 +29,7 @@ def deliver(
     *,
     webhook_id: str | None = None,
     now: float = 1000.0,
-    route: object = no_route,
+    handlers: Sequence[str] = (),
     terminal: tuple[str, ...] = TERMINALS,
     body: bytes | None = None,
 ) -> IngestResult:
@@ -40,7 +38,7 @@ def deliver(
         body or prediction_body(prediction_id, status), webhook_id=webhook_id or f"{prediction_id}-{status}"
     )
     conn.execute("BEGIN IMMEDIATE")
-    result = record_delivery(conn, delivery, now=now, terminal_statuses=terminal, route=route)  # type: ignore[arg-type]
+    result = record_delivery(conn, delivery, now=now, terminal_statuses=terminal, handlers=handlers)
     conn.execute("COMMIT")
     return result
 
@@ -164,36 +162,26 @@ def test_later_delivery_keeps_fields_it_does_not_carry(conn: sqlite3.Connection)
 
 def test_terminal_delivery_enqueues_one_run_per_handler_once(conn: sqlite3.Connection) -> None:
     """Handler runs are enqueued with the terminal transition, once, however often it is delivered again."""
-    calls: list[tuple[str | None, str]] = []
-
-    def route(model: str | None, status: str) -> Sequence[str]:
-        calls.append((model, status))
-        return ("download", "notify")
-
-    assert deliver(conn, "p1", "processing", route=route).runs_enqueued == 0
-    assert deliver(conn, "p1", "completed", route=route).runs_enqueued == 2
-    assert deliver(conn, "p1", "completed", route=route).runs_enqueued == 0  # duplicate
+    handlers = ("download", "notify")
+    assert deliver(conn, "p1", "processing", handlers=handlers).runs_enqueued == 0
+    assert deliver(conn, "p1", "completed", handlers=handlers).runs_enqueued == 2
+    assert deliver(conn, "p1", "completed", handlers=handlers).runs_enqueued == 0  # duplicate
     other_body = prediction_body("p1", "completed", executionTime=3.2)
-    assert deliver(conn, "p1", "completed", route=route, body=other_body).runs_enqueued == 0  # conflict
-    assert deliver(conn, "p1", "failed", route=route).runs_enqueued == 0
+    assert deliver(conn, "p1", "completed", handlers=handlers, body=other_body).runs_enqueued == 0  # conflict
+    assert deliver(conn, "p1", "failed", handlers=handlers).runs_enqueued == 0
     runs = conn.execute("SELECT prediction_id, status, handler, state FROM handler_runs ORDER BY handler").fetchall()
     assert [tuple(r) for r in runs] == [
         ("p1", "completed", "download", "pending"),
         ("p1", "completed", "notify", "pending"),
     ]
-    assert calls == [("bytedance/seedance-v1-lite-t2v-480p", "completed")]
 
 
 def test_delivery_rolls_back_as_one_unit(conn: sqlite3.Connection) -> None:
     """If enqueuing fails, neither the event nor the transition is left behind (one transaction)."""
-
-    def broken_route(_model: str | None, _status: str) -> Sequence[str]:
-        raise RuntimeError("registry exploded")
-
     delivery = parse(prediction_body("p1", "completed"), webhook_id="w1")
     conn.execute("BEGIN IMMEDIATE")
-    with pytest.raises(RuntimeError):
-        record_delivery(conn, delivery, now=1.0, terminal_statuses=TERMINALS, route=broken_route)
+    with pytest.raises(sqlite3.IntegrityError):  # a handler run needs a handler name: NOT NULL refuses None
+        record_delivery(conn, delivery, now=1.0, terminal_statuses=TERMINALS, handlers=[None])  # type: ignore[list-item]
     conn.execute("ROLLBACK")
     assert (count(conn, "events"), count(conn, "predictions"), count(conn, "handler_runs")) == (0, 0, 0)
 
@@ -201,9 +189,8 @@ def test_delivery_rolls_back_as_one_unit(conn: sqlite3.Connection) -> None:
 def test_quarantine_repeats_bump_the_count(conn: sqlite3.Connection) -> None:
     """The same refused body for the same reason is kept once with a count."""
     for now in (1.0, 2.0):
-        record_quarantine(
-            conn, webhook_id="w1", body=b"[]", body_sha256="h", reason="not_an_object", detail="d", now=now
-        )
+        item = Quarantined(webhook_id="w1", body=b"[]", body_sha256="h", reason="not_an_object", detail="d")
+        record_quarantine(conn, item, now=now)
     row = conn.execute("SELECT count, received_at, last_seen_at, body FROM quarantine").fetchone()
     assert tuple(row) == (2, 1.0, 2.0, b"[]")
 

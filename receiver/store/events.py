@@ -1,25 +1,14 @@
-"""The write path of a delivery: event, prediction transition and outbox rows, inside the caller's transaction."""
+"""Events and quarantine: the write path of a delivery (event, prediction transition and outbox rows, inside the
+caller's transaction) and the signed deliveries kept aside."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from receiver.delivery import Delivery
 from receiver.statuses import TERMINAL, rank
-
-# (model, terminal status) -> names of the handlers that want a run
-Router = Callable[[str | None, str], Sequence[str]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class IngestResult:
-    event_id: int
-    duplicate: bool
-    conflict: bool = False
-    applied: bool = False
-    runs_enqueued: int = 0
+from receiver.store.records import IngestResult, Quarantined
 
 
 def _moves_forward(new: str, old: str) -> str:
@@ -80,9 +69,10 @@ def record_delivery(
     *,
     now: float,
     terminal_statuses: tuple[str, ...],
-    route: Router,
+    handlers: Sequence[str],
 ) -> IngestResult:
-    """Store one delivery and apply it. The caller owns the transaction (the writer's group commit)."""
+    """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. The caller
+    owns the transaction (the writer's group commit)."""
     new_rank = rank(delivery.status, terminal_statuses)
     event_id, duplicates, applied, conflict = conn.execute(
         _INSERT_EVENT,
@@ -120,17 +110,14 @@ def record_delivery(
         )
     enqueued = 0
     if applied and new_rank == TERMINAL and delivery.status is not None:
-        enqueued = enqueue_runs(conn, delivery.prediction_id, delivery.model, delivery.status, now=now, route=route)
+        enqueued = enqueue_runs(conn, delivery.prediction_id, delivery.status, handlers, now=now)
     return IngestResult(
         event_id=event_id, duplicate=False, conflict=bool(conflict), applied=bool(applied), runs_enqueued=enqueued
     )
 
 
-def enqueue_runs(
-    conn: sqlite3.Connection, prediction_id: str, model: str | None, status: str, *, now: float, route: Router
-) -> int:
-    """Add one pending run per matching handler; existing runs for the same outcome are left alone."""
-    names = route(model, status)
+def enqueue_runs(conn: sqlite3.Connection, prediction_id: str, status: str, names: Sequence[str], *, now: float) -> int:
+    """Add one pending run per handler named; existing runs for the same outcome are left alone."""
     if not names:
         return 0
     before = conn.total_changes
@@ -138,18 +125,7 @@ def enqueue_runs(
     return conn.total_changes - before
 
 
-def record_quarantine(
-    conn: sqlite3.Connection,
-    *,
-    webhook_id: str,
-    body: bytes,
-    body_sha256: str,
-    reason: str,
-    detail: str,
-    now: float,
-    prediction_id: str | None = None,
-    webhook_timestamp: int | None = None,
-) -> int:
+def record_quarantine(conn: sqlite3.Connection, item: Quarantined, *, now: float) -> int:
     """Keep a signed delivery that cannot become an event; repeats only bump its count."""
     (row_id,) = conn.execute(
         """
@@ -160,20 +136,16 @@ def record_quarantine(
             SET count = count + 1, last_seen_at = excluded.last_seen_at
         RETURNING id
         """,
-        (webhook_id, body_sha256, reason, detail, prediction_id, webhook_timestamp, now, now, body),
+        (
+            item.webhook_id,
+            item.body_sha256,
+            item.reason,
+            item.detail,
+            item.prediction_id,
+            item.webhook_timestamp,
+            now,
+            now,
+            item.body,
+        ),
     ).fetchone()
     return int(row_id)
-
-
-def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def probe_write(conn: sqlite3.Connection, now: float) -> None:
-    """A real write, for readiness: proves the file, the disk and the lock all accept one."""
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('ready_probe', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (repr(now),),
-    )

@@ -31,7 +31,7 @@ def test_readyz_writes_to_the_ledger(app_client: Callable[..., TestClient]) -> N
 def test_readyz_is_503_when_the_database_refuses_writes(app_client: Callable[..., TestClient]) -> None:
     """With writes refused (read-only), /readyz answers 503 not_ready while /healthz still answers 200."""
     client = app_client()
-    client.app.state.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    client.app.state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
     response = client.get("/readyz")
     assert (response.status_code, response.json()["reason"]) == (503, "not_ready")
     assert "readonly" in response.json()["error"]

@@ -10,10 +10,10 @@ import pytest
 from httpx import Response
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.errors import BadRequest
+from receiver.http.app import create_app
+from receiver.http.webhook import headers_of, read_body
 from receiver.settings import Settings
-from receiver.webhook import headers_of, read_body
 from tests.receiver.conftest import NOW
 from tests.support import prediction_body, sign, signed_headers
 
@@ -176,7 +176,7 @@ def test_rotation_accepts_both_secrets(app_client: Callable[..., TestClient], se
 
 def stop_writes(client: TestClient) -> None:
     """Make SQLite refuse every write of the app's writer, as a read-only database does."""
-    client.app.state.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    client.app.state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
 
 
 def test_storage_failure_answers_503_never_200(client: TestClient, secret: str) -> None:

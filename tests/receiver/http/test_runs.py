@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.handlers import Context, Prediction, Registry
+from receiver.http.app import create_app
 from receiver.settings import DispatchSettings, Secret, Settings
-from receiver.store import runs as store
+from receiver.store.records import RunEnd
+from tests.receiver.web_support import ledger_call
 from tests.support import prediction_body, signed_headers, wait_for
 
 TOKEN = "admin-token-for-tests"
@@ -66,12 +66,10 @@ def client_factory(
 def _kill_fragile_runs(client: TestClient) -> None:
     """Claim the fragile runs and finish them dead, as a dispatcher on its last attempt would."""
 
-    def job(conn: Any) -> None:
-        claim = {"max_attempts": {"fragile": 1}, "limit": 10, "lease_seconds": 30}
-        for run in store.claim(conn, owner="test", now=time.time(), handlers=["fragile"], **claim):
-            store.finish(conn, run, owner="test", now=time.time(), state="dead", outcome="failed", error="boom")
-
-    client.app.state.writer.run_sync(job)  # type: ignore[attr-defined]
+    claim = {"max_attempts": {"fragile": 1}, "limit": 10, "lease_seconds": 30}
+    for run in ledger_call(client, "claim_runs", owner="test", now=time.time(), handlers=["fragile"], **claim):
+        dead = RunEnd(state="dead", outcome="failed", error="boom")
+        ledger_call(client, "finish_run", run, dead, owner="test", now=time.time())
 
 
 def test_lists_and_filters_runs(client_factory: Callable[..., tuple[TestClient, list[bool]]]) -> None:

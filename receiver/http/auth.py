@@ -27,12 +27,14 @@ from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from receiver.errors import Forbidden, HTTPError, Unauthorized, error_response
+from receiver.correlation import WEBHOOK_PATH
+from receiver.errors import Forbidden, HTTPError, Unauthorized
+from receiver.http.responses import error_response
 from receiver.settings import Secret
 
 logger = structlog.get_logger()
 
-PUBLIC_PATHS = frozenset({"/webhooks/wavespeed", "/healthz", "/readyz", "/login"})
+PUBLIC_PATHS = frozenset({WEBHOOK_PATH, "/healthz", "/readyz", "/login"})
 PUBLIC_PREFIXES = ("/static/",)
 # Paths whose refusal is a redirect to the login form rather than a JSON error.
 API_PREFIXES = ("/api/", "/metrics", "/media/", "/fragments/")

@@ -1,4 +1,5 @@
-"""Read queries of the ledger, for the JSON API, the dashboard and the CLI."""
+"""Predictions: the reads of the JSON API, the dashboard, the CLI and the submitter (their writes are the
+ingest path's, in ``events``, and the submitter's merge, in ``submissions``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import sqlite3
 from typing import Any
 
 from receiver.correlation import redact
-from receiver.store.runs import list_downloads
+from receiver.statuses import TERMINAL
+from receiver.store.downloads import list_downloads
 
 _JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
 
@@ -104,11 +106,6 @@ def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, An
     return item
 
 
-def get_download(conn: sqlite3.Connection, download_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM downloads WHERE id = ?", (download_id,)).fetchone()
-    return None if row is None else dict(row)
-
-
 def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     if not run_ids:
@@ -122,14 +119,28 @@ def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, 
     return found
 
 
-def count_events(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+def prediction_with_reference(conn: sqlite3.Connection, reference: str) -> str | None:
+    """The task a webhook carrying ``reference`` already told us about, if one did."""
+    row = conn.execute("SELECT id FROM predictions WHERE reference = ? LIMIT 1", (reference,)).fetchone()
+    return None if row is None else str(row[0])
 
 
-def quarantine_reasons(conn: sqlite3.Connection, prediction_id: str) -> dict[str, int]:
-    """How many refused signed deliveries of one prediction the quarantine holds, by reason."""
+def open_predictions(
+    conn: sqlite3.Connection, *, seen_before: float, seen_after: float, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Predictions without a final status, first seen (or submitted) in the window, oldest first."""
     rows = conn.execute(
-        "SELECT reason, sum(count) FROM quarantine WHERE prediction_id = ? GROUP BY reason ORDER BY reason",
-        (prediction_id,),
+        "SELECT id, model, status, reference, submitted_at, first_seen_at FROM predictions "
+        "WHERE status_rank < ? AND coalesce(submitted_at, first_seen_at) BETWEEN ? AND ? "
+        "ORDER BY coalesce(submitted_at, first_seen_at) LIMIT ?",
+        (TERMINAL, seen_after, seen_before, limit),
     ).fetchall()
-    return {str(reason): int(count) for reason, count in rows}
+    return [dict(row) for row in rows]
+
+
+def prediction_state(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
+    """Status, rank and reference of one prediction: the cheap read a waiter repeats."""
+    row = conn.execute(
+        "SELECT status, status_rank, reference FROM predictions WHERE id = ?", (prediction_id,)
+    ).fetchone()
+    return None if row is None else dict(row)

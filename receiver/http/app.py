@@ -16,19 +16,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, dashboard, health, runs_api, webhook
+from receiver import correlation, dashboard
 from receiver.dispatch.service import dispatching_in_web
-from receiver.errors import HTTPError, error_response
+from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
-from receiver.ingest import Ingestor, no_handlers
-from receiver.metrics import Metrics, metrics
-from receiver.reader import Reader
+from receiver.http import auth, health, predictions, runs, webhook
+from receiver.http.metrics import Metrics, metrics
+from receiver.http.responses import error_response
+from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
-from receiver.store import connect, open_database
-from receiver.store.ingest import Router, get_meta
-from receiver.writer import Writer
+from receiver.store.ledger import open_ledger
 
 logger = structlog.get_logger()
 
@@ -65,52 +64,41 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        try:
-            secret = get_meta(conn, "correlation_secret")
-        finally:
-            conn.close()
-        writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-        writer.start()
-        reader = Reader(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        ledger = await open_ledger(settings)
         app.state.settings = settings
         app.state.verifier = verifier
-        app.state.writer = writer
-        app.state.reader = reader
-        app.state.correlation_secret = secret
+        app.state.ledger = ledger
         app.state.metrics = app_metrics
         app.state.refusals = refusals
-        app.state.ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
-        logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
-        wake = app.state.ingestor.runs_waiting
+        app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
-            async with dispatching_in_web(writer, handlers, settings, wake=wake, clock=clock) as dispatcher:
+            app.state.correlation_secret = await ledger.correlation_secret()
+            logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
+            async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 app.state.dispatcher = dispatcher
                 yield
         finally:
-            writer.stop()
-            reader.close()
+            await ledger.close()
 
     endpoint = webhook.WebhookEndpoint()
     return Starlette(
         routes=[
-            Route(webhook.PATH, endpoint, methods=["POST"]),
+            Route(correlation.WEBHOOK_PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
-            Route("/api/predictions", api.list_predictions, methods=["GET"]),
-            Route("/api/predictions/{prediction_id:str}", api.get_prediction, methods=["GET"]),
-            Route("/api/summary", api.summary, methods=["GET"]),
-            Route("/api/runs", runs_api.list_runs, methods=["GET"]),
-            Route("/api/runs/replay-dead", runs_api.replay_dead, methods=["POST"]),
-            Route("/api/runs/replay", runs_api.replay_prediction, methods=["POST"]),
-            Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
-            Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
+            Route("/api/predictions", predictions.list_predictions, methods=["GET"]),
+            Route("/api/predictions/{prediction_id:str}", predictions.get_prediction, methods=["GET"]),
+            Route("/api/summary", predictions.summary, methods=["GET"]),
+            Route("/api/runs", runs.list_runs, methods=["GET"]),
+            Route("/api/runs/replay-dead", runs.replay_dead, methods=["POST"]),
+            Route("/api/runs/replay", runs.replay_prediction, methods=["POST"]),
+            Route("/api/runs/{run_id:str}", runs.get_run, methods=["GET"]),
+            Route("/api/runs/{run_id:str}/replay", runs.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard.routes(),
         ],
         middleware=[
-            Middleware(webhook.WebhookFastPath, path=webhook.PATH, endpoint=endpoint),
+            Middleware(webhook.WebhookFastPath, path=correlation.WEBHOOK_PATH, endpoint=endpoint),
             Middleware(auth.AccessControl, admin_token=settings.admin_token, clock=clock),
         ],
         exception_handlers={

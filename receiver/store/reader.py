@@ -1,16 +1,15 @@
-"""Reads off the event loop: one read-only connection per worker thread, queries run in the thread pool."""
+"""Reads off the event loop: queries run in the default thread pool, each thread on a connection of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from starlette.concurrency import run_in_threadpool
-
-from receiver.store import connect
+from receiver.store.connection import connect
 
 T = TypeVar("T")
 
@@ -36,7 +35,7 @@ class Reader:
         return query(self._connection())
 
     async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        return await run_in_threadpool(self.run_sync, query)
+        return await asyncio.to_thread(self.run_sync, query)
 
     def close(self) -> None:
         with self._lock:

@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 
 from receiver.delivery import parse
 from receiver.handlers.registry import Registry
-from receiver.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
+from receiver.http.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
 from receiver.settings import Settings
-from tests.receiver.web_support import Clock, deliver, failing_handlers, web_client
+from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, web_client
 from tests.support import Process, prediction_body, signed_headers, wait_for
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -67,7 +67,7 @@ def test_ledger_numbers_are_read_at_scrape_time(settings_factory: Callable[..., 
         deliver(client, secret, "b", "failed", model=T2V)
         # A result that reconciliation fetched because its webhook never came.
         missed = parse(prediction_body("c", model=T2V), webhook_id="reconcile-c", source="reconcile")
-        client.app.state.ingestor.ingest_sync(missed)  # type: ignore[attr-defined]
+        ingest(client, missed)
         clock.now += 90
         found = metrics(client)
     assert found[("wavehook_predictions", (("model", T2V), ("status", "completed")))] == 2

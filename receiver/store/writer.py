@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import structlog
 
 from receiver.errors import StorageUnavailable
-from receiver.store import connect
+from receiver.store.connection import connect
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver.errors import StorageUnavailable
-from receiver.store.ingest import probe_write
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -20,7 +19,7 @@ async def readyz(request: Request) -> JSONResponse:
     now = state.ingestor.clock()
     wait = state.settings.busy_timeout_ms / 1000 + 1
     try:
-        await asyncio.wait_for(state.writer.run(lambda conn: probe_write(conn, now)), timeout=wait)
+        await asyncio.wait_for(state.ledger.probe_write(now=now), timeout=wait)
     except TimeoutError:
         raise StorageUnavailable(
             f"the database did not accept a write within {wait:.1f} s", reason="not_ready"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from receiver.errors import StorageUnavailable
-from receiver.store import connect
-from receiver.writer import Writer
+from receiver.store.connection import connect
+from receiver.store.writer import Writer
 
 
 @pytest.fixture
