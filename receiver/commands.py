@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,18 @@ from receiver.settings import Settings
 
 if TYPE_CHECKING:
     from receiver.store.ledger import Ledger
+
+
+# Where the command line's entry point offers the catalogued model ids (``wavehook`` knows the submitter's
+# catalog; the receiver imports nothing of the submitter), for the start-up check of handler globs.
+KNOWN_MODELS = "wavehook.known_models"
+
+
+def known_models() -> Collection[str]:
+    """The catalogued model ids, when the running command line offers them; else none (no glob check)."""
+    ctx = click.get_current_context(silent=True)
+    provide = ctx.meta.get(KNOWN_MODELS) if ctx is not None else None
+    return tuple(provide()) if provide is not None else ()
 
 
 def load_settings() -> Settings:
@@ -49,7 +61,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     settings = load_settings()
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
-        load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        # An unimportable module, a duplicate name, a bad status or signature stops the start here.
+        load_handlers(settings, known_models=known_models())
         # The ledger is created or upgraded once, here, before any worker process opens it.
         asyncio.run(_close(open_ledger(settings)))
     except ConfigError as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver.commands import load_settings
+from receiver.commands import known_models, load_settings
 from receiver.dispatch.worker import PeriodicFactory, run_worker
 from receiver.errors import ConfigError
 from receiver.handlers.registry import Handlers, load_handlers
@@ -27,7 +27,7 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _handlers(settings: Settings) -> Handlers:
     try:
-        return load_handlers(settings)
+        return load_handlers(settings, known_models=known_models())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 

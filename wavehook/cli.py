@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from receiver.commands import serve, verify
+from receiver.commands import KNOWN_MODELS, serve, verify
 from receiver.dispatch_commands import make_worker, replay, runs
 from sandbox.commands import sandbox
 from submitter.commands import batch, list_predictions, models, reconcile, secret, status, submit
@@ -14,8 +14,16 @@ from wavehook.worker_tasks import periodic_tasks
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wavehook")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Event-driven WaveSpeedAI jobs: signed webhooks, recorded once, dispatched to handlers."""
+    ctx.meta[KNOWN_MODELS] = _catalogued
+
+
+def _catalogued() -> tuple[str, ...]:
+    from submitter.catalog import MODELS
+
+    return tuple(MODELS)
 
 
 main.add_command(serve)

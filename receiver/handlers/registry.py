@@ -7,14 +7,19 @@ register into it at import time, and start-up turns it into an immutable ``Handl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import structlog
+
 from receiver.handlers.errors import HandlerConfigError
+from receiver.handlers.modules import import_handler_module
 from receiver.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,9 +87,11 @@ class Registry:
         statuses = (status,) if isinstance(status, str) else (tuple(status) if status is not None else None)
 
         def decorate(func: F) -> F:
+            handler_name = name or f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
+            _check_signature(handler_name, func)
             self.add(
                 Handler(
-                    name=name or f"{func.__module__}.{func.__qualname__}",
+                    name=handler_name,
                     func=func,
                     model=model,
                     statuses=statuses,
@@ -98,6 +105,14 @@ class Registry:
 
         return decorate
 
+    def registered_by(self, module: str) -> list[str]:
+        """Names of the handlers whose function lives in ``module`` or one of its submodules."""
+        return [
+            name
+            for name, handler in self._handlers.items()
+            if handler.func.__module__ == module or handler.func.__module__.startswith(module + ".")
+        ]
+
     def add(self, handler: Handler) -> None:
         existing = self._handlers.get(handler.name)
         if existing is not None:
@@ -108,7 +123,12 @@ class Registry:
         self._handlers[handler.name] = handler
 
     def select(self, settings: Settings) -> Handlers:
-        """The handlers enabled under ``settings``, their timeout and attempts defaulted from it."""
+        """The handlers enabled under ``settings``, their timeout and attempts defaulted from it.
+
+        A status no handler can ever see (not one of the terminal statuses) stops the start.
+        """
+        for handler in self._handlers.values():
+            _check_statuses(handler, settings.terminal_statuses)
         dispatch = settings.dispatch
         return Handlers(
             dataclasses.replace(
@@ -125,6 +145,31 @@ def _origin(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
 
 
+def _check_signature(name: str, func: Callable[..., Any]) -> None:
+    """A handler is called as ``func(prediction, ctx)``: refuse, at registration, one that cannot be."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins and C callables have none to check
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise HandlerConfigError(
+            f"handler {name!r} ({_origin(func)}{signature}) must take two arguments, (prediction, ctx)"
+        ) from None
+
+
+def _check_statuses(handler: Handler, terminal: tuple[str, ...]) -> None:
+    for status in handler.statuses or ():
+        if status not in terminal:
+            close = difflib.get_close_matches(status, terminal, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise HandlerConfigError(
+                f"handler {handler.name!r}: status={status!r} is not a final status, so it would never run; "
+                f"{hint}handlers run on {', '.join(terminal)} (WAVEHOOK_TERMINAL_STATUSES)"
+            )
+
+
 def _import(module: str, source: str) -> None:
     try:
         importlib.import_module(module)
@@ -132,6 +177,26 @@ def _import(module: str, source: str) -> None:
         raise
     except Exception as exc:
         raise HandlerConfigError(f"{source}: cannot import handler module {module!r}: {exc}") from exc
+
+
+def unmatched_globs(handlers: Iterable[Handler], known_models: Collection[str]) -> list[Handler]:
+    """Handlers whose model glob matches none of ``known_models`` (a typo, or a model outside the catalog)."""
+    return [h for h in handlers if not any(fnmatch.fnmatchcase(model, h.model) for model in known_models)]
+
+
+def _warn_unmatched(handlers: Handlers, known_models: Collection[str]) -> None:
+    for handler in unmatched_globs(handlers, known_models):
+        # Compare the glob's literal start with the ids cut to its length: "seedanse-*" is near "seedance-".
+        literal = re.split(r"[*?\[]", handler.model, maxsplit=1)[0]
+        starts = {model[: len(literal)] for model in known_models}
+        close = difflib.get_close_matches(literal, sorted(starts), n=1, cutoff=0.6) if literal else []
+        structlog.get_logger().warning(
+            "handler_glob_matches_no_catalogued_model",
+            handler=handler.name,
+            model=handler.model,
+            did_you_mean=close[0] + handler.model[len(literal) :] if close else None,
+            detail="it runs only for models matching the glob; fine for a model outside the catalog",
+        )
 
 
 EntryPoints = Callable[..., Iterable[importlib.metadata.EntryPoint]]
@@ -142,11 +207,22 @@ def load_handlers(
     *,
     registry: Registry | None = None,
     entry_points: EntryPoints = importlib.metadata.entry_points,
+    known_models: Collection[str] = (),
 ) -> Handlers:
-    """Import the built-ins, the modules in WAVEHOOK_HANDLERS and the ``wavehook.handlers`` entry points."""
+    """Import the built-ins, the modules in WAVEHOOK_HANDLERS and the ``wavehook.handlers`` entry points.
+
+    Each WAVEHOOK_HANDLERS entry (a module name, or a ``.py`` file's path) must register at least one handler.
+    With ``known_models`` (the catalog), a model glob matching none of them is logged as a warning.
+    """
+    chosen = registry or default_registry
     _import(BUILTIN_MODULE, "built-in handlers")
-    for module in settings.handler_modules:
-        _import(module, "WAVEHOOK_HANDLERS")
+    for spec in settings.handler_modules:
+        module = import_handler_module(spec, "WAVEHOOK_HANDLERS")
+        if not chosen.registered_by(module):
+            raise HandlerConfigError(
+                f"WAVEHOOK_HANDLERS: module {spec!r} registers no handler; decorate its functions with "
+                "@on('model/glob-*') from receiver.handlers"
+            )
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()
@@ -156,7 +232,10 @@ def load_handlers(
             raise HandlerConfigError(
                 f"entry point {entry_point.name!r} ({entry_point.value}) in group {ENTRY_POINT_GROUP}: {exc}"
             ) from exc
-    return (registry or default_registry).select(settings)
+    handlers = chosen.select(settings)
+    if known_models:
+        _warn_unmatched(handlers, known_models)
+    return handlers
 
 
 def lazy_route(settings: Settings) -> Callable[[str | None, str], tuple[str, ...]]:
