@@ -30,6 +30,22 @@ def known_models() -> Collection[str]:
     return tuple(provide()) if provide is not None else ()
 
 
+def expect_ledger(settings: Settings, command: str, *, may_create: bool = False) -> None:
+    """Stop (exit 2), or warn when the command ``may_create`` one, if the ledger it would open does not exist."""
+    from receiver.store.location import is_new, missing_message
+
+    if not is_new(settings.db):
+        return
+    message = missing_message(settings.db, command)
+    if may_create:
+        click.echo(
+            f"warning: {message}; a receiver on another ledger refuses this job's webhook (token_mismatch)", err=True
+        )
+        return
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
 def load_settings() -> Settings:
     try:
         return Settings.from_env(os.environ)

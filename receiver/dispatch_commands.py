@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver.commands import known_models, load_settings
+from receiver.commands import expect_ledger, known_models, load_settings
 from receiver.dispatch.worker import PeriodicFactory, run_worker
 from receiver.errors import ConfigError
 from receiver.handlers.registry import Handlers, load_handlers
@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _configured() -> Settings:
+    """Settings, with logging set up: log lines go to stderr, never into a listing on stdout."""
+    from receiver import logs
+
+    settings = load_settings()
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    return settings
 
 
 def _handlers(settings: Settings) -> Handlers:
@@ -95,7 +104,8 @@ def replay(
 
     if sum([run_id is not None, prediction_id is not None, dead]) != 1:
         raise click.UsageError("give exactly one of RUN_ID, --prediction ID or --dead")
-    settings = load_settings()
+    settings = _configured()
+    expect_ledger(settings, "replay")
     now = time.time()
     selection = RunSelection(
         run_id=run_id,
@@ -139,7 +149,8 @@ def runs(state: str | None, handler: str | None, prediction_id: str | None, limi
     """List handler runs, newest first."""
     from receiver.store.ledger import open_ledger
 
-    settings = load_settings()
+    settings = _configured()
+    expect_ledger(settings, "runs")
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from receiver.commands import load_settings
+from receiver.commands import expect_ledger, load_settings
 from receiver.errors import ConfigError
 from receiver.settings import Settings
 from submitter import render
@@ -159,7 +159,9 @@ def submit(
             )
         return result, final
 
-    result, final = _run(_settings(), work)
+    settings = _settings()
+    expect_ledger(settings, "submit", may_create=True)
+    result, final = _run(settings, work)
     if as_json:
         _echo_json({"submission": result.as_dict(), "prediction": final})
     elif final is not None:
@@ -206,6 +208,7 @@ def batch(
     sends only what was never sent."""
     limits = _limits(model_limit)
     settings = _settings()
+    expect_ledger(settings, "batch", may_create=True)
     try:
         jobs = read_jobs(jobs_file.read_text(encoding="utf-8").splitlines())
     except BatchError as exc:
@@ -234,7 +237,9 @@ def status(prediction_id: str, as_json: bool) -> None:
         row = await sub.status(prediction_id)
         return row, (await sub.client.result(prediction_id) if row is None else None)
 
-    row, remote = _run(_settings(), work)
+    settings = _settings()
+    expect_ledger(settings, "status")
+    row, remote = _run(settings, work)
     if row is None:
         click.echo(f"{prediction_id} is not in the ledger; the provider says:", err=True)
         _echo_json(remote)
@@ -251,7 +256,8 @@ def list_predictions(status_: str | None, model: str | None, limit: int, as_json
     """List predictions in the ledger, most recently updated first."""
     from receiver.store.ledger import open_ledger
 
-    settings = load_settings()
+    settings = _settings()
+    expect_ledger(settings, "list")
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:

@@ -28,6 +28,7 @@ from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
 from receiver.store.ledger import open_ledger
+from receiver.store.location import describe
 
 logger = structlog.get_logger()
 
@@ -73,7 +74,7 @@ def create_app(
         app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
             app.state.correlation_secret = await ledger.correlation_secret()
-            logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
+            logger.info("receiver_started", ledger=describe(settings.db), pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 app.state.dispatcher = dispatcher
                 yield

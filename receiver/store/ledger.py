@@ -46,6 +46,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import structlog
+
 from receiver.errors import ConfigError
 from receiver.store.records import (
     ClaimedRun,
@@ -283,6 +285,10 @@ def ledger_for(settings: Settings) -> Ledger:
 
 async def open_ledger(settings: Settings) -> Ledger:
     """Open the ledger ``settings.db`` names: schema created or upgraded, ready for reads and writes."""
+    from receiver.store.location import describe, is_new
+
     ledger = ledger_for(settings)
+    created = is_new(settings.db)
     await ledger.open()
+    structlog.get_logger().info("ledger_opened", ledger=describe(settings.db), created=created)
     return ledger
