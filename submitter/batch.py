@@ -16,21 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from submitter import uploads
-from submitter.errors import SubmitterError, UploadError, ValidationError
+from submitter.errors import BatchError, UploadError, ValidationError
 from submitter.outcomes import BatchSummary, Submission
 from submitter.validation import validate
 
 if TYPE_CHECKING:
     from submitter.service import AsyncSubmitter
-
-
-class BatchError(SubmitterError):
-    """The batch file has problems; ``problems`` lists each, by line, and nothing was sent."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

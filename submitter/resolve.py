@@ -12,7 +12,6 @@ webhook brings the reference.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ import structlog
 
 from receiver.ingest import Ingestor
 from receiver.store.records import FAILED
+from receiver.timestamps import iso_utc
 from submitter.client import AsyncProviderClient
 
 logger = structlog.get_logger()
@@ -39,8 +39,8 @@ class Resolution:
 
 
 def iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """The provider's time format: milliseconds, ``Z``."""
+    return iso_utc(timestamp, timespec="milliseconds")
 
 
 def _matches(sent: dict[str, Any], item: dict[str, Any]) -> bool | None:

@@ -12,14 +12,10 @@ import structlog
 from receiver.ingest import Ingestor
 from receiver.statuses import TERMINAL
 from submitter.client import AsyncProviderClient
-from submitter.errors import SubmitterError
+from submitter.errors import WaitTimeout
 from submitter.refusals import RefusalWatch
 
 logger = structlog.get_logger()
-
-
-class WaitTimeout(SubmitterError):
-    """No final status within the time allowed; the prediction goes on, and its webhook may still come."""
 
 
 async def wait_final(

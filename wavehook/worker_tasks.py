@@ -1,7 +1,7 @@
 """The periodic work ``wavehook worker`` does beside dispatch: the submitter's reconciliation pass.
 
 It lives here, not in ``receiver``, because the receiver never imports the submitter; the worker command
-takes it through ``receiver.dispatch_commands.make_worker``. Reconciled results are ingested through the
+(``wavehook/commands/dispatch.py``) hands it to ``run_worker``. Reconciled results are ingested through the
 worker's own ingestor, so their handler runs are enqueued in the same transaction and dispatched at once.
 """
 

@@ -11,15 +11,16 @@ from starlette.responses import RedirectResponse, Response
 from receiver.dashboard.pages import html_page
 from receiver.errors import BadRequest, Forbidden
 from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
+from receiver.http.state import base_path, receiver_state
 
 logger = structlog.get_logger()
 MAX_FORM_BYTES = 4096
 
 
-def _next_path(raw: str | None) -> str:
-    """Only a path on this site: never ``//host`` or a full URL (no open redirect)."""
+def _next_path(raw: str | None, request: Request) -> str:
+    """Only a path on this site: never ``//host`` or a full URL (no open redirect); else the dashboard."""
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
-        return "/"
+        return f"{base_path(request.scope)}/"
     return raw
 
 
@@ -28,26 +29,27 @@ def _secure(request: Request) -> bool:
 
 
 async def login_form(request: Request) -> Response:
-    if request.app.state.settings.admin_token is None:
-        return RedirectResponse("/", status_code=303)
-    return html_page(request, "login.html", next=_next_path(request.query_params.get("next")), error=None)
+    if receiver_state(request.app).settings.admin_token is None:
+        return RedirectResponse(f"{base_path(request.scope)}/", status_code=303)
+    return html_page(request, "login.html", next=_next_path(request.query_params.get("next"), request), error=None)
 
 
 async def login(request: Request) -> Response:
-    admin_token = request.app.state.settings.admin_token
+    state = receiver_state(request.app)
+    admin_token = state.settings.admin_token
     if admin_token is None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(f"{base_path(request.scope)}/", status_code=303)
     if not same_origin(request):
         raise Forbidden("cross-site login refused", reason="cross_site_request")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise BadRequest(f"login form over {MAX_FORM_BYTES} bytes")
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-    next_path = _next_path(form.get("next"))
+    next_path = _next_path(form.get("next"), request)
     if not token_matches(admin_token, form.get("token", "").strip()):
         logger.warning("login_failed", client=request.client.host if request.client else None)
         return html_page(request, "login.html", status_code=401, next=next_path, error="That is not the admin token.")
-    cookie = gate_for(request.scope, admin_token, request.app.state.ingestor.clock).sessions.issue()
+    cookie = gate_for(request.scope, admin_token, state.clock).sessions.issue()
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         COOKIE_NAME,

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from receiver.errors import NotFound
+from receiver.http.state import receiver_state
 
 _INLINE = ("video/", "image/")
 
@@ -22,10 +23,11 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> FileResponse:
     download_id: int = request.path_params["download_id"]
-    row = await request.app.state.ledger.get_download(download_id)
+    state = receiver_state(request.app)
+    row = await state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
-    path = await run_in_threadpool(_locate, Path(row["path"]), request.app.state.settings.media_dir)
+    path = await run_in_threadpool(_locate, Path(row["path"]), state.settings.media_dir)
     if path is None:
         raise NotFound(f"local copy {download_id} is no longer in the media directory")
     media_type = row["content_type"] or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -15,6 +15,7 @@ from receiver.dashboard import view
 from receiver.dashboard.rendering import render
 from receiver.errors import NotFound
 from receiver.http.params import cursor_after, prediction_cursor
+from receiver.http.state import base_path, receiver_state, route_path
 from receiver.store.ledger import Ledger
 from receiver.store.records import REPLAYABLE
 
@@ -35,11 +36,12 @@ SECURITY_HEADERS = {
 
 def html_page(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     access = getattr(request.state, "access", None)
+    context.setdefault("base", base_path(request.scope))
     body = render(
         template,
         csrf_token=access.csrf_token if access else "",
         logged_in=access is not None and access.kind == "cookie",
-        path=request.url.path,
+        path=route_path(request.scope),
         **context,
     )
     return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
@@ -85,13 +87,15 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "cursor": query.get("cursor") or None,
         "before": prediction_cursor(query.get("cursor")),
     }
-    now = request.app.state.ingestor.clock()
-    data = await _index_data(request.app.state.ledger, params, now)
+    state = receiver_state(request.app)
+    now = state.clock()
+    data = await _index_data(state.ledger, params, now)
     stats = data["stats"]
     statuses, by_model = _counts_by_model(stats.predictions)
     totals = {status: sum(r["counts"].get(status, 0) for r in by_model) for status in statuses}
     rows = data["rows"]
     context = {
+        "base": base_path(request.scope),
         **params,
         "now": now,
         "stats": stats,
@@ -103,7 +107,7 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "total": data["total"],
         "next_cursor": cursor_after(rows[-1]) if data["more"] else None,
         "models": data["models"],
-        "refused": request.app.state.refusals.panel(),
+        "refused": state.refusals.panel(),
     }
     sections = {
         "summary": render("_summary.html", **context),
@@ -115,7 +119,7 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
 
 async def index(request: Request) -> Response:
     sections, context = await _index_sections(request)
-    live = "/fragments/index" + (f"?{request.url.query}" if request.url.query else "")
+    live = f"{context['base']}/fragments/index" + (f"?{request.url.query}" if request.url.query else "")
     return html_page(request, "index.html", sections=sections, hashes=_hashes(sections), live_url=live, **context)
 
 
@@ -129,14 +133,15 @@ async def index_fragments(request: Request) -> Response:
 
 async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
     prediction_id = request.path_params["prediction_id"]
-    item = await request.app.state.ledger.get_prediction(prediction_id)
+    item = await receiver_state(request.app).ledger.get_prediction(prediction_id)
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     context = {
+        "base": base_path(request.scope),
         "p": item,
         "started_at": view.started_at(item),
         "completion": view.completion_seconds(item),
-        "outputs": view.outputs(item),
+        "outputs": view.outputs(item, base=base_path(request.scope)),
         "timeline": view.timeline(item),
         "replayable": REPLAYABLE,
     }
@@ -146,7 +151,7 @@ async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, 
 
 async def detail(request: Request) -> Response:
     sections, context = await _detail_sections(request)
-    live = f"/fragments/predictions/{request.path_params['prediction_id']}"
+    live = f"{context['base']}/fragments/predictions/{request.path_params['prediction_id']}"
     return html_page(request, "detail.html", sections=sections, hashes=_hashes(sections), live_url=live, **context)
 
 
@@ -165,15 +170,20 @@ async def _dead_data(ledger: Ledger) -> dict[str, Any]:
 
 
 async def _dead_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
-    data = await _dead_data(request.app.state.ledger)
-    context = {**data, "page_size": DEAD_PAGE_SIZE}
+    data = await _dead_data(receiver_state(request.app).ledger)
+    context = {**data, "page_size": DEAD_PAGE_SIZE, "base": base_path(request.scope)}
     return {"dead": render("_dead_rows.html", **context)}, context
 
 
 async def dead(request: Request) -> Response:
     sections, context = await _dead_sections(request)
     return html_page(
-        request, "dead.html", sections=sections, hashes=_hashes(sections), live_url="/fragments/dead", **context
+        request,
+        "dead.html",
+        sections=sections,
+        hashes=_hashes(sections),
+        live_url=f"{context['base']}/fragments/dead",
+        **context,
     )
 
 

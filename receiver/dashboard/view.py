@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from receiver import timestamps
 from receiver.statuses import TERMINAL_STATUSES
 
 STATUS_ORDER = ("created", "processing", *TERMINAL_STATUSES)
@@ -38,12 +38,8 @@ def status_sort_key(status: str) -> tuple[int, str]:
 
 
 def parse_iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    moment = timestamps.parse_iso(text)
+    return None if moment is None else moment.timestamp()
 
 
 def started_at(prediction: Mapping[str, Any]) -> float | None:
@@ -79,7 +75,7 @@ def timestamp(value: float | None) -> str:
     """UTC ISO 8601 for ``<time datetime>`` and titles (the page turns it into local, relative text)."""
     if value is None:
         return ""
-    return dt.datetime.fromtimestamp(float(value), dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return timestamps.iso_utc(float(value), timespec="seconds")
 
 
 def safe_url(url: object) -> str | None:
@@ -119,14 +115,14 @@ def short_id(value: str, keep: int = 12) -> str:
     return value if len(value) <= keep + 1 else f"{value[:keep]}…"
 
 
-def outputs(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each output with its local copy when one was downloaded (served from ``/media/{download id}``)."""
+def outputs(prediction: Mapping[str, Any], *, base: str = "") -> list[dict[str, Any]]:
+    """Each output with its local copy when one was downloaded (served from ``{base}/media/{download id}``)."""
     local = {d["url"]: d for d in prediction.get("downloads", [])}
     found: list[dict[str, Any]] = []
     for url in prediction.get("outputs") or []:
         download = local.get(url)
         remote = safe_url(url)
-        source = f"/media/{download['id']}" if download else remote
+        source = f"{base}/media/{download['id']}" if download else remote
         if source is None:
             continue
         content_type = download.get("content_type") if download else None

@@ -1,7 +1,7 @@
 """``wavehook worker``: a process that only dispatches handler runs, plus any periodic tasks given to it.
 
 Periodic tasks are how other packages add work to the worker without ``receiver`` importing them: the
-command line (``wavehook/cli.py``) passes, for example, the submitter's reconciliation pass, which ingests
+command line (``wavehook/commands/dispatch.py``) passes, for example, the submitter's reconciliation pass, which ingests
 what it finds through ``ctx.ingestor`` so its runs are enqueued, and dispatched, like a webhook's.
 """
 
@@ -44,10 +44,6 @@ class PeriodicTask:
     interval_seconds: float
     run: Callable[[WorkerContext], Awaitable[object]]
     close: Callable[[], Awaitable[object]] | None = None  # awaited once when the worker stops
-
-
-# settings -> the periodic tasks a worker runs (empty when the feature behind them is not configured)
-PeriodicFactory = Callable[[Settings], Sequence[PeriodicTask]]
 
 
 async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:

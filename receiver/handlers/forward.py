@@ -9,7 +9,6 @@ which is what lets the receiver deduplicate.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
 import json
@@ -18,6 +17,7 @@ from typing import Any
 from receiver.handlers.context import Context
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
+from receiver.timestamps import iso_utc
 
 
 class ForwardError(Exception):
@@ -33,7 +33,7 @@ def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes
 def notification(prediction: Prediction, now: float) -> dict[str, Any]:
     return {
         "type": f"prediction.{prediction.status}",
-        "timestamp": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": iso_utc(now),
         "data": {
             "id": prediction.id,
             "model": prediction.model,

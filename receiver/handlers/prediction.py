@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from receiver.timestamps import from_unix, parse_iso
+
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
@@ -24,13 +26,8 @@ def _loads(raw: str | None) -> Any:
 
 def _timestamp(value: object) -> datetime.datetime | None:
     if isinstance(value, int | float):
-        return datetime.datetime.fromtimestamp(value, datetime.UTC)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+        return from_unix(value)
+    return parse_iso(value) if isinstance(value, str) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import correlation, dashboard
+from receiver import correlation
+from receiver.dashboard import routes as dashboard
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.http import auth, health, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
+from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.refusals import Refusals
 from receiver.settings import Settings
@@ -64,25 +66,35 @@ def create_app(
     refusals = Refusals(clock=clock)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        # The state goes on the receiver's own app, not on the one running the lifespan: a host application
+        # that mounts the receiver runs this from its own lifespan.
         ledger = await open_ledger(settings)
-        app.state.settings = settings
-        app.state.verifier = verifier
-        app.state.ledger = ledger
-        app.state.metrics = app_metrics
-        app.state.refusals = refusals
-        app.state.ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         try:
-            app.state.correlation_secret = await ledger.correlation_secret()
+            ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
+            state = ReceiverState(
+                settings=settings,
+                verifier=verifier,
+                ledger=ledger,
+                ingestor=ingestor,
+                metrics=app_metrics,
+                correlation_secret=await ledger.correlation_secret(),
+                clock=clock,
+                refusals=refusals,
+            )
             logger.info("receiver_started", ledger=describe(settings.db), pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
-                app.state.dispatcher = dispatcher
-                yield
+                state.dispatcher = dispatcher
+                receiver_app.state.receiver = state
+                try:
+                    yield
+                finally:
+                    del receiver_app.state.receiver
         finally:
             await ledger.close()
 
     endpoint = webhook.WebhookEndpoint()
-    return Starlette(
+    receiver_app = Starlette(
         routes=[
             Route(correlation.WEBHOOK_PATH, endpoint, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
@@ -109,6 +121,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    return receiver_app
 
 
 def create_app_from_env() -> Starlette:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from receiver.correlation import WEBHOOK_PATH
 from receiver.errors import Forbidden, HTTPError, Unauthorized
 from receiver.http.responses import error_response
+from receiver.http.state import base_path, receiver_state, route_path
 from receiver.settings import Secret
 
 logger = structlog.get_logger()
@@ -189,12 +190,10 @@ class Gate:
 
 def gate_for(scope: Scope, admin_token: Secret | None, clock: Callable[[], float]) -> Gate:
     """The app's Gate, made on first use: its key needs the ledger secret the lifespan reads."""
-    state = scope["app"].state
-    gate: Gate | None = getattr(state, "gate", None)
-    if gate is None:
-        gate = Gate(admin_token, Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock))
-        state.gate = gate
-    return gate
+    state = receiver_state(scope["app"])
+    if state.gate is None:
+        state.gate = Gate(admin_token, Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock))
+    return state.gate
 
 
 class AccessControl:
@@ -206,7 +205,8 @@ class AccessControl:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
@@ -216,15 +216,16 @@ class AccessControl:
                 check_csrf(conn, access, conn.headers.get(CSRF_HEADER))
         except HTTPError as exc:
             logger.info("access_refused", path=scope["path"], reason=exc.reason, http_status=exc.status)
-            await self._refusal(conn, exc)(scope, receive, send)
+            await self._refusal(conn, path, exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["access"] = access
         await self.app(scope, receive, send)
 
-    def _refusal(self, conn: HTTPConnection, exc: HTTPError) -> Response:
-        is_page = not conn.url.path.startswith(API_PREFIXES) and conn.scope["method"] in SAFE_METHODS
+    def _refusal(self, conn: HTTPConnection, path: str, exc: HTTPError) -> Response:
+        is_page = not path.startswith(API_PREFIXES) and conn.scope["method"] in SAFE_METHODS
         if is_page and exc.reason == "login_required":
-            return RedirectResponse(f"/login?next={quote(conn.url.path)}", status_code=303)
+            base = base_path(conn.scope)
+            return RedirectResponse(f"{base}/login?next={quote(base + path)}", status_code=303)
         response = error_response(exc)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"

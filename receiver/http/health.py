@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from receiver.errors import StorageUnavailable
+from receiver.http.state import receiver_state
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -15,8 +16,8 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
-    now = state.ingestor.clock()
+    state = receiver_state(request.app)
+    now = state.clock()
     wait = state.settings.busy_timeout_ms / 1000 + 1
     try:
         await asyncio.wait_for(state.ledger.probe_write(now=now), timeout=wait)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from receiver.http.state import receiver_state
 from receiver.store.records import LedgerStats
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -115,9 +116,8 @@ class LedgerCollector(Collector):
 
 
 async def metrics(request: Request) -> Response:
-    state = request.app.state
-    now = state.ingestor.clock()
-    stats = await state.ledger.stats(now=now)
+    state = receiver_state(request.app)
+    stats = await state.ledger.stats(now=state.clock())
     # In multiprocess mode rendering reads every worker's counter files: off the event loop.
     body = await run_in_threadpool(state.metrics.render, stats)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

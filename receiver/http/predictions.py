@@ -7,12 +7,13 @@ from starlette.responses import JSONResponse
 
 from receiver.errors import NotFound
 from receiver.http import params
+from receiver.http.state import receiver_state
 
 
 async def list_predictions(request: Request) -> JSONResponse:
     query = request.query_params
     limit = params.limit(query.get("limit"))
-    rows = await request.app.state.ledger.list_predictions(
+    rows = await receiver_state(request.app).ledger.list_predictions(
         status=query.get("status") or None,
         model=query.get("model") or None,
         since=params.since(query.get("since")),
@@ -25,7 +26,7 @@ async def list_predictions(request: Request) -> JSONResponse:
 
 async def get_prediction(request: Request) -> JSONResponse:
     prediction_id = request.path_params["prediction_id"]
-    item = await request.app.state.ledger.get_prediction(prediction_id)
+    item = await receiver_state(request.app).ledger.get_prediction(prediction_id)
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     return JSONResponse(item)
@@ -34,6 +35,6 @@ async def get_prediction(request: Request) -> JSONResponse:
 async def summary(request: Request) -> JSONResponse:
     """Counts per model and status, runs per handler and state, the outbox, dead runs, missed webhooks, and the
     deliveries this process refused, by reason."""
-    now = request.app.state.ingestor.clock()
-    stats = await request.app.state.ledger.stats(now=now)
-    return JSONResponse({**stats.as_json(), "refused_deliveries": request.app.state.refusals.as_json()})
+    state = receiver_state(request.app)
+    stats = await state.ledger.stats(now=state.clock())
+    return JSONResponse({**stats.as_json(), "refused_deliveries": state.refusals.as_json()})

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from receiver.errors import BadRequest, Conflict, NotFound
 from receiver.http import params
+from receiver.http.state import receiver_state
 from receiver.store.records import RUN_STATES, RunSelection
 
 
@@ -23,7 +24,7 @@ async def list_runs(request: Request) -> JSONResponse:
         raise BadRequest(f"query parameter state={state!r} must be one of {', '.join(RUN_STATES)}")
     limit = params.limit(query.get("limit"))
     before = params.integer(query.get("cursor"), "cursor", None)
-    rows = await request.app.state.ledger.list_runs(
+    rows = await receiver_state(request.app).ledger.list_runs(
         state=state,
         handler=query.get("handler") or None,
         prediction_id=query.get("prediction_id") or None,
@@ -36,7 +37,7 @@ async def list_runs(request: Request) -> JSONResponse:
 
 async def get_run(request: Request) -> JSONResponse:
     run_id = params.run_id(request.path_params["run_id"])
-    item = await request.app.state.ledger.get_run(run_id)
+    item = await receiver_state(request.app).ledger.get_run(run_id)
     if item is None:
         raise NotFound(f"no handler run with id {run_id}")
     return JSONResponse(item)
@@ -44,8 +45,8 @@ async def get_run(request: Request) -> JSONResponse:
 
 async def replay_run(request: Request) -> JSONResponse:
     run_id = params.run_id(request.path_params["run_id"])
-    now = request.app.state.ingestor.clock()
-    result = await request.app.state.ledger.replay_runs(RunSelection(run_id=run_id), now=now)
+    state = receiver_state(request.app)
+    result = await state.ledger.replay_runs(RunSelection(run_id=run_id), now=state.clock())
     if not result.matched:
         raise NotFound(f"no handler run with id {run_id}")
     if not result.replayed:
@@ -55,10 +56,9 @@ async def replay_run(request: Request) -> JSONResponse:
 
 
 async def _replay(request: Request, selection: RunSelection) -> JSONResponse:
-    now = request.app.state.ingestor.clock()
-    result = await request.app.state.ledger.replay_runs(
-        selection, now=now, dry_run=params.boolean(request.query_params.get("dry_run"), "dry_run")
-    )
+    state = receiver_state(request.app)
+    dry_run = params.boolean(request.query_params.get("dry_run"), "dry_run")
+    result = await state.ledger.replay_runs(selection, now=state.clock(), dry_run=dry_run)
     return JSONResponse(result.as_json())
 
 

@@ -19,6 +19,7 @@ from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch
 from receiver.http.responses import error_response
+from receiver.http.state import ReceiverState, receiver_state, route_path
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
 from receiver.store.records import Quarantined
@@ -64,15 +65,18 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One canonical log line and one metric per delivery, whatever its outcome."""
-        state = scope["app"].state
         started = time.perf_counter()
+        try:
+            state = receiver_state(scope["app"])
+        except HTTPError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
         headers = headers_of(scope)
         log: dict[str, Any] = {"webhook_id": headers.get(HEADER_ID)}
         try:
             delivery = await _verified_delivery(state, scope, receive, headers)
             log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
-            ingestor: Ingestor = state.ingestor
-            result = await ingestor.ingest(delivery)
+            result = await state.ingestor.ingest(delivery)
         except HTTPError as exc:
             state.metrics.delivery("rejected", reason=exc.reason)
             if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
@@ -114,8 +118,8 @@ class WebhookFastPath:
     """ASGI middleware placed first: deliveries go straight to the endpoint, everything else passes on.
 
     The access check (the route is public), the exception middleware and the router cost about 6 µs a request
-    in front of an endpoint that handles its own errors. Anything else on the path (another method, a prefix
-    from ``root_path``) still reaches the same endpoint through its route.
+    in front of an endpoint that handles its own errors; mounted under a prefix, the path within the receiver
+    is compared. Another method on the path still reaches the route (and its 405).
     """
 
     def __init__(self, app: ASGIApp, *, path: str, endpoint: ASGIApp) -> None:
@@ -124,15 +128,19 @@ class WebhookFastPath:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
+        if (
+            scope["type"] == "http"
+            and (scope["path"] == self.path or route_path(scope) == self.path)
+            and scope["method"] == "POST"
+        ):
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
 
-async def _verified_delivery(state: Any, scope: Scope, receive: Receive, headers: dict[str, str]) -> Delivery:
+async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receive, headers: dict[str, str]) -> Delivery:
     """Read, verify and parse; a signed delivery refused on its timing or its body is quarantined first."""
-    ingestor: Ingestor = state.ingestor
+    ingestor = state.ingestor
     body = await read_body(receive, headers.get("content-length"), state.settings.max_body_bytes)
     try:
         verified = state.verifier.verify(headers, body)

@@ -43,12 +43,12 @@ def send(client: TestClient, sent: Sent) -> httpx2.Response:
 
 
 def db_path(client: TestClient) -> Path:
-    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    settings: Settings = client.app.state.receiver.settings  # type: ignore[attr-defined]
     return settings.db_path
 
 
 def correlation_secret(client: TestClient) -> str:
-    secret: str = client.app.state.correlation_secret  # type: ignore[attr-defined]
+    secret: str = client.app.state.receiver.correlation_secret  # type: ignore[attr-defined]
     return secret
 
 

@@ -49,7 +49,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def counts(client: TestClient) -> dict[str, int]:
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
+    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
     with sqlite3.connect(path) as conn:
         found = {
             table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
@@ -181,7 +181,7 @@ def test_fuzzed_signed_body_and_query_never_fail_the_server(
     """A validly signed, fresh delivery with any body and any ref/token gets 200, 400 or 401, never a 5xx."""
     raw, prediction = body
     if token == "correct":
-        token = make_token(client.app.state.correlation_secret, ref or "")  # type: ignore[attr-defined]
+        token = make_token(client.app.state.receiver.correlation_secret, ref or "")  # type: ignore[attr-defined]
     params = {name: value for name, value in (("ref", ref), ("token", token)) if value is not None}
     before = counts(client)
     response = client.post(

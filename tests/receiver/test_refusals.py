@@ -21,7 +21,7 @@ OTHER = "whsec_c29tZS1vdGhlci1hY2NvdW50cy1zZWNyZXQ="
 
 def db_changes(client: TestClient) -> int:
     """Rows the ledger holds in every table a delivery could touch."""
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
+    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
     with sqlite3.connect(path) as conn:
         total = sum(
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
@@ -70,7 +70,7 @@ def test_token_mismatch_is_quarantined_and_counted(client: TestClient, secret: s
     headers = signed_headers(secret, body, webhook_id="w7", timestamp=int(NOW))
     response = client.post(f"{URL}?ref=job-1&token={'0' * 32}", content=body, headers=headers)
     assert (response.status_code, response.json()["reason"]) == (401, "token_mismatch")
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
+    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT webhook_id, reason, prediction_id FROM quarantine").fetchall()
         events = conn.execute("SELECT count(*) FROM events").fetchone()[0]

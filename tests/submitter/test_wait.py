@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from submitter.errors import WaitTimeout
 from submitter.service import AsyncSubmitter
-from submitter.wait import WaitTimeout
 from tests.submitter.fake_provider import FakeProvider
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"

@@ -122,7 +122,7 @@ def test_unknown_prediction_page_is_404(client: TestClient) -> None:
 
 def test_local_copy_is_served_with_ranges(client: TestClient, secret: str, tmp_path: Path) -> None:
     """A downloaded output is the detail's video source, served from the media directory with Range support."""
-    media: Path = client.app.state.settings.media_dir  # type: ignore[attr-defined]
+    media: Path = client.app.state.receiver.settings.media_dir  # type: ignore[attr-defined]
     local = media / "v1" / "out.mp4"
     local.parent.mkdir(parents=True)
     local.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))

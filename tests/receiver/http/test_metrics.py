@@ -44,7 +44,7 @@ def test_deliveries_are_counted_by_outcome_and_reason(settings_factory: Callable
         deliver(client, secret, "p1")  # the same webhook-id and body: a duplicate
         deliver(client, secret, "p2")
         assert client.post("/webhooks/wavespeed", content=b"{}").status_code == 401
-        bad = signed_headers(secret, b"{}", webhook_id="w", timestamp=int(client.app.state.ingestor.clock()))  # type: ignore[attr-defined]
+        bad = signed_headers(secret, b"{}", webhook_id="w", timestamp=int(client.app.state.receiver.clock()))  # type: ignore[attr-defined]
         assert client.post("/webhooks/wavespeed", content=b"{}", headers=bad).status_code == 400
         found = metrics(client)
     deliveries = "wavehook_deliveries_total"

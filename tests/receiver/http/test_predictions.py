@@ -153,7 +153,7 @@ def test_the_correlation_token_is_never_shown(client: TestClient, secret: str) -
     """A prediction's webhook URL is shown with its correlation token masked, in the API and on the page."""
     deliver(client, secret, "tok")
     token = "f00dfeedcafe1234"
-    with sqlite3.connect(client.app.state.settings.db_path) as conn:  # type: ignore[attr-defined]
+    with sqlite3.connect(client.app.state.receiver.settings.db_path) as conn:  # type: ignore[attr-defined]
         conn.execute(
             "UPDATE predictions SET webhook_url = ? WHERE id = 'tok'",
             (f"https://h.example/webhooks/wavespeed?ref=wh_1&token={token}",),

@@ -21,7 +21,7 @@ URL = "/webhooks/wavespeed"
 
 
 def rows(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
+    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
     try:
         return [tuple(r) for r in conn.execute(sql)]
@@ -176,7 +176,7 @@ def test_rotation_accepts_both_secrets(app_client: Callable[..., TestClient], se
 
 def stop_writes(client: TestClient) -> None:
     """Make SQLite refuse every write of the app's writer, as a read-only database does."""
-    client.app.state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    client.app.state.receiver.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
 
 
 def test_storage_failure_answers_503_never_200(client: TestClient, secret: str) -> None:

@@ -10,40 +10,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from receiver.commands import expect_ledger, load_settings
 from receiver.errors import ConfigError
-from receiver.settings import Settings
 from submitter import render
-from submitter.batch import BatchError, read_jobs
+from submitter.batch import read_jobs
 from submitter.catalog import get_model
-from submitter.errors import AmbiguousSubmit, SubmitterError, ValidationError
-from submitter.service import AsyncSubmitter
+from submitter.errors import AmbiguousSubmit, BatchError, SubmitterError, ValidationError, WaitTimeout
 from submitter.validation import validate
-from submitter.wait import WaitTimeout
+from wavehook.bootstrap import Bootstrap
+from wavehook.checks import expect_ledger
+from wavehook.durations import parse_duration
+
+if TYPE_CHECKING:
+    from receiver.settings import Settings
+    from submitter.service import AsyncSubmitter
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _settings() -> Settings:
-    from receiver import logs
-
-    settings = load_settings()
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
-    return settings
+def _settings(*, logging: bool = True) -> Settings:
+    boot = click.get_current_context().ensure_object(Bootstrap)
+    return boot.logging() if logging else boot.settings()
 
 
 def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> T:
     """Run ``work`` with an open AsyncSubmitter; submitter errors become a message and an exit code."""
+    from submitter.service import AsyncSubmitter
 
     async def main() -> T:
         sub = await AsyncSubmitter.open(settings)
@@ -67,13 +65,6 @@ def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> 
     except ConfigError as exc:  # e.g. a handler module that cannot be imported
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-def parse_duration(raw: str) -> float:
-    match = _DURATION.match(raw.strip())
-    if not match:
-        raise click.BadParameter(f"{raw!r} is not a duration such as 90, 30s, 10m, 2h or 1d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_params(model: str, pairs: tuple[str, ...]) -> dict[str, Any]:

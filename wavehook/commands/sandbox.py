@@ -10,6 +10,7 @@ import click
 from receiver.settings import Secret
 from sandbox.config import WEBHOOK_ID_MODES, SandboxConfig
 from sandbox.faults import FaultError, parse_rates
+from wavehook.bootstrap import Bootstrap, pass_bootstrap
 
 _SECONDS = click.FloatRange(0.0, 86400.0)
 
@@ -61,7 +62,9 @@ def _rates(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str
 @click.option(
     "--answer-delay", default=0.0, show_default=True, type=_SECONDS, help="Seconds before each API call is answered."
 )
+@pass_bootstrap
 def sandbox(
+    boot: Bootstrap,
     host: str,
     port: int,
     secret: str | None,
@@ -84,12 +87,9 @@ def sandbox(
     """Run the local provider sandbox: the v3 API, real media, signed webhooks, injectable faults."""
     import uvicorn
 
-    from receiver import logs
-    from receiver.commands import load_settings
     from sandbox.app import create_app
 
-    settings = load_settings()
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    boot.logging()
     config = SandboxConfig(
         secret=Secret(secret.split(",")[0].strip() if secret else "whsec_" + secrets.token_urlsafe(24)),
         api_key=Secret(api_key) if api_key else None,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.support import ROOT
 from wavehook.cli import main
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+VECTORS = ROOT / "tests" / "vectors"
 VECTOR = json.loads((VECTORS / "signature-v3.json").read_text())
 BODY_FILE = VECTORS / "signature-v3-body.json"
 

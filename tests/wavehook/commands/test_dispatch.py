@@ -14,12 +14,12 @@ from click.testing import CliRunner, Result
 from structlog.testing import capture_logs
 
 from receiver import logs
-from receiver.dispatch_commands import parse_since
 from receiver.handlers.registry import default_registry
 from receiver.store.connection import connect, open_database
 from receiver.store.events import enqueue_runs
 from tests.conftest import SECRET
 from wavehook.cli import main
+from wavehook.durations import parse_since
 
 MODULE = "wavehook_test_command_handlers"
 NOW = 1_800_000_000.0

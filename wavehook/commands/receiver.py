@@ -5,52 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from receiver.errors import ConfigError
-from receiver.settings import Settings
+from wavehook.bootstrap import Bootstrap, pass_bootstrap
+from wavehook.checks import catalogued_models
 
 if TYPE_CHECKING:
     from receiver.store.ledger import Ledger
-
-
-# Where the command line's entry point offers the catalogued model ids (``wavehook`` knows the submitter's
-# catalog; the receiver imports nothing of the submitter), for the start-up check of handler globs.
-KNOWN_MODELS = "wavehook.known_models"
-
-
-def known_models() -> Collection[str]:
-    """The catalogued model ids, when the running command line offers them; else none (no glob check)."""
-    ctx = click.get_current_context(silent=True)
-    provide = ctx.meta.get(KNOWN_MODELS) if ctx is not None else None
-    return tuple(provide()) if provide is not None else ()
-
-
-def expect_ledger(settings: Settings, command: str, *, may_create: bool = False) -> None:
-    """Stop (exit 2), or warn when the command ``may_create`` one, if the ledger it would open does not exist."""
-    from receiver.store.location import is_new, missing_message
-
-    if not is_new(settings.db):
-        return
-    message = missing_message(settings.db, command)
-    if may_create:
-        click.echo(
-            f"warning: {message}; a receiver on another ledger refuses this job's webhook (token_mismatch)", err=True
-        )
-        return
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings.from_env(os.environ)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 async def _close(opening: Awaitable[Ledger]) -> None:
@@ -62,29 +28,28 @@ async def _close(opening: Awaitable[Ledger]) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+@pass_bootstrap
+def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
     import structlog
     import uvicorn
 
-    from receiver import logs
     from receiver.handlers.registry import load_handlers
     from receiver.http import auth
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store.ledger import open_ledger
 
-    settings = load_settings()
+    settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         # An unimportable module, a duplicate name, a bad status or signature stops the start here.
-        load_handlers(settings, known_models=known_models())
+        load_handlers(settings, known_models=catalogued_models())
         # The ledger is created or upgraded once, here, before any worker process opens it.
         asyncio.run(_close(open_ledger(settings)))
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))

@@ -12,11 +12,10 @@ from click.testing import CliRunner
 
 from receiver.errors import ConfigError
 from receiver.settings import Settings
-from submitter.batch import BatchError
-from submitter.commands import _run, parse_duration, parse_params
-from submitter.errors import AmbiguousSubmit, ProviderError, ValidationError
-from submitter.wait import WaitTimeout
+from submitter.errors import AmbiguousSubmit, BatchError, ProviderError, ValidationError, WaitTimeout
 from wavehook.cli import main
+from wavehook.commands.submitter import _run, parse_params
+from wavehook.durations import parse_duration
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 
