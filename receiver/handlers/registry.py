@@ -37,6 +37,7 @@ class Handler:
     max_attempts: int | None = None
     enabled: Callable[[Settings], bool] | None = None  # None: always on
     is_async: bool = False
+    after: tuple[str, ...] = ()  # handlers whose runs for the same outcome must succeed first
 
     def matches(self, model: str | None, status: str) -> bool:
         if self.statuses is not None and status not in self.statuses:
@@ -50,6 +51,8 @@ class Handlers:
     def __init__(self, handlers: Iterable[Handler]) -> None:
         self._by_name = {handler.name: handler for handler in handlers}
         self.names = tuple(sorted(self._by_name))
+        # handler -> the handlers it runs after, for the dispatcher's claims
+        self.after = {name: handler.after for name, handler in self._by_name.items() if handler.after}
 
     def route(self, model: str | None, status: str) -> tuple[str, ...]:
         """Names of the handlers that want a run for this outcome: what ingest enqueues."""
@@ -78,13 +81,18 @@ class Registry:
         timeout: float | None = None,
         max_attempts: int | None = None,
         enabled: Callable[[Settings], bool] | None = None,
+        after: str | Sequence[str] = (),
     ) -> Callable[[F], F]:
-        """Register the decorated function (async or sync) for models matching the glob ``model``."""
+        """Register the decorated function (async or sync) for models matching the glob ``model``.
+
+        ``after``: handler names whose runs for the same outcome must have succeeded before this one runs.
+        """
         if timeout is not None and timeout <= 0:
             raise HandlerConfigError(f"handler timeout={timeout} must be positive")
         if max_attempts is not None and max_attempts < 1:
             raise HandlerConfigError(f"handler max_attempts={max_attempts} must be at least 1")
         statuses = (status,) if isinstance(status, str) else (tuple(status) if status is not None else None)
+        dependencies = (after,) if isinstance(after, str) else tuple(after)
 
         def decorate(func: F) -> F:
             handler_name = name or f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
@@ -99,6 +107,7 @@ class Registry:
                     max_attempts=max_attempts,
                     enabled=enabled,
                     is_async=inspect.iscoroutinefunction(func),
+                    after=dependencies,
                 )
             )
             return func
@@ -129,15 +138,20 @@ class Registry:
         """
         for handler in self._handlers.values():
             _check_statuses(handler, settings.terminal_statuses)
+        _check_order(self._handlers)
         dispatch = settings.dispatch
+        enabled = [h for h in self._handlers.values() if h.enabled is None or h.enabled(settings)]
+        on = {handler.name for handler in enabled}
         return Handlers(
             dataclasses.replace(
                 handler,
                 timeout=handler.timeout or dispatch.handler_timeout_seconds,
                 max_attempts=handler.max_attempts or dispatch.max_attempts,
+                # A dependency switched off by its settings holds nothing back (ctx.downloads stays empty
+                # without download_outputs, say).
+                after=tuple(name for name in handler.after if name in on),
             )
-            for handler in self._handlers.values()
-            if handler.enabled is None or handler.enabled(settings)
+            for handler in enabled
         )
 
 
@@ -157,6 +171,33 @@ def _check_signature(name: str, func: Callable[..., Any]) -> None:
         raise HandlerConfigError(
             f"handler {name!r} ({_origin(func)}{signature}) must take two arguments, (prediction, ctx)"
         ) from None
+
+
+def _check_order(handlers: dict[str, Handler]) -> None:
+    """Every ``after=`` name is a registered handler, and no handler waits, however indirectly, for itself."""
+    for handler in handlers.values():
+        for name in handler.after:
+            if name not in handlers:
+                close = difflib.get_close_matches(name, list(handlers), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; registered: {', '.join(sorted(handlers))}"
+                raise HandlerConfigError(f"handler {handler.name!r} runs after={name!r}, which is no handler{hint}")
+    done: set[str] = set()
+    for start in sorted(handlers):
+        path: list[str] = []
+        _visit(start, handlers, path, done)
+
+
+def _visit(name: str, handlers: dict[str, Handler], path: list[str], done: set[str]) -> None:
+    if name in done:
+        return
+    if name in path:
+        cycle = [*path[path.index(name) :], name]
+        raise HandlerConfigError(f"handlers wait for each other in a cycle: {' -> '.join(cycle)} (after=)")
+    path.append(name)
+    for dependency in handlers[name].after:
+        _visit(dependency, handlers, path, done)
+    path.pop()
+    done.add(name)
 
 
 def _check_statuses(handler: Handler, terminal: tuple[str, ...]) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -134,10 +134,16 @@ class Ledger(abc.ABC):
         handlers: Sequence[str],
         max_attempts: dict[str, int],
         limit: int,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[ClaimedRun]:
         """Lease up to ``limit`` due runs of ``handlers`` (pending and due, or running with an expired lease),
         oldest due first, each with a new attempt. A run taken back from a dead owner with no attempt left
-        (``max_attempts`` per handler) comes back ``exhausted``, already dead."""
+        (``max_attempts`` per handler) comes back ``exhausted``, already dead.
+
+        ``after`` maps a handler to those whose runs for the same outcome must have succeeded before its run
+        is claimed; when one of those ended dead, the waiting run ends dead without running, its error
+        starting ``NOT_RUN_PREFIX`` and naming the dependency. A dependency without a run for that outcome
+        does not hold anything back. Each claimed run carries its prediction's kept ``downloads``."""
 
     @abc.abstractmethod
     async def renew_leases(self, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:

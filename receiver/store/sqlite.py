@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from receiver.store import downloads, events, meta, predictions, runs, submissions
@@ -92,6 +92,7 @@ class SQLiteLedger(Ledger):
         handlers: Sequence[str],
         max_attempts: dict[str, int],
         limit: int,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[ClaimedRun]:
         return await self._write(
             lambda conn: runs.claim(
@@ -102,6 +103,7 @@ class SQLiteLedger(Ledger):
                 handlers=handlers,
                 max_attempts=max_attempts,
                 limit=limit,
+                after=after,
             )
         )
 
