@@ -147,7 +147,3 @@ def parse(
 
 def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-def decode_json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)

@@ -172,6 +172,8 @@ class SubmitSettings:
     reconcile_interval_seconds: float = 300.0
     unknown_grace_seconds: float = 120.0
     wait_fallback_seconds: float = 120.0
+    # Inputs a model's page does not list: refused (False) or sent as given (True, or --allow-extra).
+    allow_extra_inputs: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SubmitSettings:
@@ -186,12 +188,15 @@ class SubmitSettings:
             reconcile_interval_seconds=_float(environ, "WAVEHOOK_RECONCILE_INTERVAL_SECONDS", 300.0, minimum=1.0),
             unknown_grace_seconds=_float(environ, "WAVEHOOK_UNKNOWN_GRACE_SECONDS", 120.0),
             wait_fallback_seconds=_float(environ, "WAVEHOOK_WAIT_FALLBACK_SECONDS", 120.0),
+            allow_extra_inputs=_bool(environ, "WAVEHOOK_ALLOW_EXTRA_INPUTS", False),
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
+    """Every setting wavehook reads. ``from_env`` reads them from the environment, once per process (the
+    command line's bootstrap, or ``create_app_from_env`` in each worker process); click options that name an
+    environment variable (``verify --secret``, ``sandbox --secret``) are the other readers."""
 
     webhook_secrets: tuple[Secret, ...] = ()
     api_key: Secret | None = None

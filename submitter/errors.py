@@ -7,6 +7,7 @@ WavehookError (receiver.errors)
     ├── NotConfigured           a setting the operation needs is missing (API key, public URL)
     ├── BatchError              the batch file has problems (.problems: each, by line); nothing was sent
     ├── WaitTimeout             no final status within the time allowed; the prediction goes on
+    ├── NotCreated              a doubtful submit was looked up: no task was created, so it may be sent again
     └── ProviderError           the provider answered with an error, or could not be reached
         ├── AuthenticationError 401/403: the API key is missing, wrong or lacks the right
         ├── RateLimited         429 (after the retries allowed)
@@ -55,6 +56,10 @@ class WaitTimeout(SubmitterError):
     """No final status within the time allowed; the prediction goes on, and its webhook may still come."""
 
 
+class NotCreated(SubmitterError):
+    """A submit whose answer was lost or an error was resolved by a lookup: the provider created no task."""
+
+
 class ProviderError(SubmitterError):
     """The provider refused a request; ``status`` is the HTTP status (0 without a response)."""
 
@@ -82,8 +87,10 @@ class TaskNotFound(ProviderError):
 
 
 class AmbiguousSubmit(ProviderError):
-    """The submit request may have reached the provider: the task may exist. ``reference`` finds it."""
+    """The submit request may have reached the provider: the task may exist. ``reference`` finds it;
+    ``cause`` is ``no_answer`` (timeout, dropped connection) or ``server_error`` (a 5xx other than 503)."""
 
-    def __init__(self, message: str, *, reference: str | None = None) -> None:
+    def __init__(self, message: str, *, reference: str | None = None, cause: str = "no_answer") -> None:
         super().__init__(message)
         self.reference = reference
+        self.cause = cause

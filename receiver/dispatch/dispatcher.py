@@ -9,6 +9,11 @@ the result of the worker that took the run over.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import asyncio
 import contextlib
 import dataclasses
@@ -20,7 +25,6 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import structlog
 
 from receiver.dispatch.backoff import backoff_delay
@@ -49,7 +53,7 @@ class Dispatcher:
         handlers: Handlers,
         settings: Settings,
         *,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         clock: Callable[[], float] = time.time,
         resolve: Resolver = system_resolve,
         wake: asyncio.Event | None = None,
@@ -79,6 +83,7 @@ class Dispatcher:
     async def run_once(self) -> Counts:
         """Claim what is due now (up to the concurrency), run it all to its end, and say what happened."""
         counts = Counts()
+        await self.client()
         async with self._heartbeating():
             runs = await self._claim(self.config.concurrency)
             counts.claimed = len(runs)
@@ -120,7 +125,16 @@ class Dispatcher:
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         logger.info("dispatcher_stopped", owner=self.owner, released=released, **dataclasses.asdict(self.counts))
 
+    async def client(self) -> httpx.AsyncClient:
+        """The handlers' HTTP client; without one given, made in a thread (loading CA certificates takes a while)."""
+        if self.http is None:
+            from receiver.dispatch.client import http_client
+
+            self.http = await asyncio.to_thread(http_client)
+        return self.http
+
     async def _loop(self) -> None:
+        await self.client()
         while not self._stopping.is_set():
             free = self.config.concurrency - len(self._inflight)
             if free > 0:
@@ -228,7 +242,7 @@ class Dispatcher:
             max_attempts=max_attempts,
             logger=logger.bind(**bound),
             settings=self.settings,
-            http=self.http,
+            http=await self.client(),
             resolve=self.resolve,
             clock=self.clock,
             downloads=tuple(StoredOutput.from_row(row) for row in run.downloads),

@@ -7,6 +7,11 @@ what it finds through ``ctx.ingestor`` so its runs are enqueued, and dispatched,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import asyncio
 import contextlib
 import dataclasses
@@ -14,12 +19,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
 import structlog
 
+from receiver.dispatch.client import http_client
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.dispatch.outcome import Counts
-from receiver.dispatch.service import dispatching, http_client
+from receiver.dispatch.service import dispatching
 from receiver.handlers.registry import Handlers
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
@@ -91,7 +96,7 @@ async def run_worker(
             loop.add_signal_handler(signum, stop.set)
         ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
         async with dispatching(ledger, handlers, settings) as dispatcher:
-            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=dispatcher.http)
+            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=await dispatcher.client())
             tasks = [asyncio.create_task(_every(task, ctx), name=task.name) for task in periodic]
             logger.info("worker_started", periodic=[task.name for task in periodic])
             await stop.wait()

@@ -124,14 +124,19 @@ def create_app(
     return receiver_app
 
 
-def create_app_from_env() -> Starlette:
-    """Factory for ``uvicorn --factory`` (several worker processes): settings from the environment."""
-    from receiver import logs
-
-    settings = Settings.from_env(os.environ)
-    logs.configure(log_format=settings.log_format, level=settings.log_level)
-    app = create_app(settings, handlers=load_handlers(settings))
+def serving_app(settings: Settings, handlers: Handlers) -> Starlette:
+    """The app of a process that only serves it (``wavehook serve``), not of a library user's application."""
+    app = create_app(settings, handlers=handlers)
     # What start-up built lives as long as the server: out of the collector's sight, each full collection
     # walks only what requests leave behind (a few µs a delivery, and shorter pauses).
     gc.freeze()
     return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (each of several worker processes): settings from the environment."""
+    from receiver import logs
+
+    settings = Settings.from_env(os.environ)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    return serving_app(settings, load_handlers(settings))

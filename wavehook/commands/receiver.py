@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,15 +38,18 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
     from receiver.http import auth
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
-    from receiver.store.ledger import open_ledger
+    from receiver.store.ledger import ledger_for, open_ledger
 
     settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         # An unimportable module, a duplicate name, a bad status or signature stops the start here.
-        load_handlers(settings, known_models=catalogued_models())
-        # The ledger is created or upgraded once, here, before any worker process opens it.
-        asyncio.run(_close(open_ledger(settings)))
+        handlers = load_handlers(settings, known_models=catalogued_models())
+        if workers > 1:
+            # The ledger is created or upgraded once, here, before any worker process opens it.
+            asyncio.run(_close(open_ledger(settings)))
+        else:
+            ledger_for(settings)  # a backend that exists; the app's own start opens (and upgrades) it
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -54,10 +57,17 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
+    # One process serves the app built here from what was just checked (a cold start pays for it once); worker
+    # processes each build their own from the environment.
+    app: Any = "receiver.http.app:create_app_from_env"
+    if workers == 1:
+        from receiver.http.app import serving_app
+
+        app = serving_app(settings, handlers)
     try:
         uvicorn.run(
-            "receiver.http.app:create_app_from_env",
-            factory=True,
+            app,
+            factory=workers > 1,
             host=host,
             port=port,
             workers=workers,

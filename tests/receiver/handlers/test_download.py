@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
-from receiver.handlers.download import DownloadError, fetch, file_names, prediction_dir
+from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.builtin.download import DownloadError, fetch, file_names, prediction_dir
 from receiver.handlers.registry import load_handlers
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run

@@ -6,10 +6,13 @@ turn the receiver into a proxy to the machine's own services or its cloud metada
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import dataclasses
 import ipaddress
-
-import httpx
 
 from receiver.handlers.context import Resolver
 
@@ -41,6 +44,8 @@ class AddressPolicy:
 
 async def check_url(url: str, policy: AddressPolicy, resolve: Resolver) -> httpx.URL:
     """Parse ``url`` and refuse it unless it is http(s) and every address its host resolves to is allowed."""
+    import httpx  # here, not at the top: a process imports it when it first fetches, not when it starts
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:

@@ -7,6 +7,11 @@ so a reader never sees half a file; its sha256 goes into the ledger's ``download
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import asyncio
 import dataclasses
 import fnmatch
@@ -19,9 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-import httpx
-
-from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.context import Context, Resolver
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on

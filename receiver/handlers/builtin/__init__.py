@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from receiver.handlers import download, forward, log
+from receiver.handlers.builtin import download, forward, log
 
 __all__ = ["download", "forward", "log"]
