@@ -201,6 +201,10 @@ class Ledger(abc.ABC):
         ``attempt_history``) and ``downloads``."""
 
     @abc.abstractmethod
+    async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Prediction ids beginning with ``prefix`` (the shortened ids listings show), sorted, at most ``limit``."""
+
+    @abc.abstractmethod
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
         """``status``, ``status_rank`` and ``reference`` of one prediction: the cheap read a waiter repeats."""
 

@@ -170,6 +170,9 @@ class SQLiteLedger(Ledger):
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: predictions.get_prediction(conn, prediction_id))
 
+    async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        return await self._read(lambda conn: predictions.ids_starting(conn, prefix, limit=limit))
+
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: predictions.prediction_state(conn, prediction_id))
 

@@ -88,6 +88,9 @@ def replay(
             return await ledger.replay_runs(selection, now=now, dry_run=dry_run)
 
     result = asyncio.run(replaying())
+    if not result.matched and dead:
+        click.echo("nothing to replay: no dead run" + (" matches" if handler or since else ""))
+        return
     if not result.matched:
         raise click.ClickException("no handler run matches")
     ids = result.would_replay if dry_run else result.replayed

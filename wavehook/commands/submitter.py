@@ -20,8 +20,16 @@ import click
 from receiver.errors import ConfigError
 from submitter import render
 from submitter.batch import read_jobs
-from submitter.catalog import get_model
-from submitter.errors import AmbiguousSubmit, BatchError, SubmitterError, ValidationError, WaitTimeout
+from submitter.catalog import get_model, not_catalogued
+from submitter.errors import (
+    AmbiguousId,
+    AmbiguousSubmit,
+    BatchError,
+    SubmitterError,
+    UploadError,
+    ValidationError,
+    WaitTimeout,
+)
 from submitter.validation import validate
 from wavehook.bootstrap import Bootstrap
 from wavehook.checks import expect_ledger
@@ -50,7 +58,7 @@ def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(main())
-    except (ValidationError, BatchError) as exc:
+    except (ValidationError, BatchError, UploadError, AmbiguousId) as exc:  # a bad local file or URL: invalid input
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except AmbiguousSubmit as exc:
@@ -108,7 +116,7 @@ def models(model: str | None, as_json: bool) -> None:
     spec = get_model(model)
     if spec is None:
         raise click.ClickException(
-            f"{model} is not in the catalog: it can still be submitted, without local validation "
+            f"{not_catalogued(model)}: it can still be submitted, without local validation "
             f"(catalogued: {', '.join(MODELS)})"
         )
     click.echo(json.dumps(dataclasses.asdict(spec), indent=2) if as_json else render.model(spec))
@@ -172,10 +180,13 @@ def submit(
 
 @contextlib.contextmanager
 def _progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], None]]:
+    """A bar on stderr; on a terminal, log lines written meanwhile wait until it is done (never inside it)."""
     if not enabled:
         yield lambda _job, _result: None
         return
-    with click.progressbar(length=total, label="submitting", file=sys.stderr, show_pos=True) as bar:
+    boot = click.get_current_context().ensure_object(Bootstrap)
+    holding = boot.log_stream.holding() if sys.stderr.isatty() else contextlib.nullcontext()
+    with holding, click.progressbar(length=total, label="submitting", file=sys.stderr, show_pos=True) as bar:
         yield lambda _job, _result: bar.update(1)
 
 
@@ -241,7 +252,7 @@ def status(prediction_id: str, as_json: bool) -> None:
     """Show one prediction from the ledger (events, handler runs); the provider is asked if it is not there."""
 
     async def work(sub: AsyncSubmitter) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        row = await sub.status(prediction_id)
+        row = await sub.status(prediction_id)  # a shortened id, as `runs` and the dashboard show, works too
         return row, (await sub.client.result(prediction_id) if row is None else None)
 
     settings = _settings()
