@@ -217,8 +217,9 @@ def batch(
     as_json: bool,
     allow_extra: bool,
 ) -> None:
-    """Submit every job of a JSON Lines file ({"model": …, "input": {…}, "key": optional}); re-running it
-    sends only what was never sent."""
+    """Submit every job of a JSON Lines file; a re-run sends only what was never sent.
+
+    Each line: {"model": …, "input": {…}, "key": optional}."""
     limits = _limits(model_limit)
     settings = _settings()
     expect_ledger(settings, "batch", may_create=True)
