@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wavehook.commands.receiver:verify",
         "Check a delivery's signature; if it fails, say why and which usual mistake explains it.",
     ),
+    "doctor": (
+        "wavehook.commands.doctor:doctor",
+        "Check a deployment end to end (secret, clock, public URL, a signed round trip, ledger, handlers).",
+    ),
     "replay": (
         "wavehook.commands.dispatch:replay",
         "Run handlers again: RUN_ID, --prediction ID or --dead.",

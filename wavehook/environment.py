@@ -56,6 +56,7 @@ READS: dict[str, tuple[str, ...]] = {
     "serve": (*_RECEIVE, *_LEDGER, *_HANDLERS, *_LOGS),
     "worker": (*_LEDGER, *_HANDLERS, *_PROVIDER, *_RECONCILE, *_LOGS),
     "verify": ("WAVESPEED_WEBHOOK_SECRET",),
+    "doctor": (*_RECEIVE, "WAVEHOOK_PUBLIC_URL", "WAVESPEED_BASE_URL", *_LEDGER, *_HANDLERS, *_LOGS),
     "replay": (*_LEDGER, *_LOGS),
     "runs": (*_LEDGER, *_LOGS),
     "models": (),
