@@ -179,14 +179,14 @@ def submit(
 
 
 @contextlib.contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], None]]:
+def _progress(total: int, enabled: bool, label: str = "submitting") -> Iterator[Callable[[Any, Any], None]]:
     """A bar on stderr; on a terminal, log lines written meanwhile wait until it is done (never inside it)."""
     if not enabled:
         yield lambda _job, _result: None
         return
     boot = click.get_current_context().ensure_object(Bootstrap)
     holding = boot.log_stream.holding() if sys.stderr.isatty() else contextlib.nullcontext()
-    with holding, click.progressbar(length=total, label="submitting", file=sys.stderr, show_pos=True) as bar:
+    with holding, click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
         yield lambda _job, _result: bar.update(1)
 
 
@@ -208,6 +208,8 @@ def _limits(raw: tuple[str, ...]) -> dict[str, int]:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--allow-extra", is_flag=True, help="Send inputs the models' pages do not list (default: refuse them).")
+@click.option("--wait", is_flag=True, help="Then follow every job to its final status (a second bar) and list them.")
+@click.option("--timeout", default="1h", show_default=True, help="With --wait: give up after this long.")
 def batch(
     jobs_file: Path,
     concurrency: int,
@@ -216,11 +218,17 @@ def batch(
     progress: bool,
     as_json: bool,
     allow_extra: bool,
+    wait: bool,
+    timeout: str,
 ) -> None:
     """Submit every job of a JSON Lines file; a re-run sends only what was never sent.
 
-    Each line: {"model": …, "input": {…}, "key": optional}."""
+    Each line: {"model": …, "input": {…}, "key": optional}. Relative image paths are relative to the file's
+    directory."""
+    from submitter.follow import resolve_paths
+
     limits = _limits(model_limit)
+    deadline = parse_duration(timeout)
     settings = _settings()
     expect_ledger(settings, "batch", may_create=True)
     try:
@@ -228,22 +236,61 @@ def batch(
     except BatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    jobs = resolve_paths(jobs, jobs_file.resolve().parent)
+    sent: list[str] = []
+    followed: tuple[dict[str, dict[str, Any]], list[str]] = ({}, [])
 
     async def work(sub: AsyncSubmitter) -> Any:
-        with _progress(len(jobs), progress and not as_json) as tick:
-            return await sub.batch(
+        nonlocal followed
+        show = progress and not as_json
+        with _progress(len(jobs), show) as tick:
+
+            def on_result(job: Any, result: Any) -> None:
+                tick(job, result)
+                if result.prediction_id:
+                    sent.append(result.prediction_id)
+
+            summary = await sub.batch(
                 jobs,
                 concurrency=concurrency,
                 per_model=per_model,
                 model_limits=limits,
-                on_result=tick,
+                on_result=on_result,
                 allow_extra=allow_extra or None,
             )
+        if wait:
+            followed = await _follow(sub, sent, deadline, show)
+        return summary
 
     summary = _run(settings, work)
-    click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else render.batch(summary))
+    final, still_open = followed
+    if as_json:
+        report = summary.as_dict()
+        if wait:
+            report |= {"predictions": list(final.values()), "still_open": still_open}
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(render.batch(summary))
+        if wait:
+            click.echo(render.outcomes([final[i] for i in dict.fromkeys(sent) if i in final], still_open))
     if summary.failed or summary.unknown:
         sys.exit(1)
+    if still_open:
+        sys.exit(4)
+    if any(row.get("status") != "completed" for row in final.values()):
+        sys.exit(1)
+
+
+async def _follow(
+    sub: AsyncSubmitter, prediction_ids: list[str], deadline: float, show: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The second bar: predictions reaching their final status, read from the ledger where webhooks land."""
+    from submitter.follow import follow
+
+    with _progress(len(set(prediction_ids)), show, label="finishing") as tick:
+        return await follow(
+            sub.ledger, prediction_ids, deadline=deadline, sleep=sub.sleep, on_final=lambda row: tick(row, None)
+        )
 
 
 @click.command()
@@ -270,17 +317,45 @@ def status(prediction_id: str, as_json: bool) -> None:
 @click.option("--status", "status_", help="Only predictions with this status.")
 @click.option("--model", help="Only predictions of this model.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many.")
+@click.option(
+    "--batch",
+    "batch_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Only the jobs of this batch file.",
+)
+@click.option("--key", "job_key", help="Only the job with this key (a batch line's key).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def list_predictions(status_: str | None, model: str | None, limit: int, as_json: bool) -> None:
-    """List predictions in the ledger, most recently updated first."""
+def list_predictions(
+    status_: str | None, model: str | None, limit: int, batch_file: Path | None, job_key: str | None, as_json: bool
+) -> None:
+    """List predictions in the ledger, most recently updated first.
+
+    Each row shows the start of its prompt; --batch and --key narrow it to the jobs of a batch file."""
     from receiver.store.ledger import open_ledger
+    from submitter.follow import jobs_predictions
 
     settings = _settings()
     expect_ledger(settings, "list")
+    keys: list[str] | None = None
+    if batch_file is not None:
+        try:
+            keys = [job.key for job in read_jobs(batch_file.read_text(encoding="utf-8").splitlines())]
+        except BatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    if job_key is not None:
+        keys = [job_key] if keys is None else [key for key in keys if key == job_key]
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:
-            return await ledger.list_predictions(status=status_, model=model, limit=limit)
+            if keys is None:
+                return await ledger.list_predictions(status=status_, model=model, limit=limit)
+            rows = await jobs_predictions(ledger, keys)
+            return [
+                row
+                for row in rows
+                if (status_ is None or row.get("status") == status_) and (model is None or row.get("model") == model)
+            ][:limit]
 
     rows = asyncio.run(read())
     if as_json:
