@@ -147,4 +147,10 @@ def reconcile(counts: ReconcileCounts) -> str:
         f"checked {counts.checked}: {counts.missed} missed webhook(s) ingested, {counts.progressed} progressed, "
         f"{counts.open} still open, {counts.gone} gone, {counts.errors} error(s); doubtful submits: "
         f"{counts.resolved} found, {counts.not_created} not created, {counts.still_unknown} still unknown"
+        + (
+            f" ({counts.too_recent} sent too recently to look up: their request may still be under way; run "
+            "reconcile again once the provider timeouts have passed, 70 s by default)"
+            if counts.too_recent
+            else ""
+        )
     )

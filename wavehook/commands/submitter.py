@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -262,7 +263,10 @@ def batch(
             followed = await _follow(sub, sent, deadline, show)
         return summary
 
-    summary = _run(settings, work)
+    try:
+        summary = _run(settings, work)
+    except KeyboardInterrupt:
+        _interrupted(settings, jobs_file, [job.key for job in jobs])
     final, still_open = followed
     if as_json:
         report = summary.as_dict()
@@ -279,6 +283,35 @@ def batch(
         sys.exit(4)
     if any(row.get("status") != "completed" for row in final.values()):
         sys.exit(1)
+
+
+def _interrupted(settings: Settings, jobs_file: Path, keys: list[str]) -> NoReturn:
+    """After Ctrl-C: what was sent, what is unknown, and the exact commands that finish the batch; exit 130."""
+    from receiver.store.ledger import open_ledger
+
+    async def states() -> dict[str, dict[str, Any]]:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.submissions_by_job_keys(keys)
+
+    rows = asyncio.run(states())
+    sent = sum(1 for row in rows.values() if row["state"] == "submitted")
+    unknown = sum(1 for row in rows.values() if row["state"] in ("sending", "unknown"))
+    failed = sum(1 for row in rows.values() if row["state"] == "failed")
+    not_sent = len(keys) - len(rows)
+    click.echo(
+        f"\ninterrupted: {sent} of {len(keys)} job(s) sent, {unknown} unknown (sent, no answer recorded), "
+        f"{failed} refused, {not_sent} not sent",
+        err=True,
+    )
+    command = f"wavehook batch {shlex.quote(str(jobs_file.resolve()))}"
+    click.echo(f"to finish the batch: {command}", err=True)
+    if unknown:
+        click.echo(
+            "  (it looks the unknown ones up before anything is sent again, so no job goes twice; "
+            "`wavehook reconcile` resolves them alone, once the provider timeouts have passed: 70 s by default)",
+            err=True,
+        )
+    sys.exit(130)
 
 
 async def _follow(
