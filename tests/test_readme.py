@@ -15,7 +15,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, free_port, serving, wait_for
 
 README = ROOT / "README.md"
 VENV = ROOT / ".venv"
@@ -295,13 +294,8 @@ class _ChatHandler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def chat_stand_in(directory: Path) -> Iterator[ChatStandIn]:
     server = ChatStandIn(directory)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.integration

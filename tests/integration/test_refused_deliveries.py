@@ -18,6 +18,25 @@ OTHER = "whsec_c29tZS1vdGhlci1hY2NvdW50cy1zZWNyZXQ="
 MODEL = "bytedance/seedance-v1-lite-t2v-480p"
 
 
+def submit_and_wait(sandbox: Process, receiver: Process, **env: str) -> subprocess.CompletedProcess[str]:
+    """``wavehook submit --wait`` of one job through the sandbox, giving up after 6 s (no provider fallback)."""
+    return subprocess.run(
+        [WAVEHOOK, "submit", MODEL, "-p", "prompt=a fox", "--wait", "--timeout", "6s", "--fallback-after", "1h"],
+        env={
+            **receiver.env,
+            "WAVESPEED_API_KEY": "any",
+            "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+            "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
 def test_submit_wait_names_the_refusals_of_its_job(
     sandbox_factory: Callable[..., Process], serve_factory: Callable[..., Process]
 ) -> None:
@@ -25,21 +44,7 @@ def test_submit_wait_names_the_refusals_of_its_job(
     it under the job's id, and the ledger holds nothing of the refused deliveries."""
     sandbox = sandbox_factory(secret=OTHER)  # the last --secret wins: the provider signs with another secret
     receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
-    env = {
-        **receiver.env,
-        "WAVESPEED_API_KEY": "any",
-        "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
-        "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
-    }
-    done = subprocess.run(
-        [WAVEHOOK, "submit", MODEL, "-p", "prompt=a fox", "--wait", "--timeout", "6s", "--fallback-after", "1h"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    done = submit_and_wait(sandbox, receiver)
     assert done.returncode == 4, done.stderr
     assert "signature_mismatch" in done.stderr
     assert "WAVESPEED_WEBHOOK_SECRET" in done.stderr
@@ -68,22 +73,7 @@ def test_wrong_token_is_quarantined_and_named(
     sandbox = sandbox_factory()
     receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
     other_ledger = tmp_path_factory.mktemp("elsewhere") / "wavehook.db"
-    env = {
-        **receiver.env,
-        "WAVESPEED_API_KEY": "any",
-        "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
-        "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
-        "WAVEHOOK_DB": str(other_ledger),
-    }
-    done = subprocess.run(
-        [WAVEHOOK, "submit", MODEL, "-p", "prompt=a fox", "--wait", "--timeout", "6s", "--fallback-after", "1h"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    done = submit_and_wait(sandbox, receiver, WAVEHOOK_DB=str(other_ledger))
     assert done.returncode == 4, done.stderr
     assert "token_mismatch" in done.stderr
     assert "WAVEHOOK_DB" in done.stderr

@@ -7,14 +7,13 @@ import contextlib
 import http.server
 import re
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT, WAVEHOOK, Process
+from tests.support import ROOT, WAVEHOOK, Process, serving
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +36,8 @@ class _Odd(http.server.BaseHTTPRequestHandler):
         return
 
 
-@contextlib.contextmanager
-def odd_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def odd_server() -> contextlib.AbstractContextManager[str]:
+    return serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd))
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
