@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from receiver.http.auth import Gate
     from receiver.http.metrics import Metrics
     from receiver.ingest import Ingestor
+    from receiver.refusals import Refusals
     from receiver.settings import Settings
     from receiver.signature import Verifier
     from receiver.store.ledger import Ledger
@@ -40,6 +41,7 @@ class ReceiverState:
     correlation_keys: Keys  # every secret a token may have been made with
     session_secret: str  # the ledger's key behind dashboard logins
     clock: Callable[[], float]
+    refusals: Refusals
     dispatcher: Dispatcher | None = None
     gate: Gate | None = None  # the access gate, made on first use
 
