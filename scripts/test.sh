@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need (a virtualenv, the project with its test extra; as root, Debian's Chromium for
-# the browser tests and Node.js with npm for the JavaScript SDK test) and runs lint, type checks and the whole
-# test suite.
+# the browser tests, Debian's PostgreSQL server binaries for the storage tests on both backends, and Node.js
+# with npm for the JavaScript SDK test) and runs lint, type checks and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then

@@ -31,7 +31,7 @@ from receiver.dispatch.backoff import backoff_delay
 from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
-from receiver.handlers.context import Context, Resolver, system_resolve
+from receiver.handlers.context import Context, Resolver, StoredOutput, system_resolve
 from receiver.handlers.errors import RetryLater
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
@@ -215,6 +215,7 @@ class Dispatcher:
                 handlers=names,
                 max_attempts=attempts,
                 limit=limit,
+                after=self.handlers.after,
             )
         except StorageUnavailable as exc:
             logger.warning("dispatch_claim_failed", error=exc.message)
@@ -248,6 +249,7 @@ class Dispatcher:
             resolve=self.resolve,
             clock=self.clock,
             media=self.media,
+            downloads=tuple(StoredOutput.from_row(row) for row in run.downloads),
             _ledger=self.ledger,
         )
         started = time.perf_counter()

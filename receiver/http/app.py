@@ -27,9 +27,11 @@ from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.media_store import open_media_store
+from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
 from receiver.store.ledger import open_ledger
+from receiver.store.location import describe
 
 logger = structlog.get_logger()
 
@@ -63,6 +65,7 @@ def create_app(
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
     media = open_media_store(settings)
+    refusals = Refusals(clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
@@ -85,8 +88,9 @@ def create_app(
                 correlation_keys=keys,
                 session_secret=await ledger.session_secret(),
                 clock=clock,
+                refusals=refusals,
             )
-            logger.info("receiver_started", db=settings.db_shown, media=media.description, pid=os.getpid())
+            logger.info("receiver_started", ledger=describe(settings.db), media=media.description, pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 state.dispatcher = dispatcher
                 receiver_app.state.receiver = state

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from receiver.http.metrics import Metrics
     from receiver.ingest import Ingestor
     from receiver.media_store import MediaStore
+    from receiver.refusals import Refusals
     from receiver.settings import Settings
     from receiver.signature import Verifier
     from receiver.store.ledger import Ledger
@@ -42,6 +43,7 @@ class ReceiverState:
     correlation_keys: Keys  # every secret a token may have been made with
     session_secret: str  # the ledger's key behind dashboard logins
     clock: Callable[[], float]
+    refusals: Refusals
     dispatcher: Dispatcher | None = None
     gate: Gate | None = None  # the access gate, made on first use
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
-from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError
+from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState, receiver_state, route_path
 from receiver.ingest import Ingestor
@@ -79,6 +79,8 @@ class WebhookEndpoint:
             result = await state.ingestor.ingest(delivery)
         except HTTPError as exc:
             state.metrics.delivery("rejected", reason=exc.reason)
+            if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
+                state.refusals.record(exc.reason, log["webhook_id"])
             logger.info(
                 "webhook_rejected",
                 **log,
@@ -149,17 +151,23 @@ async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receiv
             timestamp = int(headers[HEADER_TIMESTAMP])
             await _keep(ingestor, webhook_id, body, exc, timestamp=timestamp)
         raise
-    reference = None
-    if scope["query_string"]:
-        query = QueryParams(scope["query_string"])
-        reference = correlation.check(
-            state.correlation_keys.accepted, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
-        )
     try:
+        reference = _reference(state, scope)
         return parse(body, webhook_id=verified.webhook_id, webhook_timestamp=verified.timestamp, reference=reference)
-    except BadRequest as exc:
+    except (BadRequest, TokenMismatch) as exc:
+        # Signed by the provider: a wrong token (a job submitted against another ledger) is kept like a bad body.
         await _keep(ingestor, verified.webhook_id, body, exc, timestamp=verified.timestamp)
         raise
+
+
+def _reference(state: Any, scope: Scope) -> str | None:
+    """The job reference of a delivery whose webhook URL carries one, checked against its token."""
+    if not scope["query_string"]:
+        return None
+    query = QueryParams(scope["query_string"])
+    return correlation.check(
+        state.correlation_keys.accepted, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
+    )
 
 
 async def _keep(

@@ -7,6 +7,9 @@ prediction outcome, no status went backwards, and every instance's API and dashb
 from __future__ import annotations
 
 import collections
+import json
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from tests import postgres
 from tests.conftest import SECRET
 from tests.fault.balancer import balancer_process
 from tests.integration.dispatch_support import dispatch_env, effects, start_worker
-from tests.support import Process, direct, free_port, running, wait_for
+from tests.support import ROOT, WAVEHOOK, Process, direct, free_port, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -57,11 +60,8 @@ def test_three_receivers_two_workers_one_postgres_through_crashes(
     postgres_server: postgres.Cluster,
     sandbox_factory: Callable[..., Process],
     serve_factory: Callable[..., Process],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """See the module docstring: the whole proof, measured against the sandbox's own delivery log."""
-    # The reconcile pass runs here: it loads the same handlers, so the outcomes it ingests enqueue their runs.
-    monkeypatch.setenv("DISPATCH_TEST_DIR", str(tmp_path))
     with postgres.cluster() as server:  # its own server: this test restarts it
         databases = postgres.Databases(server)
         url = databases.create()
@@ -81,16 +81,16 @@ def test_three_receivers_two_workers_one_postgres_through_crashes(
         balancer_port = free_port()
         balancer = balancer_process(balancer_port, [r.url for r in receivers], tmp_path)  # type: ignore[attr-defined]
         with running(balancer, f"http://127.0.0.1:{balancer_port}/_balancer/health"):
-            # The same environment as the instances: the same ledger, handlers and built-ins switched off.
-            settings = Settings.from_env(
-                {
-                    **env,
-                    "WAVESPEED_WEBHOOK_SECRET": SECRET,
-                    "WAVESPEED_API_KEY": "sandbox-key",
-                    "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
-                    "WAVEHOOK_PUBLIC_URL": f"http://127.0.0.1:{balancer_port}",
-                }
-            )
+            # The same environment as the instances: the same ledger, built-ins switched off. The handler
+            # modules are left to the instances (and to the reconcile pass, a process of its own below).
+            provider_env = {
+                **env,
+                "WAVESPEED_WEBHOOK_SECRET": SECRET,
+                "WAVESPEED_API_KEY": "sandbox-key",
+                "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+                "WAVEHOOK_PUBLIC_URL": f"http://127.0.0.1:{balancer_port}",
+            }
+            settings = Settings.from_env({k: v for k, v in provider_env.items() if k != "WAVEHOOK_HANDLERS"})
             submitter = Submitter(settings)
             try:
                 ids = [str(submitter.submit(MODEL, {"prompt": f"task {n}"}).prediction_id) for n in range(TASKS)]
@@ -115,7 +115,19 @@ def test_three_receivers_two_workers_one_postgres_through_crashes(
                     what="every task ended and every delivery settled",
                 )
                 records = delivery_log(sandbox)
-                counts = submitter.reconcile(older_than=0)
+                # One reconcile pass, as `wavehook reconcile` run by an operator: it loads the handlers, so
+                # the outcomes it ingests enqueue the same runs a webhook would.
+                counts = json.loads(
+                    subprocess.run(
+                        [WAVEHOOK, "reconcile", "--older-than", "0", "--json"],
+                        env={**os.environ, **provider_env},
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
+                        check=True,
+                    ).stdout
+                )
             finally:
                 submitter.close()
             expected = {("effect_async", pid, "completed") for pid in ids} | {
@@ -135,7 +147,7 @@ def test_three_receivers_two_workers_one_postgres_through_crashes(
                     ledger(url, "SELECT status, count(*) FROM predictions GROUP BY 1"),
                 )
                 raise AssertionError(f"runs, reconcile counts, predictions: {detail}") from None
-            check(url, records, crashed_at, restarted_at, ids, counts.errors)
+            check(url, records, crashed_at, restarted_at, ids, counts["errors"])
             felt = [p for p in [*receivers, *workers] if "runs_listener_reconnecting" in p.log()]
             assert len(felt) == len(receivers) + len(workers), "an instance did not notice the database restart"
             assert {(h, p, s) for h, p, s, _pid in effects(tmp_path)} == expected

@@ -15,6 +15,7 @@ from receiver.errors import ConfigError
 from receiver.store.records import RUN_STATES
 from receiver.timestamps import utc_text
 from wavehook.bootstrap import Bootstrap, pass_bootstrap
+from wavehook.checks import catalogued_models, expect_ledger
 from wavehook.durations import parse_since
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _handlers(settings: Settings) -> Handlers:
 
     try:
         open_media_store(settings)  # an object store the S3 client cannot be set up for stops the start here
-        return load_handlers(settings)
+        return load_handlers(settings, known_models=catalogued_models())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -48,6 +49,7 @@ def worker(boot: Bootstrap, burst: bool) -> None:
 
     from receiver.dispatch.worker import run_worker
     from receiver.errors import StorageUnavailable
+    from receiver.store.location import describe
     from wavehook.worker_tasks import periodic_tasks
 
     settings = boot.logging()
@@ -57,7 +59,7 @@ def worker(boot: Bootstrap, burst: bool) -> None:
     except StorageUnavailable as exc:
         raise click.ClickException(f"the ledger is unavailable: {exc.message}") from None
     except sqlite3.Error as exc:
-        raise click.ClickException(f"the ledger {settings.db_shown} cannot be used: {exc}") from None
+        raise click.ClickException(f"the ledger {describe(settings.db)} cannot be used: {exc}") from None
     if report is None:
         return
     for name, result in report.results.items():
@@ -103,7 +105,8 @@ def replay(
 
     if sum([run_id is not None, prediction_id is not None, dead]) != 1:
         raise click.UsageError("give exactly one of RUN_ID, --prediction ID or --dead")
-    settings = boot.settings()
+    settings = boot.logging()
+    expect_ledger(settings, "replay")
     now = time.time()
     selection = RunSelection(
         run_id=run_id,
@@ -118,6 +121,9 @@ def replay(
             return await ledger.replay_runs(selection, now=now, dry_run=dry_run)
 
     result = asyncio.run(replaying())
+    if not result.matched and dead:
+        click.echo("nothing to replay: no dead run" + (" matches" if handler or since else ""))
+        return
     if not result.matched:
         raise click.ClickException("no handler run matches")
     ids = result.would_replay if dry_run else result.replayed
@@ -144,7 +150,8 @@ def runs(
     """List handler runs, newest first."""
     from receiver.store.ledger import open_ledger
 
-    settings = boot.settings()
+    settings = boot.logging()
+    expect_ledger(settings, "runs")
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:

@@ -28,13 +28,13 @@ def copy(boot: Bootstrap, source: str, target: str) -> None:
     table are compared at the end. Stop the instances writing to SOURCE first.
     """
     from receiver.store.copy import TABLES, CountMismatch, copy_ledger, sides
-    from receiver.store.postgres.url import shown
+    from receiver.store.location import describe
 
     settings = boot.logging()
     try:
         with sides(source, target, timeout_ms=settings.busy_timeout_ms) as (src, dst):
             total = sum(src.count(table) for table, _key in TABLES)
-            click.echo(f"copying {total:,} rows from {shown(source)} to {shown(target)}", err=True)
+            click.echo(f"copying {total:,} rows from {describe(source)} to {describe(target)}", err=True)
             with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
                 report = copy_ledger(src, dst, progress=lambda _table, rows: bar.update(rows))
     except CountMismatch as exc:

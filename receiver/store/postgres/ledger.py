@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -131,6 +131,7 @@ class PostgresLedger(Ledger):
         handlers: Sequence[str],
         max_attempts: dict[str, int],
         limit: int,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[ClaimedRun]:
         return await self._write(
             lambda conn: runs.claim(
@@ -141,6 +142,7 @@ class PostgresLedger(Ledger):
                 handlers=handlers,
                 max_attempts=max_attempts,
                 limit=limit,
+                after=after,
             )
         )
 
@@ -206,6 +208,9 @@ class PostgresLedger(Ledger):
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: queries.get_prediction(conn, prediction_id))
+
+    async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        return await self._read(lambda conn: queries.ids_starting(conn, prefix, limit=limit))
 
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: submissions.prediction_state(conn, prediction_id))

@@ -99,3 +99,14 @@ async def _attempts_by_run(conn: Conn, run_ids: list[int]) -> dict[int, list[dic
     for row in rows:
         found.setdefault(row["run_id"], []).append(row)
     return found
+
+
+async def ids_starting(conn: Conn, prefix: str, *, limit: int) -> list[str]:
+    """Prediction ids that start with ``prefix`` (a shortened id, as listings show them), sorted."""
+    # A range on the primary key (byte order, "C" collation: exact, case-sensitive, indexed).
+    rows = await fetch_all(
+        conn,
+        "SELECT id FROM predictions WHERE id >= %(p)s AND id < %(p)s || chr(1114111) ORDER BY id LIMIT %(limit)s",
+        {"p": prefix, "limit": limit},
+    )
+    return [str(row["id"]) for row in rows]

@@ -11,7 +11,55 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from receiver.store.postgres.connection import RUNS_CHANNEL, Conn, fetch_all
-from receiver.store.records import LOST_LEASE, ClaimedRun, Download, ReplayResult, RunEnd, RunSelection
+from receiver.store.records import (
+    LOST_LEASE,
+    NOT_RUN_PREFIX,
+    ClaimedRun,
+    Download,
+    ReplayResult,
+    RunEnd,
+    RunSelection,
+)
+
+# A run's dependency (``after=``) of the same outcome in a given state: the (handler, dependency) pairs come
+# as two arrays. A dependency with no run for this outcome (it does not apply to it) does not hold.
+_UNMET = """
+    SELECT 1 FROM unnest(%(after_handlers)s::text[], %(after_deps)s::text[]) AS pair (handler, dependency)
+    JOIN handler_runs AS d ON d.prediction_id = r.prediction_id AND d.status = r.status
+        AND d.handler = pair.dependency
+    WHERE pair.handler = r.handler AND d.state {test}
+"""
+
+# The error of a run that never ran: "not run: <dependency> ended dead", built from the dead dependency.
+_NOT_RUN = """(
+    SELECT %(not_run)s || d.handler || ' ended dead for this outcome (replay it, or the prediction, to run both)'
+    FROM unnest(%(after_handlers)s::text[], %(after_deps)s::text[]) AS pair (handler, dependency)
+    JOIN handler_runs AS d ON d.prediction_id = r.prediction_id AND d.status = r.status
+        AND d.handler = pair.dependency
+    WHERE pair.handler = r.handler AND d.state = 'dead' LIMIT 1
+)"""
+
+
+def _pairs(after: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    pairs = [(handler, dependency) for handler, deps in after.items() for dependency in deps]
+    return {"after_handlers": [h for h, _d in pairs], "after_deps": [d for _h, d in pairs]}
+
+
+async def _end_blocked(conn: Conn, pairs: dict[str, list[str]], *, now: float) -> None:
+    """Pending runs one of whose dependencies ended dead are never run: they end dead, saying which one.
+    Repeated until nothing changes, so a chain (a after b after c) ends in one claim when c dies."""
+    while True:
+        cur = await conn.execute(
+            f"""
+            UPDATE handler_runs AS r
+            SET state = 'dead', finished_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,
+                lease_until = NULL, last_error = {_NOT_RUN}
+            WHERE r.state = 'pending' AND EXISTS ({_UNMET.format(test="= 'dead'")})
+            """,  # noqa: S608 (fixed text only)
+            {"now": now, "not_run": NOT_RUN_PREFIX, **pairs},
+        )
+        if not cur.rowcount:
+            return
 
 
 async def claim(
@@ -23,17 +71,26 @@ async def claim(
     handlers: Sequence[str],
     max_attempts: Mapping[str, int],
     limit: int,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ClaimedRun]:
-    """Lease up to ``limit`` due runs of the given handlers: pending ones and those whose lease expired."""
+    """Lease up to ``limit`` due runs of the given handlers: pending ones and those whose lease expired.
+
+    A run whose handler runs ``after`` others waits until their runs for the same outcome have succeeded, and
+    ends dead (never run) if one of them ended dead.
+    """
     if limit <= 0 or not handlers:
         return []
+    pairs = _pairs(after or {})
+    if pairs["after_handlers"]:
+        await _end_blocked(conn, pairs, now=now)
     rows = await fetch_all(
         conn,
-        """
+        f"""
         WITH due AS (
-            SELECT id, state AS was FROM handler_runs
+            SELECT id, state AS was FROM handler_runs AS r
             WHERE ((state = 'pending' AND next_at <= %(now)s) OR (state = 'running' AND lease_until <= %(now)s))
               AND handler = ANY(%(handlers)s::text[])
+              AND NOT EXISTS ({_UNMET.format(test="<> 'succeeded'")})
             ORDER BY next_at, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -43,8 +100,15 @@ async def claim(
             started_at = %(now)s, updated_at = %(now)s
         FROM due WHERE r.id = due.id
         RETURNING r.id, r.prediction_id, r.status, r.handler, r.attempts, r.next_at, due.was
-        """,
-        {"now": now, "handlers": list(handlers), "limit": limit, "owner": owner, "until": now + lease_seconds},
+        """,  # noqa: S608 (fixed text only)
+        {
+            "now": now,
+            "handlers": list(handlers),
+            "limit": limit,
+            "owner": owner,
+            "until": now + lease_seconds,
+            **pairs,
+        },
     )
     if not rows:
         return []
@@ -70,6 +134,7 @@ async def claim(
         )
         attempt_ids = {row["run_id"]: row["id"] for row in inserted}
     predictions = await _predictions(conn, {row["prediction_id"] for row in rows})
+    stored = await _downloads(conn, {row["prediction_id"] for row in rows})
     claimed: list[ClaimedRun] = []
     for row in rows:
         exhausted = row["id"] not in attempt_ids
@@ -82,6 +147,7 @@ async def claim(
             attempt=row["attempts"],
             prediction=predictions.get(row["prediction_id"], {"id": row["prediction_id"]}),
             exhausted=exhausted,
+            downloads=tuple(stored.get(row["prediction_id"], ())),
         )
         if exhausted:
             await finish(conn, run, RunEnd(state="dead", outcome="lost", error=LOST_LEASE), owner=owner, now=now)
@@ -94,6 +160,17 @@ async def _predictions(conn: Conn, ids: set[str]) -> dict[str, dict[str, Any]]:
         return {}
     rows = await fetch_all(conn, "SELECT * FROM predictions WHERE id = ANY(%s::text[])", (list(ids),))
     return {row["id"]: row for row in rows}
+
+
+async def _downloads(conn: Conn, ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The outputs kept so far of each prediction, oldest first: what its handlers see as ``ctx.downloads``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if ids:
+        for row in await fetch_all(
+            conn, "SELECT * FROM downloads WHERE prediction_id = ANY(%s::text[]) ORDER BY id", (list(ids),)
+        ):
+            found.setdefault(row["prediction_id"], []).append(row)
+    return found
 
 
 async def renew(conn: Conn, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:

@@ -26,8 +26,3 @@ def masked(url: str) -> str:
         authority = f"{userinfo}@{host}"
     query = _SECRET_PARAMS.sub(r"\1\2=" + MASK, tail)
     return f"{scheme}://{authority}{query}"
-
-
-def shown(db: str) -> str:
-    """A ledger location as it may be logged or shown: a URL with its password masked, a path as it is."""
-    return masked(db) if "://" in db else db
