@@ -74,6 +74,12 @@ SKIP = {
         "no container engine on these machines: tests/test_dockerfile.py runs the Dockerfile's install step, its "
         "command and its HEALTHCHECK in a fresh virtualenv instead"
     ),
+    "pip install 'wavehook[postgres]'": (
+        "needs a PostgreSQL server of your own; the same steps on a throwaway one: tests/fault/test_scale_out.py"
+    ),
+    "wavehook ledger copy wavehook.db": (
+        "needs a PostgreSQL server of your own; the command on a throwaway one: tests/wavehook/commands/test_ledger.py"
+    ),
 }
 
 
