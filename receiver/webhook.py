@@ -17,9 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
-from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, error_response
+from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch, error_response
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
+from receiver.store.ingest import IngestResult
 
 logger = structlog.get_logger()
 
@@ -71,8 +72,7 @@ class WebhookEndpoint:
         try:
             delivery = await _verified_delivery(state, scope, receive, headers)
             log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
-            ingestor: Ingestor = state.ingestor
-            result = await ingestor.ingest(delivery)
+            result = await _ingest(state.ingestor, delivery)
         except HTTPError as exc:
             state.metrics.delivery("rejected", reason=exc.reason)
             logger.info(
@@ -141,16 +141,25 @@ async def _verified_delivery(state: Any, scope: Scope, receive: Receive, headers
             timestamp = int(headers[HEADER_TIMESTAMP])
             await _keep(ingestor, webhook_id, body, exc, timestamp=timestamp)
         raise
-    reference = None
-    if scope["query_string"]:
-        query = QueryParams(scope["query_string"])
-        reference = correlation.check(
-            state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
-        )
     try:
+        reference = None
+        if scope["query_string"]:
+            query = QueryParams(scope["query_string"])
+            reference = correlation.check(
+                state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
+            )
         return parse(body, webhook_id=verified.webhook_id, webhook_timestamp=verified.timestamp, reference=reference)
-    except BadRequest as exc:
+    except (BadRequest, TokenMismatch) as exc:
         await _keep(ingestor, verified.webhook_id, body, exc, timestamp=verified.timestamp)
+        raise
+
+
+async def _ingest(ingestor: Ingestor, delivery: Delivery) -> IngestResult:
+    """Commit a verified delivery; one the ledger refuses for its reference is quarantined instead."""
+    try:
+        return await ingestor.ingest(delivery)
+    except TokenMismatch as exc:
+        await _keep(ingestor, delivery.webhook_id, delivery.body, exc, timestamp=delivery.webhook_timestamp)
         raise
 
 
