@@ -183,6 +183,20 @@ def _signature_cases() -> list[Case]:
         ("short-signature", "`v3,` and 63 hex digits", "v3," + GOOD[:63], "malformed_header", "64"),
         ("long-signature", "`v3,` and 65 hex digits", "v3," + GOOD + "0", "malformed_header", "64"),
         (
+            "nine-signatures",
+            "nine `v3,` entries, the valid one last (at most eight are read)",
+            " ".join(["v3," + "0" * 64] * 8 + ["v3," + GOOD]),
+            "malformed_header",
+            "at most 8",
+        ),
+        (
+            "oversized-signature-header",
+            "a `webhook-signature` header of 1,025 characters",
+            "v1," + "A" * 1022,
+            "malformed_header",
+            "1024",
+        ),
+        (
             "wrong-secret",
             "signed with another account's secret",
             sign(OTHER_SECRET, ID, str(NOW), BODY),
