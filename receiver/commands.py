@@ -29,7 +29,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     import structlog
     import uvicorn
 
-    from receiver import auth, logs
+    from receiver import auth, file_descriptors, logs
+    from receiver.connections import GuardedProtocol
     from receiver.handlers.registry import load_handlers
     from receiver.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
@@ -47,6 +48,8 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
+    limits = settings.connections
+    max_connections = file_descriptors.raise_soft_limit(limits.max_connections)
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     try:
         uvicorn.run(
@@ -60,6 +63,9 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
             log_config=None,
             log_level=settings.log_level,
             server_header=False,
+            http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
+            timeout_keep_alive=limits.keep_alive_seconds,
+            limit_concurrency=max_connections,
         )
     finally:
         remove_multiprocess(metrics_dir)

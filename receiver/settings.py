@@ -189,6 +189,27 @@ class SubmitSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    """How long ``serve`` waits for each part of a request, and how many connections it holds at once."""
+
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ConnectionSettings:
+        return cls(
+            header_timeout_seconds=_float(environ, "WAVEHOOK_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            body_timeout_seconds=_float(environ, "WAVEHOOK_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+            keep_alive_seconds=_int(environ, "WAVEHOOK_KEEP_ALIVE_SECONDS", 5, minimum=1),
+            max_connections=_int(environ, "WAVEHOOK_MAX_CONNECTIONS", 1000, minimum=1),
+            max_header_bytes=_int(environ, "WAVEHOOK_MAX_HEADER_BYTES", 65536, minimum=4096),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
 
@@ -211,6 +232,7 @@ class Settings:
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()
+    connections: ConnectionSettings = ConnectionSettings()
     # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
     metrics_dir: Path | None = None
 
@@ -238,6 +260,7 @@ class Settings:
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
             submit=SubmitSettings.from_env(environ),
+            connections=ConnectionSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 
@@ -250,4 +273,4 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-__all__ = ["DispatchSettings", "Secret", "Settings", "SubmitSettings"]
+__all__ = ["ConnectionSettings", "DispatchSettings", "Secret", "Settings", "SubmitSettings"]
