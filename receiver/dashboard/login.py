@@ -10,7 +10,8 @@ from starlette.responses import RedirectResponse, Response
 
 from receiver.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 from receiver.dashboard.pages import html_page
-from receiver.errors import BadRequest, Forbidden
+from receiver.errors import Forbidden
+from receiver.webhook import read_body
 
 logger = structlog.get_logger()
 MAX_FORM_BYTES = 4096
@@ -39,9 +40,8 @@ async def login(request: Request) -> Response:
         return RedirectResponse("/", status_code=303)
     if not same_origin(request):
         raise Forbidden("cross-site login refused", reason="cross_site_request")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise BadRequest(f"login form over {MAX_FORM_BYTES} bytes")
+    # Refused from Content-Length before reading, or as soon as a streamed form passes the cap.
+    body = await read_body(request.receive, request.headers.get("content-length"), MAX_FORM_BYTES)
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
     next_path = _next_path(form.get("next"))
     if not token_matches(admin_token, form.get("token", "").strip()):
