@@ -226,8 +226,7 @@ class Dispatcher:
         assert handler is not None  # claims are limited to this process's handlers
         max_attempts = handler.max_attempts or self.config.max_attempts
         timeout = handler.timeout or self.config.handler_timeout_seconds
-        prediction = Prediction.from_row(run.prediction, status=run.status)
-        bound = _fields(run) | {"model": prediction.model}
+        bound = _fields(run) | {"model": run.prediction.get("model")}
         ctx = Context(
             run_id=run.id,
             handler=run.handler,
@@ -246,6 +245,8 @@ class Dispatcher:
         try:
             with structlog.contextvars.bound_contextvars(**bound):
                 try:
+                    # Inside the try: a row the handler cannot be given is the attempt's failure, recorded at once.
+                    prediction = Prediction.from_row(run.prediction, status=run.status)
                     await call(handler, prediction, ctx, timeout)
                 except RetryLater as exc:
                     failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
