@@ -59,7 +59,8 @@ def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> Non
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[::ffff:169.254.169.254]/x", "link-local"),
         ("http://192.168.1.10/a.mp4", "private"),
-        ("https://inside.example.com/a.mp4", "10.1.2.3, a private address"),
+        ("http://100.100.100.200/latest/meta-data", "cloud metadata"),
+        ("https://inside.example.com/a.mp4", "10.1.2.3, a private or otherwise non-global address"),
         ("https://nowhere.example.com/a.mp4", "does not resolve"),
         ("http://0.0.0.0/a.mp4", "unspecified"),
     ],
@@ -75,7 +76,7 @@ def test_the_policy_can_allow_loopback_and_private_but_never_link_local() -> Non
     policy = AddressPolicy(allow_loopback=True, allow_private=True)
     assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
     assert policy.refusal(ipaddress.ip_address("10.0.0.1")) is None
-    assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a link-local address"
+    assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a link-local or cloud metadata address"
     assert asyncio.run(check_url("https://cdn.example.com/a.mp4", AddressPolicy(), PUBLIC)).host == "cdn.example.com"  # type: ignore[arg-type]
 
 
@@ -159,3 +160,22 @@ def test_outputs_are_kept_with_their_sha256_recorded(settings_factory: Callable[
     directory = settings.media_dir / MODEL / "p1"
     assert sorted(p.name for p in directory.iterdir()) == ["moved.mp4", "output.mp4"]
     assert requested[-1] == "https://cdn.example.com/p1/output.mp4"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["100.64.0.1", "100.127.255.254", "192.0.0.8", "198.18.0.1", "192.0.2.1", "240.0.0.1", "fc00::1", "2001:db8::1"],
+)
+def test_every_address_that_is_not_global_is_refused_by_default(address: str) -> None:
+    """Carrier-grade NAT (Tailscale), IETF protocol assignments, benchmarking, documentation, reserved and unique
+    local ranges are refused like private ones: only globally routable addresses are fetched."""
+    refusal = AddressPolicy().refusal(ipaddress.ip_address(address))
+    assert refusal is not None
+    assert AddressPolicy(allow_private=True).refusal(ipaddress.ip_address(address)) is None or "reserved" in refusal
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "100.100.100.200", "fd00:ec2::254", "::ffff:100.100.100.200"])
+def test_metadata_services_are_refused_whatever_the_settings(address: str) -> None:
+    """The cloud metadata endpoints (AWS, GCP, Azure, Alibaba Cloud, AWS over IPv6) are never fetched."""
+    policy = AddressPolicy(allow_loopback=True, allow_private=True)
+    assert policy.refusal(ipaddress.ip_address(address)) is not None
