@@ -27,8 +27,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from receiver.errors import Forbidden, HTTPError, Unauthorized, error_response
+from receiver.errors import Forbidden, HTTPError, TooManyAttempts, Unauthorized, error_response
 from receiver.settings import Secret
+from receiver.throttle import Throttle
 
 logger = structlog.get_logger()
 
@@ -148,18 +149,28 @@ def check_csrf(conn: HTTPConnection, access: Access, supplied: str | None) -> No
 class Gate:
     """The decision for one request; raises an ``HTTPError`` when it may not pass."""
 
-    def __init__(self, admin_token: Secret | None, sessions: Sessions) -> None:
+    def __init__(self, admin_token: Secret | None, sessions: Sessions, throttle: Throttle | None = None) -> None:
         self.admin_token = admin_token
         self.sessions = sessions
+        self.throttle = throttle or Throttle()
+
+    def check_throttle(self, client: str | None) -> None:
+        """Refuse a client that failed too often lately, before any comparison with the token."""
+        if (wait := self.throttle.retry_after(client)) is not None:
+            raise TooManyAttempts(wait)
 
     def admit(self, conn: HTTPConnection) -> Access:
         if self.admin_token is None:
             return self._loopback(conn)
         authorization = conn.headers.get("authorization")
         if authorization is not None:
+            client = conn.client.host if conn.client else None
+            self.check_throttle(client)
             scheme, _, value = authorization.partition(" ")
             if scheme.lower() == "bearer" and token_matches(self.admin_token, value.strip()):
+                self.throttle.succeeded(client)
                 return Access("bearer")
+            self.throttle.failed(client)
             raise Unauthorized("header Authorization is not 'Bearer <WAVEHOOK_ADMIN_TOKEN>'", reason="bad_token")
         session_id = self.sessions.verify(conn.cookies.get(COOKIE_NAME))
         if session_id is None:
@@ -190,7 +201,8 @@ def gate_for(scope: Scope, admin_token: Secret | None, clock: Callable[[], float
     state = scope["app"].state
     gate: Gate | None = getattr(state, "gate", None)
     if gate is None:
-        gate = Gate(admin_token, Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock))
+        sessions = Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock)
+        gate = Gate(admin_token, sessions, Throttle(clock=clock))
         state.gate = gate
     return gate
 
@@ -224,7 +236,7 @@ class AccessControl:
         if is_page and exc.reason == "login_required":
             return RedirectResponse(f"/login?next={quote(conn.url.path)}", status_code=303)
         response = error_response(exc)
-        if exc.status == 401:
+        if exc.status == 401 and exc.reason != "too_many_attempts":
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 

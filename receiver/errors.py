@@ -14,6 +14,7 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
         ├── NotFound                status = 404
         ├── Conflict                status = 409  (the resource is not in a state that allows the action)
         ├── PayloadTooLarge         status = 413
+        ├── TooManyAttempts         status = 429  (too many failed logins or bearer tokens from one client)
         └── StorageUnavailable      status = 503  (the database refused the write: the provider retries)
 """
 
@@ -93,6 +94,15 @@ class PayloadTooLarge(HTTPError):
     close_connection = True
 
 
+class TooManyAttempts(HTTPError):
+    status = 429
+    reason = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts to authenticate from this client; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class StorageUnavailable(HTTPError):
     status = 503
     reason = "storage_unavailable"
@@ -100,5 +110,7 @@ class StorageUnavailable(HTTPError):
 
 def error_response(exc: HTTPError) -> JSONResponse:
     """The one rendering of an ``HTTPError``: its status, ``{"error", "reason"}``, and a close if it asks."""
-    headers = {"connection": "close"} if exc.close_connection else None
+    headers = {"connection": "close"} if exc.close_connection else {}
+    if isinstance(exc, TooManyAttempts):
+        headers["retry-after"] = str(exc.retry_after)
     return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)

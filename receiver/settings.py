@@ -18,6 +18,8 @@ SECRET_HELP = (
     "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MIN_ADMIN_TOKEN = 24
+TOKEN_HELP = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class Secret:
@@ -241,6 +243,11 @@ class Settings:
         log_format = _choice(environ, "WAVEHOOK_LOG_FORMAT", ("auto", "json", "console"), "auto")
         api_key = environ.get("WAVESPEED_API_KEY", "").strip()
         admin_token = environ.get("WAVEHOOK_ADMIN_TOKEN", "").strip()
+        if admin_token and len(admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(
+                f"WAVEHOOK_ADMIN_TOKEN is {len(admin_token)} characters long; it must be at least {MIN_ADMIN_TOKEN} "
+                f"characters (a short token can be guessed, and it opens the dashboard and API); {TOKEN_HELP}"
+            )
         terminal = _list(environ, "WAVEHOOK_TERMINAL_STATUSES") or cls.terminal_statuses
         return cls(
             webhook_secrets=tuple(Secret(s) for s in _list(environ, "WAVESPEED_WEBHOOK_SECRET")),

@@ -44,10 +44,20 @@ async def login(request: Request) -> Response:
     body = await read_body(request.receive, request.headers.get("content-length"), MAX_FORM_BYTES)
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
     next_path = _next_path(form.get("next"))
+    gate = gate_for(request.scope, admin_token, request.app.state.ingestor.clock)
+    client = request.client.host if request.client else None
+    if (wait := gate.throttle.retry_after(client)) is not None:
+        logger.warning("login_throttled", client=client, retry_after=wait)
+        error = f"Too many failed attempts from here; try again in {wait} s."
+        page = html_page(request, "login.html", status_code=429, next=next_path, error=error)
+        page.headers["retry-after"] = str(wait)
+        return page
     if not token_matches(admin_token, form.get("token", "").strip()):
-        logger.warning("login_failed", client=request.client.host if request.client else None)
+        gate.throttle.failed(client)
+        logger.warning("login_failed", client=client)
         return html_page(request, "login.html", status_code=401, next=next_path, error="That is not the admin token.")
-    cookie = gate_for(request.scope, admin_token, request.app.state.ingestor.clock).sessions.issue()
+    gate.throttle.succeeded(client)
+    cookie = gate.sessions.issue()
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         COOKIE_NAME,

@@ -3,11 +3,16 @@ throttled guesses, logout, and start-up refusals."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import serve_process
 from tests.integration.receiver_client import Server, raw_exchange, serve
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 TOKEN = "an-admin-token-long-enough-for-the-minimum-0123456789"
@@ -33,3 +38,23 @@ def test_a_streamed_login_body_is_refused_past_the_cap(server: Server) -> None:
     chunk = b"%x\r\n%s\r\n" % (8192, b"t" * 8192)
     answer = raw_exchange(server.port, head + chunk, timeout=5)
     assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_serve_refuses_a_short_admin_token_and_says_how_to_make_one(tmp_path: Path) -> None:
+    """`wavehook serve` with WAVEHOOK_ADMIN_TOKEN=a exits 2 before listening, naming the minimum and a recipe."""
+    process = serve_process(tmp_path, free_port(), env={"WAVEHOOK_ADMIN_TOKEN": "a"})
+    result = subprocess.run(process.args, env=process.env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "WAVEHOOK_ADMIN_TOKEN" in result.stderr
+    assert "at least 24 characters" in result.stderr
+    assert "secrets.token_urlsafe(32)" in result.stderr
+
+
+def test_bearer_guesses_get_429_with_retry_after(server: Server) -> None:
+    """Wrong bearer tokens from one client: 401 five times, then 429 with Retry-After, even for the right one."""
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        answers = [client.get("/api/summary", headers={"authorization": f"Bearer guess-{n}"}) for n in range(5)]
+        assert [answer.status_code for answer in answers] == [401] * 5
+        refused = client.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"})
+    assert (refused.status_code, refused.json()["reason"]) == (429, "too_many_attempts")
+    assert int(refused.headers["retry-after"]) >= 1

@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from receiver.auth import COOKIE_NAME, SESSION_SECONDS, Sessions, is_loopback
+from receiver.errors import ConfigError
 from receiver.settings import Secret, Settings
 from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, failing_handlers, web_client
 from tests.support import wait_for
@@ -257,3 +258,44 @@ def test_replay_without_token_is_csrf_checked_for_loopback_clients(
             "cross_site_request",
         )
         assert replay(client, **{"x-csrf-token": token, "origin": BASE}).status_code == 200  # type: ignore[attr-defined]
+
+
+# -- guessing -------------------------------------------------------------------------------------------------
+
+
+def test_wrong_bearer_tokens_are_throttled_per_client(token_settings: Settings) -> None:
+    """After 5 wrong bearer tokens in a minute a client gets 429 with Retry-After, even with the right token;
+    other clients are not affected, and the client is let in again once the minute has passed."""
+    clock = Clock()
+    with web_client(token_settings, clock=clock, client=OUTSIDE) as guesser:
+        other = TestClient(guesser.app, client=("198.51.100.9", 1), base_url=BASE)  # the same app, started
+        for attempt in range(5):
+            answer = guesser.get("/api/summary", headers={"authorization": f"Bearer wrong-{attempt}"})
+            assert error(answer) == (401, "bad_token")
+        refused = guesser.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"})
+        assert error(refused) == (429, "too_many_attempts")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert other.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+        clock.now += 61
+        assert guesser.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_wrong_logins_are_throttled(token_settings: Settings) -> None:
+    """After 5 failed logins in a minute the form answers 429 with Retry-After, even for the right token."""
+    with web_client(token_settings, client=OUTSIDE) as client:
+        for attempt in range(5):
+            assert login(client, token=f"wrong-{attempt}").status_code == 401  # type: ignore[attr-defined]
+        refused = login(client)
+        assert refused.status_code == 429  # type: ignore[attr-defined]
+        assert int(refused.headers["retry-after"]) >= 1  # type: ignore[attr-defined]
+        assert "Too many" in refused.text  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["a", "short-token", "x" * 23])
+def test_a_short_admin_token_is_refused_with_how_to_make_one(token: str) -> None:
+    """WAVEHOOK_ADMIN_TOKEN under 24 characters stops the start, and the message says how to make a good one."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"WAVEHOOK_ADMIN_TOKEN": token})
+    assert "at least 24 characters" in str(info.value)
+    assert "secrets.token_urlsafe(32)" in str(info.value)
+    assert "short-token" not in str(info.value)  # never echoed

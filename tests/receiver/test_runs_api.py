@@ -15,7 +15,7 @@ from receiver.settings import DispatchSettings, Secret, Settings
 from receiver.store import runs as store
 from tests.support import prediction_body, signed_headers, wait_for
 
-TOKEN = "admin-token-for-tests"
+TOKEN = "admin-token-for-tests-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
