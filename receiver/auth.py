@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver.errors import Forbidden, HTTPError, TooManyAttempts, Unauthorized, error_response
 from receiver.settings import Secret
+from receiver.store.sessions import is_revoked
 from receiver.throttle import Throttle
 
 logger = structlog.get_logger()
@@ -53,6 +54,7 @@ class Access:
     kind: Kind
     csrf_token: str | None = None
     login_required: bool = False
+    session_id: str | None = None  # the cookie's session, which logout revokes
 
 
 class Sessions:
@@ -178,7 +180,7 @@ class Gate:
                 "this needs 'Authorization: Bearer <WAVEHOOK_ADMIN_TOKEN>' or a dashboard login",
                 reason="login_required",
             )
-        return Access("cookie", csrf_token=self.sessions.csrf_token(session_id))
+        return Access("cookie", csrf_token=self.sessions.csrf_token(session_id), session_id=session_id)
 
     def _loopback(self, conn: HTTPConnection) -> Access:
         client = conn.client.host if conn.client else None
@@ -222,6 +224,8 @@ class AccessControl:
         conn = HTTPConnection(scope)
         try:
             access = gate_for(scope, self.admin_token, self.clock).admit(conn)
+            if access.session_id is not None:
+                await _refuse_revoked(scope, access.session_id)
             if scope["method"] not in SAFE_METHODS:
                 check_csrf(conn, access, conn.headers.get(CSRF_HEADER))
         except HTTPError as exc:
@@ -239,6 +243,12 @@ class AccessControl:
         if exc.status == 401 and exc.reason != "too_many_attempts":
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+
+async def _refuse_revoked(scope: Scope, session_id: str) -> None:
+    """A session ended by logout stays ended, whichever process it comes back to."""
+    if await scope["app"].state.reader.run(lambda conn: is_revoked(conn, session_id)):
+        raise Unauthorized("this session was ended by logging out; log in again", reason="login_required")
 
 
 def startup_warning(admin_token: Secret | None, host: str) -> str | None:

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from receiver.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 from receiver.dashboard.pages import html_page
 from receiver.errors import Forbidden
+from receiver.store.sessions import revoke
 from receiver.webhook import read_body
 
 logger = structlog.get_logger()
@@ -73,7 +74,18 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """Reached only through the access gate and its CSRF check (a POST with the page's token)."""
+    """Reached only through the access gate and its CSRF check (a POST with the page's token).
+
+    The session is revoked in the ledger, not only deleted from this browser: a copy of the cookie is refused.
+    """
+    access = getattr(request.state, "access", None)
+    if access is not None and access.session_id is not None:
+        now = request.app.state.ingestor.clock()
+        session_id = access.session_id
+        await request.app.state.writer.run(
+            lambda conn: revoke(conn, session_id, forget_after=now + SESSION_SECONDS, now=now)
+        )
+        logger.info("logout", session_revoked=True)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", secure=_secure(request), httponly=True, samesite="strict")
     return response

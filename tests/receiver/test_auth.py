@@ -201,6 +201,27 @@ def test_logout_needs_the_csrf_token_and_clears_the_cookie(token_client: TestCli
     assert 'wavehook_session=""' in response.headers["set-cookie"]
 
 
+def test_logout_revokes_the_session_on_the_server(token_settings: Settings) -> None:
+    """A cookie kept after logout (copied, stolen, or a browser that ignored the deletion) no longer works, in this
+    app or in another process on the same ledger; other sessions stay valid."""
+    with web_client(token_settings, client=OUTSIDE, base_url="https://wavehook.example.org") as client:
+        login(client)
+        kept = client.cookies[COOKIE_NAME]
+        other = TestClient(client.app, client=OUTSIDE, base_url="https://wavehook.example.org")
+        login(other)
+        token = csrf_token(client.get("/").text)
+        assert (
+            client.post("/logout", headers={"sec-fetch-site": "same-origin", "x-csrf-token": token}).status_code == 204
+        )
+        client.cookies.set(COOKIE_NAME, kept)
+        assert error(client.get("/api/summary")) == (401, "login_required")
+        assert client.get("/").status_code == 303  # to the login form
+        assert other.get("/api/summary").status_code == 200
+    with web_client(token_settings, client=OUTSIDE, base_url="https://wavehook.example.org") as restarted:
+        restarted.cookies.set(COOKIE_NAME, kept)
+        assert error(restarted.get("/api/summary")) == (401, "login_required")
+
+
 # -- CSRF on replay -------------------------------------------------------------------------------------------
 
 
