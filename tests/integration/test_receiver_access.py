@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import serve_process
 from tests.integration.receiver_client import Server, raw_exchange, serve
-from tests.support import free_port
+from tests.support import free_port, running, wait_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "an-admin-token-long-enough-for-the-minimum-0123456789"
@@ -48,6 +48,17 @@ def test_serve_refuses_a_short_admin_token_and_says_how_to_make_one(tmp_path: Pa
     assert "WAVEHOOK_ADMIN_TOKEN" in result.stderr
     assert "at least 24 characters" in result.stderr
     assert "secrets.token_urlsafe(32)" in result.stderr
+
+
+def test_the_access_log_masks_correlation_tokens(tmp_path: Path) -> None:
+    """`serve --access-log` writes each request line with its token parameter masked."""
+    port = free_port()
+    process = serve_process(tmp_path, port)
+    process.args.append("--access-log")
+    with running(process, f"http://127.0.0.1:{port}/healthz"):
+        httpx.post(f"http://127.0.0.1:{port}/webhooks/wavespeed?ref=wh_1&token=tok0secret0value", content=b"{}")
+        wait_for(lambda: "/webhooks/wavespeed?ref=wh_1&token=[redacted]" in process.log(), what="the access line")
+    assert "tok0secret0value" not in process.log()
 
 
 def test_bearer_guesses_get_429_with_retry_after(server: Server) -> None:
