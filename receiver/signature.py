@@ -23,7 +23,7 @@ HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-_MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = 256
 # Unix seconds have 10 digits until the year 2286; a longer run of digits is not a timestamp (and Python
 # refuses to parse integers of more than 4300 digits, which would otherwise escape as ValueError).
 _MAX_TIMESTAMP_DIGITS = 18
@@ -74,9 +74,9 @@ class Verifier:
         webhook_id = _header(headers, HEADER_ID)
         raw_timestamp = _header(headers, HEADER_TIMESTAMP)
         raw_signatures = _header(headers, HEADER_SIGNATURE)
-        if len(webhook_id) > _MAX_ID_LENGTH or not webhook_id.isprintable():
+        if len(webhook_id) > MAX_ID_LENGTH or not webhook_id.isprintable():
             raise SignatureError(
-                f"header {HEADER_ID} must be printable and at most {_MAX_ID_LENGTH} characters",
+                f"header {HEADER_ID} must be printable and at most {MAX_ID_LENGTH} characters",
                 reason="malformed_header",
             )
         if not (raw_timestamp.isascii() and raw_timestamp.isdigit()) or len(raw_timestamp) > _MAX_TIMESTAMP_DIGITS:

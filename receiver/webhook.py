@@ -19,7 +19,7 @@ from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch, error_response
 from receiver.ingest import Ingestor
-from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
+from receiver.signature import HEADER_ID, HEADER_TIMESTAMP, MAX_ID_LENGTH
 from receiver.store.ingest import IngestResult
 
 logger = structlog.get_logger()
@@ -68,7 +68,7 @@ class WebhookEndpoint:
         state = scope["app"].state
         started = time.perf_counter()
         headers = headers_of(scope)
-        log: dict[str, Any] = {"webhook_id": headers.get(HEADER_ID)}
+        log: dict[str, Any] = {"webhook_id": _loggable_id(headers.get(HEADER_ID))}
         try:
             delivery = await _verified_delivery(state, scope, receive, headers)
             log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
@@ -106,6 +106,13 @@ class WebhookEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+def _loggable_id(raw: str | None) -> str | None:
+    """The webhook-id as logged before it is checked: never more than the longest id the verifier accepts."""
+    if raw is None or len(raw) <= MAX_ID_LENGTH:
+        return raw
+    return f"{raw[:MAX_ID_LENGTH]}…[{len(raw)} characters]"
 
 
 class WebhookFastPath:

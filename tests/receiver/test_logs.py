@@ -171,3 +171,16 @@ def test_correlation_tokens_never_reach_a_log_line(log_format: str) -> None:
     assert [secret for secret in ("tok1", "tok2", "tok3") if secret in text] == [], text
     assert text.count("[redacted]") >= 3
     assert [kept for kept in ("ref%3Dwh_1", "ref=wh_1", "x=1") if kept not in text] == []  # the rest of each URL
+
+
+def test_a_huge_webhook_id_is_logged_only_up_to_its_limit(app_client: Callable[..., TestClient], secret: str) -> None:
+    """A refused 200 kB webhook-id costs at most its 256-character limit (and a marker) of log, not 200 kB."""
+    client = app_client()
+    body = prediction_body("p1")
+    headers = signed_headers(secret, body, webhook_id="w" * 200_000, timestamp=NOW)
+    with capture_logs() as captured:
+        response = client.post(URL, content=body, headers=headers)
+    assert (response.status_code, response.json()["reason"]) == (401, "malformed_header")
+    (line,) = [entry for entry in captured if entry["event"] == "webhook_rejected"]
+    assert line["webhook_id"].startswith("w" * 256)
+    assert len(line["webhook_id"]) < 300
