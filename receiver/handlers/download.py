@@ -16,9 +16,10 @@ import re
 import secrets
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import httpx
 
@@ -86,7 +87,10 @@ async def fetch(
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         await check_url(current, policy, resolve)
-        async with http.stream("GET", current, follow_redirects=False) as response:
+        # Identity: a compressed answer would be expanded before any cap could count it. A server that
+        # compresses anyway is decompressed piece by piece (``_Decoder``).
+        headers = {"accept-encoding": "identity"}
+        async with http.stream("GET", current, headers=headers, follow_redirects=False) as response:
             if response.is_redirect and "location" in response.headers:
                 current = str(response.url.join(response.headers["location"]))
                 continue
@@ -105,6 +109,54 @@ async def fetch(
     raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
 
+class _Decoder:
+    """The bytes a response encodes, at most ``PIECE`` at a time: a small gzip body may expand a thousandfold,
+    and the cap must be able to stop it before it is all in memory."""
+
+    PIECE = 256 * 1024
+    _WBITS: ClassVar[dict[str, int]] = {
+        "gzip": 16 + zlib.MAX_WBITS,
+        "x-gzip": 16 + zlib.MAX_WBITS,
+        "deflate": zlib.MAX_WBITS,
+    }
+
+    def __init__(self, encoding: str, url: str) -> None:
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._inflate = None
+        elif encoding in self._WBITS:
+            self._inflate = zlib.decompressobj(self._WBITS[encoding])
+        else:
+            raise DownloadError(f"GET {url}: content encoding {encoding!r} is not identity, gzip or deflate")
+        self._url = url
+
+    def pieces(self, raw: bytes) -> Iterator[bytes]:
+        if self._inflate is None:
+            yield raw
+            return
+        data = raw
+        try:
+            while data:
+                piece = self._inflate.decompress(data, self.PIECE)
+                if piece:
+                    yield piece
+                data = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise DownloadError(f"GET {self._url}: the compressed body is corrupt: {exc}") from None
+
+
+async def _decoded(response: httpx.Response, url: str) -> AsyncIterator[bytes]:
+    try:
+        already = response.content  # an answer held in memory (a test transport's), decoded by httpx
+    except httpx.ResponseNotRead:
+        decoder = _Decoder(response.headers.get("content-encoding", ""), url)
+        async for raw in response.aiter_raw():
+            for piece in decoder.pieces(raw):
+                yield piece
+    else:
+        yield already
+
+
 def _sync_and_close(out: BinaryIO) -> None:
     with out:
         out.flush()
@@ -120,7 +172,7 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: 
     out: BinaryIO = await asyncio.to_thread(temporary.open, "wb")
     try:
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in _decoded(response, url):
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import ipaddress
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -179,3 +181,42 @@ def test_metadata_services_are_refused_whatever_the_settings(address: str) -> No
     """The cloud metadata endpoints (AWS, GCP, Azure, Alibaba Cloud, AWS over IPv6) are never fetched."""
     policy = AddressPolicy(allow_loopback=True, allow_private=True)
     assert policy.refusal(ipaddress.ip_address(address)) is not None
+
+
+def test_a_compressed_response_is_decompressed_within_the_cap(tmp_path: Path) -> None:
+    """Identity is asked for; a server that gzips anyway (64 MiB of zeros in 64 kB) is decompressed piece by
+    piece and refused past the cap, without ever holding the whole expansion in memory."""
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    asked: list[str | None] = []
+
+    async def network() -> AsyncIterator[bytes]:  # as the bytes arrive from a socket, 16 kB at a time
+        for start in range(0, len(bomb), 16_384):
+            yield bomb[start : start + 16_384]
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("accept-encoding"))
+        return httpx.Response(200, headers={"content-type": "video/mp4", "content-encoding": "gzip"}, content=network())
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(DownloadError, match="more than the cap of 1048576 bytes"):
+            _fetch(cdn, tmp_path / "out.mp4", max_bytes=1024 * 1024)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert asked == ["identity"]
+    assert peak < 16 * 1024 * 1024
+
+
+def test_a_gzipped_output_within_the_cap_is_kept_decompressed(tmp_path: Path) -> None:
+    """A gzip-encoded answer is stored as the file it encodes."""
+
+    async def network() -> AsyncIterator[bytes]:
+        yield gzip.compress(VIDEO)
+
+    cdn = lambda _r: httpx.Response(  # noqa: E731
+        200, headers={"content-type": "video/mp4", "content-encoding": "gzip"}, content=network()
+    )
+    fetched = _fetch(cdn, tmp_path / "out.mp4")
+    assert (tmp_path / "out.mp4").read_bytes() == VIDEO
+    assert fetched.size == len(VIDEO)  # type: ignore[attr-defined]
