@@ -50,9 +50,19 @@ def safe_segment(raw: str, fallback: str) -> str:
     return cleaned or fallback
 
 
+def unique_segment(raw: str) -> str:
+    """A path segment that no other ``raw`` maps to: ``raw`` itself when it is already safe, else its cleaned
+    form with ``~`` and a digest of ``raw``. ``~`` never survives cleaning, so the two kinds never meet, and
+    ``job!1`` and ``job?1`` (both ``job_1`` once cleaned) get directories of their own."""
+    cleaned = safe_segment(raw, "prediction")
+    if cleaned == raw:
+        return raw
+    return f"{cleaned}~{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 def prediction_dir(media_dir: Path, model: str | None, prediction_id: str) -> Path:
     parts = [safe_segment(part, "model") for part in (model or "unknown-model").split("/") if part]
-    return media_dir.joinpath(*parts, safe_segment(prediction_id, "prediction"))
+    return media_dir.joinpath(*parts, unique_segment(prediction_id))
 
 
 def file_names(urls: Sequence[str]) -> list[str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.download import DownloadError, fetch, file_names, prediction_dir
@@ -48,7 +50,8 @@ def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> Non
     assert file_names(urls) == ["passwd", "escape.mp4", "win.mp4", "video.mp4", "4-video.mp4", "output-5", "hidden"]
     directory = prediction_dir(tmp_path, "bytedance/../../seedance", "../p1")
     assert directory.resolve().is_relative_to(tmp_path.resolve())
-    assert directory == tmp_path / "bytedance" / "model" / "model" / "seedance" / "p1"
+    assert directory.parent == tmp_path / "bytedance" / "model" / "model" / "seedance"
+    assert directory.name.startswith("p1~")  # cleaned, and told apart from a prediction really named p1
 
 
 @pytest.mark.parametrize(
@@ -220,3 +223,35 @@ def test_a_gzipped_output_within_the_cap_is_kept_decompressed(tmp_path: Path) ->
     fetched = _fetch(cdn, tmp_path / "out.mp4")
     assert (tmp_path / "out.mp4").read_bytes() == VIDEO
     assert fetched.size == len(VIDEO)  # type: ignore[attr-defined]
+
+
+@given(st.lists(st.text(max_size=140), min_size=2, max_size=6, unique=True))
+def test_distinct_prediction_ids_never_share_a_directory(ids: list[str]) -> None:
+    """The mapping from prediction id to directory is injective, whatever characters or lengths the ids hold."""
+    directories = {prediction_dir(Path("/media"), MODEL, prediction_id) for prediction_id in ids}
+    assert len(directories) == len(ids)
+
+
+def test_ids_that_clean_to_the_same_name_keep_their_own_files(settings_factory: Callable[..., Settings]) -> None:
+    """`job!1` and `job?1` both clean to `job_1`: each output still lands in its own place, and each local copy
+    serves its own prediction's bytes."""
+    bodies = {"job!1": b"first video", "job?1": b"second video"}
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        owner = "job!1" if request.url.path.startswith("/a/") else "job?1"
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=bodies[owner])
+
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False))
+
+    async def scenario() -> list[dict[str, object]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("job!1", outputs=["https://cdn.example.com/a/output.mp4"])
+            await h.deliver("job?1", outputs=["https://cdn.example.com/b/output.mp4"])
+            counts = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert counts.succeeded == 2
+            return h.query("SELECT prediction_id, path FROM downloads ORDER BY id")
+
+    rows = run(scenario())
+    assert len({row["path"] for row in rows}) == 2
+    for row in rows:
+        assert Path(str(row["path"])).read_bytes() == bodies[str(row["prediction_id"])]
