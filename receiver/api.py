@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,23 @@ from receiver.store import queries
 from receiver.store.stats import ledger_stats
 
 MAX_LIMIT = 500
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a non-negative integer SQLite can hold, or ``None``: ``isdigit()`` alone accepts ``²``, which
+    ``int()`` refuses, and SQLite refuses integers past 64 bits."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if value <= MAX_ROW_ID else None
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
 
 
 def parse_cursor(raw: str | None) -> tuple[float, str] | None:
@@ -19,7 +37,7 @@ def parse_cursor(raw: str | None) -> tuple[float, str] | None:
         return None
     stamp, _, prediction_id = raw.partition(":")
     try:
-        return float(stamp), prediction_id
+        return _finite(stamp), prediction_id
     except ValueError:
         raise BadRequest(f"query parameter cursor={raw!r} is not a cursor this API returned") from None
 
@@ -32,9 +50,10 @@ def cursor_after(row: dict[str, Any]) -> str:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    value = whole_number(raw)
+    if value is None or not 1 <= value <= MAX_LIMIT:
         raise BadRequest(f"query parameter limit={raw!r} must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return value
 
 
 def since_param(raw: str | None) -> float | None:
@@ -42,7 +61,7 @@ def since_param(raw: str | None) -> float | None:
     if raw is None:
         return None
     try:
-        return float(raw)
+        return _finite(raw)
     except ValueError:
         raise BadRequest(f"query parameter since={raw!r} must be Unix seconds") from None
 

@@ -87,7 +87,8 @@ class Sessions:
         if not cookie or cookie.count(".") != 2:
             return None
         session_id, expires, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(f"{session_id}.{expires}")):
+        # Compared as bytes: compare_digest raises on a str holding non-ASCII characters.
+        if not hmac.compare_digest(signature.encode(), self._sign(f"{session_id}.{expires}").encode()):
             return None
         if not expires.isdigit() or int(expires) < self._clock():
             return None
@@ -141,7 +142,11 @@ def check_csrf(conn: HTTPConnection, access: Access, supplied: str | None) -> No
             "cross-site request refused: this action only accepts requests from the dashboard itself",
             reason="cross_site_request",
         )
-    if not supplied or access.csrf_token is None or not hmac.compare_digest(supplied, access.csrf_token):
+    if (
+        not supplied
+        or access.csrf_token is None
+        or not hmac.compare_digest(supplied.encode(), access.csrf_token.encode())
+    ):
         raise Forbidden(
             f"header {CSRF_HEADER.title()} is missing or does not match this session's CSRF token",
             reason="csrf_token_mismatch",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from receiver.api import since_param
+from receiver.api import MAX_ROW_ID, since_param, whole_number
 from receiver.dispatch.replay import ReplayResult, Selection, replay_job
 from receiver.errors import BadRequest, Conflict, NotFound
 from receiver.store import runs as store
@@ -22,16 +22,18 @@ MAX_LIMIT = 500
 def _int(raw: str | None, name: str, default: int | None, *, low: int = 1, high: int = 2**62) -> int | None:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
         raise BadRequest(f"query parameter {name}={raw!r} must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _run_id(request: Request) -> int:
     raw = request.path_params["run_id"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"run id {raw!r} in the path must be a positive integer")
-    return int(raw)
+    value = whole_number(raw)
+    if value is None or value < 1:
+        raise BadRequest(f"run id {raw!r} in the path must be an integer from 1 to {MAX_ROW_ID}")
+    return value
 
 
 def _wake(request: Request) -> None:

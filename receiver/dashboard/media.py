@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
+from receiver.api import MAX_ROW_ID
 from receiver.errors import NotFound
 from receiver.store import queries
 
@@ -23,6 +24,8 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> FileResponse:
     download_id: int = request.path_params["download_id"]
+    if download_id > MAX_ROW_ID:
+        raise NotFound(f"no local copy with id {download_id} in the ledger")
     row = await request.app.state.reader.run(lambda conn: queries.get_download(conn, download_id))
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
