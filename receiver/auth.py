@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver.errors import Forbidden, HTTPError, TooManyAttempts, Unauthorized, error_response
-from receiver.settings import Secret
+from receiver.settings import TOKEN_HELP, Secret
 from receiver.store.sessions import is_revoked
 from receiver.throttle import Throttle
 
@@ -254,6 +254,26 @@ async def _refuse_revoked(scope: Scope, session_id: str) -> None:
     """A session ended by logout stays ended, whichever process it comes back to."""
     if await scope["app"].state.reader.run(lambda conn: is_revoked(conn, session_id)):
         raise Unauthorized("this session was ended by logging out; log in again", reason="login_required")
+
+
+def loopback_host(host: str) -> bool:
+    """Whether ``serve --host`` listens on loopback only."""
+    return host.lower() in LOOPBACK_NAMES or is_loopback(host.strip("[]"))
+
+
+def startup_refusal(admin_token: Secret | None, host: str, allowed: bool) -> str | None:
+    """Why ``serve`` will not start: beyond loopback without a token, unless explicitly allowed.
+
+    Without a token the dashboard trusts loopback clients; a proxy on this host makes every client look like
+    one (nginx's ``proxy_pass http://127.0.0.1:…`` sends no X-Forwarded-For), so the default is to refuse.
+    """
+    if admin_token is not None or allowed or loopback_host(host):
+        return None
+    return (
+        f"--host {host} listens beyond loopback but WAVEHOOK_ADMIN_TOKEN is not set. Set it ({TOKEN_HELP}); or, "
+        "if no proxy on this host forwards outside requests, set WAVEHOOK_ALLOW_NO_ADMIN_TOKEN=true to serve the "
+        "dashboard, /api and /metrics to loopback clients only"
+    )
 
 
 def startup_warning(admin_token: Secret | None, host: str) -> str | None:

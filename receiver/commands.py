@@ -43,6 +43,9 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
+        click.echo(f"error: {refusal}", err=True)
+        sys.exit(2)
     logs.configure(log_format=settings.log_format, level=settings.log_level)
     open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
     if warning := auth.startup_warning(settings.admin_token, host):
@@ -65,6 +68,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
             server_header=False,
             http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
             timeout_keep_alive=limits.keep_alive_seconds,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             limit_concurrency=max_connections,
         )
     finally:

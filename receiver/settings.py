@@ -223,6 +223,10 @@ class Settings:
     media_dir: Path = Path("media")
     handler_modules: tuple[str, ...] = ()
     admin_token: Secret | None = None
+    # Start on a non-loopback interface without an admin token (the dashboard then answers loopback clients only).
+    allow_no_admin_token: bool = False
+    # Peers whose X-Forwarded-For/-Proto uvicorn believes (a proxy's address; "*" when only the proxy can connect).
+    forwarded_allow_ips: str = "127.0.0.1"
     tolerance_seconds: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
     busy_timeout_ms: int = 5000
@@ -258,6 +262,8 @@ class Settings:
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
             admin_token=Secret(admin_token) if admin_token else None,
+            allow_no_admin_token=_bool(environ, "WAVEHOOK_ALLOW_NO_ADMIN_TOKEN", False),
+            forwarded_allow_ips=environ.get("WAVEHOOK_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
             tolerance_seconds=_int(environ, "WAVEHOOK_TOLERANCE_SECONDS", 300, minimum=1),
             max_body_bytes=_int(environ, "WAVEHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024),
             busy_timeout_ms=_int(environ, "WAVEHOOK_BUSY_TIMEOUT_MS", 5000, minimum=0),

@@ -69,3 +69,19 @@ def test_bearer_guesses_get_429_with_retry_after(server: Server) -> None:
         refused = client.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"})
     assert (refused.status_code, refused.json()["reason"]) == (429, "too_many_attempts")
     assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_serve_beyond_loopback_without_a_token_needs_an_explicit_opt_in(tmp_path: Path) -> None:
+    """`serve --host 0.0.0.0` without WAVEHOOK_ADMIN_TOKEN exits 2 saying what to set; with the opt-in it starts
+    (and its dashboard still answers loopback clients only)."""
+    port = free_port()
+    refused = serve_process(tmp_path, port)
+    refused.args += ["--host", "0.0.0.0"]
+    result = subprocess.run(refused.args, env=refused.env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "WAVEHOOK_ADMIN_TOKEN" in result.stderr
+    assert "WAVEHOOK_ALLOW_NO_ADMIN_TOKEN" in result.stderr
+    allowed = serve_process(tmp_path, port, env={"WAVEHOOK_ALLOW_NO_ADMIN_TOKEN": "true"})
+    allowed.args += ["--host", "0.0.0.0"]
+    with running(allowed, f"http://127.0.0.1:{port}/healthz"):
+        assert httpx.get(f"http://127.0.0.1:{port}/api/summary", timeout=5).status_code == 200
