@@ -28,6 +28,9 @@ MAX_ID_LENGTH = 256
 # refuses to parse integers of more than 4300 digits, which would otherwise escape as ValueError).
 _MAX_TIMESTAMP_DIGITS = 18
 _MAX_SCHEME_SHOWN = 16
+# The provider's secrets are far longer; anything this short is a typo, a placeholder or a fragment of a secret
+# that held a comma (the rotation separator), and would let anyone guess their way to a valid signature.
+MIN_SECRET_LENGTH = 12
 # A sender signs with one secret, two while rotating: a handful of entries is plenty. Bounding them (and the
 # header) keeps what an unauthenticated request can make us parse and compare small and fixed.
 MAX_SIGNATURES = 8
@@ -65,6 +68,13 @@ class Verifier:
         if not all(keys):
             # An empty key would make every sender able to sign: refuse it rather than verify with it.
             raise ConfigError(f"a webhook secret is empty once its {SECRET_PREFIX} prefix is removed")
+        for position, key in enumerate(keys, start=1):
+            if len(key) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"webhook secret #{position} is {len(key)} characters once its {SECRET_PREFIX} prefix is "
+                    f"removed; at least {MIN_SECRET_LENGTH} are needed (a short one can be guessed). Secrets are "
+                    "separated by commas while rotating, so a secret cannot itself contain a comma"
+                )
         # Keyed once: copying a keyed HMAC costs half of keying a new one, on every delivery.
         self._macs = tuple(hmac.HMAC(key, hashes.SHA256()) for key in keys)
         self._tolerance = tolerance_seconds

@@ -344,3 +344,20 @@ def test_too_many_entries_or_too_long_a_header_is_malformed(signature: str) -> N
     assert info.value.reason == "malformed_header"
     assert "webhook-signature" in info.value.message
     assert counting.copies == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "position"),
+    [("whsec_abc", 1), ("Zq9", 1), ("whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r,xyz", 2), ("whsec_ab,cd", 1)],
+)
+def test_secrets_too_short_to_be_secrets_are_refused(configured: str, position: int) -> None:
+    """A secret (or a fragment of one split at a comma, the rotation separator) under 12 characters is a
+    configuration error naming which one, its length and the comma rule; the secret itself is never shown."""
+    secrets = [Secret(part) for part in configured.split(",")]
+    with pytest.raises(ConfigError) as info:
+        Verifier(secrets)
+    message = str(info.value)
+    assert f"#{position}" in message
+    assert "at least 12" in message
+    assert "comma" in message
+    assert all(part.removeprefix("whsec_") not in message for part in configured.split(","))
