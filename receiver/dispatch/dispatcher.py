@@ -29,7 +29,7 @@ from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
 from receiver.handlers.addresses import system_resolve
-from receiver.handlers.errors import RetryLater
+from receiver.handlers.errors import GiveUp, RetryLater
 from receiver.handlers.prediction import Context, Prediction, Resolver
 from receiver.handlers.registry import Handler, Handlers
 from receiver.settings import Settings
@@ -250,6 +250,8 @@ class Dispatcher:
                     await call(handler, prediction, ctx, timeout)
                 except RetryLater as exc:
                     failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
+                except GiveUp as exc:
+                    failure = Failure(f"gave up: {exc}", final=True)
                 except HandlerTimedOut as exc:
                     failure = Failure(str(exc), "timeout")
                 except Exception as exc:
@@ -273,7 +275,7 @@ class Dispatcher:
         error = failure.error if failure else None
         if failure is None:
             state = outcome = "succeeded"
-        elif run.attempt >= max_attempts:
+        elif run.attempt >= max_attempts or failure.final:
             state = outcome = "dead"
         else:
             state, outcome = "pending", "retried"

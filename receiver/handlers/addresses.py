@@ -17,7 +17,12 @@ from receiver.handlers.prediction import Resolver
 
 
 class RefusedURL(Exception):
-    """The URL is not one the download handler will fetch; the message says why."""
+    """The URL is not one the download handler will fetch; the message says why. ``permanent`` unless the
+    refusal may pass by itself (a host that does not resolve right now)."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 # Cloud metadata services outside the link-local range: Alibaba Cloud's (inside carrier-grade NAT space) and
@@ -79,7 +84,7 @@ async def check_url(url: str, policy: AddressPolicy, resolve: Resolver) -> httpx
         try:
             addresses = [ipaddress.ip_address(found.split("%")[0]) for found in await resolve(host, port)]
         except OSError as exc:
-            raise RefusedURL(f"{url!r}: host {host!r} does not resolve: {exc}") from None
+            raise RefusedURL(f"{url!r}: host {host!r} does not resolve: {exc}", permanent=False) from None
     if not addresses:
         raise RefusedURL(f"{url!r}: host {host!r} resolves to no address")
     for address in addresses:

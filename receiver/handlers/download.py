@@ -24,16 +24,22 @@ from typing import BinaryIO, ClassVar
 import httpx
 
 from receiver.handlers.addresses import AddressPolicy, RefusedURL, check_url
+from receiver.handlers.errors import GiveUp
 from receiver.handlers.prediction import Context, Prediction, Resolver
 from receiver.handlers.registry import on
-from receiver.store.runs import record_download
+from receiver.store.runs import list_downloads, record_download
 
 MAX_REDIRECTS = 5
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class DownloadError(Exception):
-    """An output could not be kept; the run is retried like any failure."""
+    """An output could not be kept. ``permanent`` when another attempt would get the same answer (a 4xx, a
+    refused content type or size); otherwise the run is retried like any failure."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,18 +111,23 @@ async def fetch(
                 current = str(response.url.join(response.headers["location"]))
                 continue
             if response.status_code != 200:
-                raise DownloadError(f"GET {current} answered {response.status_code}")
+                status = response.status_code
+                gone = 400 <= status < 500 and status not in (408, 425, 429)
+                raise DownloadError(f"GET {current} answered {status}", permanent=gone)
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if not _content_type_allowed(content_type, content_types):
                 raise DownloadError(
-                    f"GET {current}: content type {content_type or 'none'!r} is not one of {', '.join(content_types)}"
+                    f"GET {current}: content type {content_type or 'none'!r} is not one of {', '.join(content_types)}",
+                    permanent=True,
                 )
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadError(f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes")
+                raise DownloadError(
+                    f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes", permanent=True
+                )
             size, digest = await _stream_to(response, dest, max_bytes, current)
             return Fetched(path=dest, size=size, sha256=digest, content_type=content_type)
-    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects", permanent=True)
 
 
 class _Decoder:
@@ -137,7 +148,9 @@ class _Decoder:
         elif encoding in self._WBITS:
             self._inflate = zlib.decompressobj(self._WBITS[encoding])
         else:
-            raise DownloadError(f"GET {url}: content encoding {encoding!r} is not identity, gzip or deflate")
+            raise DownloadError(
+                f"GET {url}: content encoding {encoding!r} is not identity, gzip or deflate", permanent=True
+            )
         self._url = url
 
     def pieces(self, raw: bytes) -> Iterator[bytes]:
@@ -185,7 +198,7 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: 
             async for chunk in _decoded(response, url):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")
+                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes", permanent=True)
                 digest.update(chunk)
                 await asyncio.to_thread(out.write, chunk)
         except BaseException:
@@ -214,23 +227,49 @@ def _recorder(prediction_id: str, url: str, fetched: Fetched, now: float) -> Cal
 
 @on("*", status="completed", name="download_outputs", enabled=lambda settings: settings.dispatch.download)
 async def download_outputs(prediction: Prediction, ctx: Context) -> None:
-    """Copy every output of a completed prediction into the media directory and record its sha256."""
+    """Copy every output of a completed prediction into the media directory and record its sha256.
+
+    One output that cannot be kept does not stop the others. Outputs kept by an earlier attempt are not fetched
+    again. If only refusals no retry can change remain (a URL the policy refuses, a 404, a wrong content type),
+    the run gives up at once with their reasons; otherwise it is retried.
+    """
     dispatch = ctx.settings.dispatch
     policy = AddressPolicy(dispatch.download_allow_loopback, dispatch.download_allow_private)
     media = ctx.settings.media_dir
     directory = prediction_dir(media, prediction.model, prediction.id)
+    kept = {row["url"] for row in await ctx.writer.run(lambda conn: list_downloads(conn, prediction.id))}
+    failures: list[str] = []
+    retry = False
     for url, name in zip(prediction.outputs, file_names(prediction.outputs), strict=True):
-        dest = directory / name
-        if not _inside(dest, media):
-            raise RefusedURL(f"{url!r}: the file name would leave the media directory")
-        fetched = await fetch(
-            ctx.http,
-            url,
-            dest,
-            policy=policy,
-            resolve=ctx.resolve,
-            max_bytes=dispatch.download_max_bytes,
-            content_types=dispatch.download_content_types,
-        )
-        await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
-        ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)
+        if url in kept:
+            continue
+        try:
+            await _keep_output(prediction, ctx, url, directory / name, policy)
+        except (RefusedURL, DownloadError, httpx.HTTPError) as exc:
+            permanent = getattr(exc, "permanent", False)
+            retry = retry or not permanent
+            failures.append(str(exc) if not isinstance(exc, httpx.HTTPError) else f"GET {url}: {exc!r}")
+            ctx.logger.warning("output_not_downloaded", url=url, error=failures[-1], permanent=permanent)
+    if failures:
+        message = f"{len(failures)} of {len(prediction.outputs)} outputs not kept: " + "; ".join(failures)
+        if retry:
+            raise DownloadError(message)
+        raise GiveUp(message)
+
+
+async def _keep_output(prediction: Prediction, ctx: Context, url: str, dest: Path, policy: AddressPolicy) -> None:
+    media = ctx.settings.media_dir
+    if not _inside(dest, media):
+        raise RefusedURL(f"{url!r}: the file name would leave the media directory")
+    dispatch = ctx.settings.dispatch
+    fetched = await fetch(
+        ctx.http,
+        url,
+        dest,
+        policy=policy,
+        resolve=ctx.resolve,
+        max_bytes=dispatch.download_max_bytes,
+        content_types=dispatch.download_content_types,
+    )
+    await ctx.writer.run(_recorder(prediction.id, url, fetched, ctx.clock()))
+    ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)

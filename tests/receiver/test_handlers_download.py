@@ -255,3 +255,52 @@ def test_ids_that_clean_to_the_same_name_keep_their_own_files(settings_factory: 
     assert len({row["path"] for row in rows}) == 2
     for row in rows:
         assert Path(str(row["path"])).read_bytes() == bodies[str(row["prediction_id"])]
+
+
+def test_a_refused_output_fails_the_run_at_once_and_the_others_are_kept(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A loopback output URL (refused by configuration) does not stop the prediction's other outputs from being
+    saved, and the run dies at its first attempt with the reason, instead of being retried as if transient."""
+    cdn = lambda _r: httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)  # noqa: E731
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, max_attempts=5))
+    outputs = ["http://127.0.0.1:9/p1/local.mp4", "https://cdn.example.com/p1/kept.mp4"]
+
+    async def scenario() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("p1", outputs=outputs)
+            counts = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert (counts.dead, counts.retried) == (1, 0)
+            return h.query("SELECT url FROM downloads"), h.runs()
+
+    downloads, runs = run(scenario())
+    assert downloads == [{"url": "https://cdn.example.com/p1/kept.mp4"}]
+    (run_row,) = runs
+    assert (run_row["state"], run_row["attempts"]) == ("dead", 1)
+    assert "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK" in str(run_row["last_error"])
+
+
+def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(settings_factory: Callable[..., Settings]) -> None:
+    """A 503 on one output retries the run; the retry fetches only that output, the other one is kept once."""
+    requested: list[str] = []
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        requested.append(request.url.path)
+        if request.url.path == "/p1/flaky.mp4" and requested.count("/p1/flaky.mp4") == 1:
+            return httpx.Response(503)
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)
+
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, retry_base_seconds=0.01))
+    outputs = ["https://cdn.example.com/p1/flaky.mp4", "https://cdn.example.com/p1/steady.mp4"]
+
+    async def scenario() -> list[dict[str, object]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("p1", outputs=outputs)
+            first = await h.dispatcher(resolve=PUBLIC).run_once()
+            h.clock.advance(60)
+            second = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert (first.retried, second.succeeded) == (1, 1)
+            return h.query("SELECT url FROM downloads ORDER BY url")
+
+    assert [row["url"] for row in run(scenario())] == sorted(outputs)
+    assert requested == ["/p1/flaky.mp4", "/p1/steady.mp4", "/p1/flaky.mp4"]
