@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from receiver import api, auth, dashboard, health, runs_api, webhook
+from receiver import api, auth, dashboard, health, openapi, runs_api, webhook
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError, error_response
 from receiver.handlers.registry import Handlers, load_handlers
@@ -104,6 +104,7 @@ def create_app(
             Route("/api/runs/{run_id:str}", runs_api.get_run, methods=["GET"]),
             Route("/api/runs/{run_id:str}/replay", runs_api.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route(openapi.PATH, openapi.openapi, methods=["GET"]),
             *dashboard.routes(),
         ],
         middleware=[

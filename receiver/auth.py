@@ -37,7 +37,7 @@ logger = structlog.get_logger()
 PUBLIC_PATHS = frozenset({"/webhooks/wavespeed", "/healthz", "/readyz", "/login"})
 PUBLIC_PREFIXES = ("/static/",)
 # Paths whose refusal is a redirect to the login form rather than a JSON error.
-API_PREFIXES = ("/api/", "/metrics", "/media/", "/fragments/")
+API_PREFIXES = ("/api/", "/metrics", "/media/", "/fragments/", "/openapi.json")
 COOKIE_NAME = "wavehook_session"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 12 * 3600
