@@ -173,6 +173,8 @@ class SubmitSettings:
     reconcile_interval_seconds: float = 300.0
     unknown_grace_seconds: float = 120.0
     wait_fallback_seconds: float = 120.0
+    # Inputs a model's page does not list: refused (False) or sent as given (True, or --allow-extra).
+    allow_extra_inputs: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SubmitSettings:
@@ -187,6 +189,7 @@ class SubmitSettings:
             reconcile_interval_seconds=_float(environ, "WAVEHOOK_RECONCILE_INTERVAL_SECONDS", 300.0, minimum=1.0),
             unknown_grace_seconds=_float(environ, "WAVEHOOK_UNKNOWN_GRACE_SECONDS", 120.0),
             wait_fallback_seconds=_float(environ, "WAVEHOOK_WAIT_FALLBACK_SECONDS", 120.0),
+            allow_extra_inputs=_bool(environ, "WAVEHOOK_ALLOW_EXTRA_INPUTS", False),
         )
 
 

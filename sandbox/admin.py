@@ -25,20 +25,33 @@ async def status(request: Request) -> JSONResponse:
             "tasks": len(sandbox.tasks),
             "open_tasks": sandbox.tasks.open_count(),
             "busy": sandbox.busy(),
+            "tasks_by_status": sandbox.tasks.count_by_status(),
             "deliveries": len(sandbox.log),
+            "requests": len(sandbox.requests),
             "fault_rates": sandbox.fault_rates,
+            "api_fault_rates": sandbox.api_fault_rates,
             "outage_seconds_left": round(outage, 3),
         }
     )
 
 
-async def deliveries(request: Request) -> JSONResponse:
-    """``GET /_sandbox/deliveries[?task_id=…][&after=SEQ]``: the delivery log."""
+def _after(request: Request) -> int:
     raw_after = request.query_params.get("after", "0")
     if not raw_after.isdigit():
         raise InvalidRequest(f"query parameter after={raw_after!r} must be a record number (seq)")
-    records = sandbox_of(request).log.query(task_id=request.query_params.get("task_id"), after=int(raw_after))
+    return int(raw_after)
+
+
+async def deliveries(request: Request) -> JSONResponse:
+    """``GET /_sandbox/deliveries[?task_id=…][&after=SEQ]``: the delivery log."""
+    records = sandbox_of(request).log.query(task_id=request.query_params.get("task_id"), after=_after(request))
     return JSONResponse({"deliveries": records})
+
+
+async def requests(request: Request) -> JSONResponse:
+    """``GET /_sandbox/requests[?task_id=…][&after=SEQ]``: the API request log."""
+    records = sandbox_of(request).requests.query(task_id=request.query_params.get("task_id"), after=_after(request))
+    return JSONResponse({"requests": records})
 
 
 async def get_faults(request: Request) -> JSONResponse:

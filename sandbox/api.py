@@ -1,7 +1,9 @@
-"""The provider's v3 API as the sandbox serves it: submit, result, list, webhook secret."""
+"""The provider's v3 API as the sandbox serves it: submit (with sync mode), result, list, webhook secret,
+balance."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hmac
@@ -13,9 +15,10 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sandbox import inputs
-from sandbox.envelope import InvalidRequest, Unauthorized, ok
+from sandbox import apifaults, inputs
+from sandbox.envelope import InvalidRequest, NotFound, ServerFault, TooManyRequests, Unauthorized, ok
 from sandbox.faults import HEADER, FaultError, FaultPlan, parse_plan
+from sandbox.gateway import PLAN_KEY
 from sandbox.runtime import Sandbox
 from sandbox.tasks import Task
 
@@ -23,6 +26,11 @@ MAX_PAGE_SIZE = 100
 # A prompt may carry faults as well, for clients that cannot add a header (the official SDK, a browser):
 # "a fox in the snow [sandbox:fail]".
 PROMPT_FAULTS = re.compile(r"\[sandbox:([^\]]*)\]")
+# The API's own paths, never a model id whatever the method: these, and any path under these prefixes.
+RESERVED = frozenset({"predictions", "balance", "models", "media", "webhook", "account"})
+RESERVED_PREFIXES = ("media/", "predictions/", "webhook/", "account/")
+# The sync-timeout answer: HTTP 200, the task in `data` with this code and an error the official SDKs match.
+SYNC_TIMEOUT_CODE = 5004
 
 
 def sandbox_of(request: Request) -> Sandbox:
@@ -70,34 +78,66 @@ def _webhook(request: Request) -> str | None:
 
 
 def _requested_faults(request: Request, payload: dict[str, Any]) -> FaultPlan | None:
-    specs = [request.headers.get(HEADER, "")]
+    """The task faults of the header and the prompt (None: roll them); the prompt's API faults are applied
+    here (a 429 or 5xx at once; a held or dropped answer through the gateway)."""
+    sandbox = sandbox_of(request)
+    _api, task_parts, exempt = apifaults.split(request.headers.get(HEADER, ""))
     prompt = payload.get("prompt")
-    if isinstance(prompt, str):
-        specs += PROMPT_FAULTS.findall(prompt)
-    spec = ",".join(s for s in specs if s.strip())
-    if not spec:
-        return None
+    prompt_specs = PROMPT_FAULTS.findall(prompt) if isinstance(prompt, str) else []
+    prompt_api, prompt_task, _ = apifaults.split(",".join(prompt_specs))
     try:
-        return parse_plan(spec, default_delay=sandbox_of(request).config.delay_seconds)
+        if prompt_api:
+            plan = sandbox.parse_api_plan(prompt_api, source="prompt marker [sandbox:…]")
+            if plan.rate_limit is not None:
+                raise TooManyRequests(plan.rate_limit)
+            if plan.server_error is not None:
+                raise ServerFault(plan.server_error)
+            request.scope[PLAN_KEY] = request.scope.get(PLAN_KEY, apifaults.ApiPlan()).merge(plan)
+        spec = ",".join(task_parts + prompt_task)
+        if not spec and not exempt:
+            return None
+        return parse_plan(spec, default_delay=sandbox.config.delay_seconds)
     except FaultError as exc:
         raise InvalidRequest(str(exc)) from None
 
 
+def _sync_timeout_answer(task: Task, seconds: float) -> JSONResponse:
+    """What the provider answers when a sync-mode task outlives the sync window: the task, still running."""
+    data = task.prediction()
+    data["code"] = SYNC_TIMEOUT_CODE
+    data["error"] = (
+        f"Sync mode timed out after {seconds:g} s; the task goes on. Query the result later at: {data['urls']['get']}"
+    )
+    return ok(data)
+
+
 async def submit(request: Request) -> JSONResponse:
     """``POST /api/v3/{model_id}[?webhook=URL]``: accept a task, or refuse its inputs as the model would."""
+    model = request.path_params["model_id"].strip("/")
+    if request.method != "POST" or model in RESERVED or model.startswith(RESERVED_PREFIXES):
+        raise NotFound(f"no route {request.method} {request.url.path}")
     authorize(request)
     sandbox = sandbox_of(request)
-    model = request.path_params["model_id"].strip("/")
     payload = await json_object(request, f"the inputs of model {model}")
     sync = payload.pop("enable_sync_mode", False) is True
     webhook = _webhook(request)
     requested = _requested_faults(request, payload)
     if sandbox.config.validate_inputs:
-        inputs.check(model, payload)
+        inputs.check(model, payload, strict=sandbox.config.strict_inputs)
     task = sandbox.submit(model, payload, webhook=webhook, plan=sandbox.plan_for(requested), base_url=base_url(request))
     if sync:
-        await task.done.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(task.done.wait()), timeout=sandbox.config.sync_timeout)
+        except TimeoutError:
+            return _sync_timeout_answer(task, sandbox.config.sync_timeout)
     return ok(task.prediction())
+
+
+async def balance(request: Request) -> JSONResponse:
+    """``GET /api/v3/balance`` (``{"balance"}``) and ``GET /api/v3/account/balance`` (with ``currency``)."""
+    authorize(request)
+    amount = sandbox_of(request).config.balance
+    return ok({"balance": amount, "currency": "USD"} if "account" in request.url.path else {"balance": amount})
 
 
 async def result(request: Request) -> JSONResponse:
@@ -124,8 +164,8 @@ class _ListQuery:
         return (
             (self.model is None or task.model == self.model)
             and (self.status is None or task.status == self.status)
-            and (self.created_after is None or task.created_at >= self.created_after)
-            and (self.created_before is None or task.created_at < self.created_before)
+            and (self.created_after is None or task.created >= self.created_after)
+            and (self.created_before is None or task.created < self.created_before)
         )
 
 
@@ -169,5 +209,5 @@ async def list_predictions(request: Request) -> JSONResponse:
     )
     found = [task for task in sandbox_of(request).tasks.newest_first() if query.matches(task)]
     start = (query.page - 1) * query.page_size
-    items = [task.prediction() for task in found[start : start + query.page_size]]
+    items = [task.listed() for task in found[start : start + query.page_size]]
     return ok({"page": query.page, "total": len(found), "items": items})

@@ -8,15 +8,16 @@ from pathlib import Path
 import click
 
 from receiver.settings import Secret
+from sandbox.apifaults import parse_api_rates
 from sandbox.config import WEBHOOK_ID_MODES, SandboxConfig
 from sandbox.faults import FaultError, parse_rates
 
 _SECONDS = click.FloatRange(0.0, 86400.0)
 
 
-def _rates(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str, float]:
+def _rates(_ctx: click.Context, param: click.Parameter, value: str) -> dict[str, float]:
     try:
-        return parse_rates(value)
+        return parse_api_rates(value) if param.name == "api_fault_rates" else parse_rates(value)
     except FaultError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -59,8 +60,38 @@ def _rates(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str
 @click.option("--delivery-log", type=click.Path(dir_okay=False, path_type=Path), help="Also append it here.")
 @click.option("--validate/--no-validate", default=True, show_default=True, help="Refuse invalid inputs.")
 @click.option(
+    "--strict-inputs", is_flag=True, help="Refuse inputs a documented model's page does not list (default: accept)."
+)
+@click.option(
     "--answer-delay", default=0.0, show_default=True, type=_SECONDS, help="Seconds before each API call is answered."
 )
+@click.option(
+    "--api-faults",
+    "api_fault_rates",
+    default="",
+    callback=_rates,
+    metavar="NAME=RATE,…",
+    help="Per API request, e.g. rate_limit=0.2,server_error=0.1,timeout=0.05,drop_answer=0.05.",
+)
+@click.option("--retry-after", default=1.0, show_default=True, type=_SECONDS, help="Retry-After of a 429 (s).")
+@click.option(
+    "--answer-hold", default=120.0, show_default=True, type=_SECONDS, help="How long a timed-out answer is held (s)."
+)
+@click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), help="Also append API requests here.")
+@click.option(
+    "--sync-timeout", default=60.0, show_default=True, type=_SECONDS, help="Sync-mode window before its timeout answer."
+)
+@click.option(
+    "--max-upload-mb", default=100, show_default=True, type=click.IntRange(1, 10240), help="Upload size cap (MiB)."
+)
+@click.option(
+    "--created-at-digits",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 9),
+    help="Fraction digits of created_at.",
+)
+@click.option("--balance", default=100.0, show_default=True, type=float, help="USD the balance routes report.")
 def sandbox(
     host: str,
     port: int,
@@ -79,7 +110,16 @@ def sandbox(
     seed: int | None,
     delivery_log: Path | None,
     validate: bool,
+    strict_inputs: bool,
     answer_delay: float,
+    api_fault_rates: dict[str, float],
+    retry_after: float,
+    answer_hold: float,
+    request_log: Path | None,
+    sync_timeout: float,
+    max_upload_mb: int,
+    created_at_digits: int,
+    balance: float,
 ) -> None:
     """Run the local provider sandbox: the v3 API, real media, signed webhooks, injectable faults."""
     import uvicorn
@@ -106,7 +146,16 @@ def sandbox(
         seed=seed,
         delivery_log=delivery_log,
         validate_inputs=validate,
+        strict_inputs=strict_inputs,
         answer_delay=answer_delay,
+        api_fault_rates=api_fault_rates,
+        retry_after=retry_after,
+        answer_hold=answer_hold,
+        request_log=request_log,
+        sync_timeout=sync_timeout,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
+        created_at_digits=created_at_digits,
+        balance=balance,
     )
     click.echo(f"sandbox: provider API at http://{host}:{port}/api/v3 (signing secret: GET /api/v3/webhook/secret)")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False, server_header=False)

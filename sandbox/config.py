@@ -33,14 +33,31 @@ class SandboxConfig:
     delay_seconds: float = 5.0
     seed: int | None = None
     delivery_log: Path | None = None
-    max_upload_bytes: int = 50 * 1024 * 1024
+    # The provider allows 100 MB for a video; the same cap applies to tickets and to multipart uploads.
+    max_upload_bytes: int = 100 * 1024 * 1024
     validate_inputs: bool = True
+    # False: inputs a model's page does not list are accepted (and logged with a did-you-mean), as the
+    # provider accepts the extra fields real clients send; True: they are refused with a 400.
+    strict_inputs: bool = False
     # Every API call waits this long before it is handled, as a provider across the internet would answer.
     answer_delay: float = 0.0
+    # enable_sync_mode answers once the task ends, or after this long with the provider's sync-timeout answer.
+    sync_timeout: float = 60.0
+    # Faults on the API side (sandbox.apifaults): rates per API request, the Retry-After of a 429, and how long
+    # a held answer waits (past any sensible client timeout, unless the client hangs up first).
+    api_fault_rates: dict[str, float] = dataclasses.field(default_factory=dict)
+    retry_after: float = 1.0
+    answer_hold: float = 120.0
+    request_log: Path | None = None
+    # Fractional-second digits of created_at: the provider's documented example has milliseconds.
+    created_at_digits: int = 3
+    balance: float = 100.0
 
     def __post_init__(self) -> None:
         if self.webhook_id_mode not in WEBHOOK_ID_MODES:
             raise ValueError(f"webhook_id_mode={self.webhook_id_mode!r} is not one of {', '.join(WEBHOOK_ID_MODES)}")
+        if not 0 <= self.created_at_digits <= 9:
+            raise ValueError(f"created_at_digits={self.created_at_digits} must be from 0 to 9")
         if not 0 <= self.jitter < 1:
             raise ValueError(f"jitter={self.jitter} must be at least 0 and below 1")
 

@@ -42,3 +42,7 @@ class DeliveryLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class RequestLog(DeliveryLog):
+    """The same record keeping for API requests (``sandbox.gateway`` describes a record)."""

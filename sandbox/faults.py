@@ -23,9 +23,19 @@ FAULTS: dict[str, str] = {
     "stale_timestamp": "a copy signed with a timestamp over 300 s old is sent before the genuine webhook",
     "receiver_down": "attempts fail as if the receiver were unreachable for SECONDS (receiver_down=SECONDS)",
     "fail": "the task ends `failed` with an error message instead of `completed`",
+    "cancel": "the task ends `cancelled` with an error message",
+    "timeout": "the task ends `timeout` with an error message",
     "nsfw": "the output is flagged in has_nsfw_contents",
 }
-ALIASES = {"reorder": "stale_processing", "reordered": "stale_processing", "dropped": "drop", "failed": "fail"}
+ALIASES = {
+    "reorder": "stale_processing",
+    "reordered": "stale_processing",
+    "dropped": "drop",
+    "failed": "fail",
+    "cancelled": "cancel",
+}
+# `X-Sandbox-Faults: none` names no fault: the request is exempt from the run's rolled faults.
+NONE = "none"
 _VALUED = frozenset({"delay", "receiver_down"})
 # receiver_down is a period, not a per-task coin toss: the run-wide version is POST /_sandbox/outage.
 ROLLABLE = tuple(name for name in FAULTS if name != "receiver_down")
@@ -46,10 +56,20 @@ class FaultPlan:
     receiver_down: float = 0.0
     fail: bool = False
     nsfw: bool = False
+    cancel: bool = False
+    timeout: bool = False
 
     def names(self) -> list[str]:
         """The active faults, for logs and the delivery log."""
         return [name for name in FAULTS if getattr(self, name)]
+
+    def outcome(self) -> str:
+        """The status the task ends with."""
+        if self.fail:
+            return "failed"
+        if self.cancel:
+            return "cancelled"
+        return "timeout" if self.timeout else "completed"
 
 
 def _name(raw: str, source: str) -> str:
@@ -59,7 +79,7 @@ def _name(raw: str, source: str) -> str:
     return name
 
 
-def _number(raw: str, *, name: str, source: str, low: float, high: float, what: str) -> float:
+def number(raw: str, *, name: str, source: str, low: float, high: float, what: str) -> float:
     try:
         value = float(raw)
     except ValueError:
@@ -76,10 +96,12 @@ def parse_plan(spec: str, *, default_delay: float, source: str = f"header {HEADE
         if not part:
             continue
         raw_name, has_value, raw_value = (s.strip() for s in part.partition("="))
+        if raw_name.lower() == NONE and not has_value:
+            continue
         name = _name(raw_name.lower(), source)
         if name in _VALUED:
             values[name] = (
-                _number(raw_value, name=name, source=source, low=0, high=3600, what="a number of seconds")
+                number(raw_value, name=name, source=source, low=0, high=3600, what="a number of seconds")
                 if has_value
                 else default_delay
             )
@@ -100,7 +122,7 @@ def parse_rates(spec: str) -> dict[str, float]:
         name = _name(raw_name.lower(), "fault rates")
         if name not in ROLLABLE:
             raise FaultError(f"fault rates: {name!r} has no rate; use POST /_sandbox/outage for a receiver outage")
-        rate = _number(raw_rate, name=name, source="fault rates", low=0, high=1, what="a probability")
+        rate = number(raw_rate, name=name, source="fault rates", low=0, high=1, what="a probability")
         rates[name] = rate
     return rates
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import structlog
 
+from sandbox import apifaults
 from sandbox.config import SandboxConfig
 from sandbox.courier import Courier, Event
-from sandbox.deliverylog import DeliveryLog
-from sandbox.faults import FaultPlan, roll
+from sandbox.deliverylog import DeliveryLog, RequestLog
+from sandbox.faults import HEADER, FaultPlan, roll
 from sandbox.media import Upload, output_name
 from sandbox.tasks import Task, TaskBook
 
@@ -29,14 +30,19 @@ class Sandbox:
         courier: Courier,
         log: DeliveryLog,
         rng: random.Random,
+        requests: RequestLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.courier = courier
         self.log = log
+        self.requests = requests if requests is not None else RequestLog()
         self.rng = rng
+        # API faults draw from their own generator, so that they leave the tasks' draws as they were.
+        self.api_rng = random.Random(f"api-{config.seed}") if config.seed is not None else random.Random()
         self.clock = clock
         self.fault_rates = dict(config.fault_rates)
+        self.api_fault_rates = dict(config.api_fault_rates)
         self.tasks = TaskBook()
         self.uploads: dict[str, Upload] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -46,6 +52,22 @@ class Sandbox:
         if requested is not None:
             return requested
         return roll(self.rng, self.fault_rates, default_delay=self.config.delay_seconds)
+
+    def api_plan_for(self, header: str) -> apifaults.ApiPlan:
+        """A request's API faults: those its header names (``none``: none), else a roll of the run's rates."""
+        parts, _task_parts, exempt = apifaults.split(header)
+        if parts:
+            return self.parse_api_plan(parts, source=f"header {HEADER}")
+        if exempt:
+            return apifaults.ApiPlan()
+        return apifaults.roll_api(
+            self.api_rng, self.api_fault_rates, retry_after=self.config.retry_after, hold=self.config.answer_hold
+        )
+
+    def parse_api_plan(self, parts: list[str], *, source: str) -> apifaults.ApiPlan:
+        return apifaults.parse_api_plan(
+            parts, retry_after=self.config.retry_after, hold=self.config.answer_hold, source=source
+        )
 
     def submit(
         self, model: str, inputs: dict[str, Any], *, webhook: str | None, plan: FaultPlan, base_url: str
@@ -59,6 +81,7 @@ class Sandbox:
             base_url=base_url,
             output_name=output_name(model),
             created_at=self.clock(),
+            created_at_digits=self.config.created_at_digits,
         )
         self.tasks.add(task)
         job = asyncio.get_running_loop().create_task(self._live(task), name=f"task-{task.id}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -46,6 +47,44 @@ async def create_upload(request: Request) -> JSONResponse:
             "download_url": f"{base}/media/uploads/{upload.id}/{quote(filename)}",
         }
     )
+
+
+# Room for the multipart boundaries and part headers around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+MEDIA_KINDS = ("image", "video", "audio")
+
+
+async def upload_binary(request: Request) -> JSONResponse:
+    """``POST /api/v3/media/upload/binary``, multipart with the field ``file`` (the provider's older upload):
+    stores the file and answers ``type``, ``download_url``, ``filename`` and ``size``."""
+    authorize(request)
+    sandbox = sandbox_of(request)
+    limit = sandbox.config.max_upload_bytes
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequest("the body must be multipart/form-data with the file in the field `file`")
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise InvalidRequest("send the upload's size in the Content-Length header")
+    if int(declared) > limit + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"the upload ({declared} bytes) exceeds the upload limit of {limit} bytes")
+    async with request.form(max_files=1, max_fields=8) as form:
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise InvalidRequest("multipart field `file` is missing (or is not a file)")
+        data = await part.read(limit + 1)
+        filename = PurePosixPath((part.filename or "").replace("\\", "/")).name or "upload"
+        content_type = part.content_type or ""
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the file exceeds the upload limit of {limit} bytes")
+    if content_type in ("", "application/octet-stream"):
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    kind = content_type.partition("/")[0]
+    if kind not in MEDIA_KINDS:
+        raise InvalidRequest(f"file type {content_type} is not supported: upload an image, a video or an audio file")
+    upload = Upload(id=uuid.uuid4().hex, filename=filename, content_type=content_type, size=len(data), data=data)
+    sandbox.uploads[upload.id] = upload
+    url = f"{base_url(request)}/media/uploads/{upload.id}/{quote(filename)}"
+    return ok({"type": kind, "download_url": url, "filename": filename, "size": len(data)})
 
 
 async def put_upload(request: Request) -> Response:

@@ -44,9 +44,17 @@ class Submitter:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def submit(
-        self, model: str, inputs: Mapping[str, Any], *, from_strings: bool = False, job_key: str | None = None
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        *,
+        from_strings: bool = False,
+        job_key: str | None = None,
+        allow_extra: bool | None = None,
     ) -> Submission:
-        return self._run(self._async.submit(model, inputs, from_strings=from_strings, job_key=job_key))
+        return self._run(
+            self._async.submit(model, inputs, from_strings=from_strings, job_key=job_key, allow_extra=allow_extra)
+        )
 
     def batch(
         self,
@@ -56,10 +64,16 @@ class Submitter:
         per_model: int | None = None,
         model_limits: Mapping[str, int] | None = None,
         on_result: Callable[[Job, Submission], None] | None = None,
+        allow_extra: bool | None = None,
     ) -> BatchSummary:
         return self._run(
             self._async.batch(
-                jobs, concurrency=concurrency, per_model=per_model, model_limits=model_limits, on_result=on_result
+                jobs,
+                concurrency=concurrency,
+                per_model=per_model,
+                model_limits=model_limits,
+                on_result=on_result,
+                allow_extra=allow_extra,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
@@ -101,6 +102,8 @@ class AsyncProviderClient(_Base):
         super().__init__(**kwargs)
         self._sleep = sleep
         self._http = httpx.AsyncClient(transport=transport, timeout=self.timeout)
+        # Requests sent again, by reason (protocol.Decision.reason): what a batch run reports.
+        self.retried: Counter[str] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Self:
@@ -124,6 +127,7 @@ class AsyncProviderClient(_Base):
                 decision = protocol.on_exception(call, exc, attempt, self.policy, self.base_url)
             if decision.delay is None:
                 break
+            self.retried[decision.reason or "other"] += 1
             await self._sleep(decision.delay)
         if decision.error is not None:
             raise self._scrub(decision.error)

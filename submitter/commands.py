@@ -130,21 +130,31 @@ def models(model: str | None, as_json: bool) -> None:
 @click.option("--timeout", default="1h", show_default=True, help="With --wait: give up after this long.")
 @click.option("--fallback-after", help="With --wait: ask the provider after this long without a webhook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the submission (and the final prediction) as JSON.")
+@click.option("--allow-extra", is_flag=True, help="Send inputs the model's page does not list (default: refuse them).")
 def submit(
-    model: str, params: tuple[str, ...], wait: bool, timeout: str, fallback_after: str | None, as_json: bool
+    model: str,
+    params: tuple[str, ...],
+    wait: bool,
+    timeout: str,
+    fallback_after: str | None,
+    as_json: bool,
+    allow_extra: bool,
 ) -> None:
     """Submit one job to MODEL with its webhook attached: -p prompt='a fox' -p duration=5."""
     inputs = parse_params(model, params)
     deadline = parse_duration(timeout)
     fallback = parse_duration(fallback_after) if fallback_after else None
+    settings = _settings()
+    extra = allow_extra or settings.submit.allow_extra_inputs
     try:
-        validate(model, inputs, from_strings=True, allow_local_paths=True)  # before touching anything
+        # before touching anything
+        validate(model, inputs, from_strings=True, allow_local_paths=True, allow_extra=extra)
     except ValidationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
     async def work(sub: AsyncSubmitter) -> tuple[Any, dict[str, Any] | None]:
-        result = await sub.submit(model, inputs, from_strings=True)
+        result = await sub.submit(model, inputs, from_strings=True, allow_extra=extra)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
         if not as_json:
@@ -154,7 +164,7 @@ def submit(
             final = await sub.wait(result.prediction_id, deadline=deadline, fallback_after=fallback)
         return result, final
 
-    result, final = _run(_settings(), work)
+    result, final = _run(settings, work)
     if as_json:
         _echo_json({"submission": result.as_dict(), "prediction": final})
     elif final is not None:
@@ -189,6 +199,7 @@ def _limits(raw: tuple[str, ...]) -> dict[str, int]:
 @click.option("--model-limit", multiple=True, metavar="MODEL=N", help="Jobs in flight for one model; repeatable.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--allow-extra", is_flag=True, help="Send inputs the models' pages do not list (default: refuse them).")
 def batch(
     jobs_file: Path,
     concurrency: int,
@@ -196,6 +207,7 @@ def batch(
     model_limit: tuple[str, ...],
     progress: bool,
     as_json: bool,
+    allow_extra: bool,
 ) -> None:
     """Submit every job of a JSON Lines file ({"model": …, "input": {…}, "key": optional}); re-running it
     sends only what was never sent."""
@@ -210,7 +222,12 @@ def batch(
     async def work(sub: AsyncSubmitter) -> Any:
         with _progress(len(jobs), progress and not as_json) as tick:
             return await sub.batch(
-                jobs, concurrency=concurrency, per_model=per_model, model_limits=limits, on_result=tick
+                jobs,
+                concurrency=concurrency,
+                per_model=per_model,
+                model_limits=limits,
+                on_result=tick,
+                allow_extra=allow_extra or None,
             )
 
     summary = _run(settings, work)

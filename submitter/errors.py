@@ -5,6 +5,7 @@ WavehookError (receiver.errors)
     ├── ValidationError         inputs break the model's documented constraints (.problems: every one)
     ├── UploadError             a local file given as an image cannot be uploaded (missing, type, size)
     ├── NotConfigured           a setting the operation needs is missing (API key, public URL)
+    ├── NotCreated              a doubtful submit was looked up: no task was created, so it may be sent again
     └── ProviderError           the provider answered with an error, or could not be reached
         ├── AuthenticationError 401/403: the API key is missing, wrong or lacks the right
         ├── RateLimited         429 (after the retries allowed)
@@ -39,6 +40,10 @@ class NotConfigured(SubmitterError):
     """A setting is missing; the message names the environment variable."""
 
 
+class NotCreated(SubmitterError):
+    """A submit whose answer was lost or an error was resolved by a lookup: the provider created no task."""
+
+
 class ProviderError(SubmitterError):
     """The provider refused a request; ``status`` is the HTTP status (0 without a response)."""
 
@@ -66,8 +71,10 @@ class TaskNotFound(ProviderError):
 
 
 class AmbiguousSubmit(ProviderError):
-    """The submit request may have reached the provider: the task may exist. ``reference`` finds it."""
+    """The submit request may have reached the provider: the task may exist. ``reference`` finds it;
+    ``cause`` is ``no_answer`` (timeout, dropped connection) or ``server_error`` (a 5xx other than 503)."""
 
-    def __init__(self, message: str, *, reference: str | None = None) -> None:
+    def __init__(self, message: str, *, reference: str | None = None, cause: str = "no_answer") -> None:
         super().__init__(message)
         self.reference = reference
+        self.cause = cause

@@ -29,7 +29,12 @@ class Submission:
 
 @dataclasses.dataclass(slots=True)
 class BatchSummary:
-    """Counts of a batch run by outcome, and the jobs that did not go through, with why."""
+    """Counts of a batch run by outcome, and the jobs that did not go through, with why.
+
+    ``retried``: requests sent again, by reason (rate_limited, unavailable, server_error, no_connection,
+    no_answer); ``ambiguous``: submits that may have created a task, by cause (no_answer, server_error), each
+    then looked up; ``resent``: jobs sent again because the lookup proved no task was created.
+    """
 
     total: int = 0
     submitted: int = 0
@@ -38,6 +43,9 @@ class BatchSummary:
     unknown: int = 0
     failed: int = 0
     problems: list[str] = dataclasses.field(default_factory=list)
+    retried: dict[str, int] = dataclasses.field(default_factory=dict)
+    ambiguous: dict[str, int] = dataclasses.field(default_factory=dict)
+    resent: int = 0
 
     def add(self, outcome: SubmitOutcome, line: int, error: str | None = None) -> None:
         if outcome == "invalid":

@@ -56,11 +56,14 @@ class Policy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Decision:
-    """Either ``value`` (done), ``error`` (raise it) or ``delay`` (sleep, then send again)."""
+    """Either ``value`` (done), ``error`` (raise it) or ``delay`` (sleep, then send again, for ``reason``)."""
 
     value: Any = None
     error: SubmitterError | None = None
     delay: float | None = None
+    # Why a request is sent again, for the counts a run reports: rate_limited (429), unavailable (503),
+    # server_error (another 5xx or a 408, on a request that cannot create anything), no_connection, no_answer.
+    reason: str | None = None
 
 
 def submit_call(model_id: str, inputs: dict[str, Any], webhook_url: str | None) -> Call:
@@ -109,9 +112,11 @@ def on_exception(call: Call, exc: httpx.HTTPError, attempt: int, policy: Policy,
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, NOT_SENT) or call.safe:
         if attempt < policy.retries:
-            return Decision(delay=backoff(policy, attempt))
+            reason = "no_connection" if isinstance(exc, NOT_SENT) else "no_answer"
+            return Decision(delay=backoff(policy, attempt), reason=reason)
         return Decision(error=ProviderUnavailable(f"{call.what}: no answer from {base_url} ({detail})"))
-    return Decision(error=AmbiguousSubmit(f"{call.what}: the request was sent but no answer came back ({detail})"))
+    message = f"{call.what}: the request was sent but no answer came back ({detail})"
+    return Decision(error=AmbiguousSubmit(message, cause="no_answer"))
 
 
 def on_response(call: Call, response: httpx.Response, attempt: int, policy: Policy) -> Decision:
@@ -123,7 +128,8 @@ def on_response(call: Call, response: httpx.Response, attempt: int, policy: Poli
             return Decision(error=exc)
     retryable = status in NOTHING_CREATED or (call.safe and (status >= 500 or status == 408))
     if retryable and attempt < policy.retries:
-        return Decision(delay=retry_after(response, policy) or backoff(policy, attempt))
+        reason = {429: "rate_limited", 503: "unavailable"}.get(status, "server_error")
+        return Decision(delay=retry_after(response, policy) or backoff(policy, attempt), reason=reason)
     return Decision(error=error_for(call, response))
 
 
@@ -154,7 +160,7 @@ def error_for(call: Call, response: httpx.Response) -> ProviderError:
         return ProviderUnavailable(text, status=status, code=code)
     if status >= 500 and not call.safe:
         # The provider failed while handling a submit: it may have created the task first.
-        return AmbiguousSubmit(text)
+        return AmbiguousSubmit(text, cause="server_error")
     if status >= 500:
         return ProviderUnavailable(text, status=status, code=code)
     return ProviderError(text, status=status, code=code)

@@ -83,12 +83,23 @@ def submission(result: Submission) -> str:
     return f"submitted {result.prediction_id} to {result.model} (reference {result.reference})"
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{number} {reason.replace('_', ' ')}" for reason, number in sorted(counts.items()))
+
+
 def batch(summary: BatchSummary) -> str:
     text = (
-        f"{summary.total} job(s): {summary.submitted} submitted, {summary.skipped} already sent, "
-        f"{summary.unknown} unknown, {summary.failed} failed"
+        f"{summary.total} job(s): {summary.submitted} submitted, {summary.resolved} found by lookup, "
+        f"{summary.skipped} already sent, {summary.unknown} unknown, {summary.failed} failed"
     )
-    return "\n".join([text, *(f"  {problem}" for problem in summary.problems)])
+    lines = [text]
+    if summary.retried:
+        lines.append(f"requests sent again: {_counts(summary.retried)}")
+    if summary.ambiguous:
+        lines.append(
+            f"doubtful submits looked up: {_counts(summary.ambiguous)}; {summary.resent} sent again (no task found)"
+        )
+    return "\n".join([*lines, *(f"  {problem}" for problem in summary.problems)])
 
 
 def reconcile(counts: ReconcileCounts) -> str:

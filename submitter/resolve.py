@@ -98,6 +98,11 @@ async def resolve(
         return await _tie(ledger, sub, {"id": known}, "webhook", now) or Resolution("unknown")
     sent = json.loads(sub["input"])
     candidates, complete = await _candidates(ledger, client, sub, window_seconds)
+    # A webhook bringing our reference may have landed while the listing was read: it made our own task look
+    # owned (so it is not among the candidates), and only this second look can tell it from no task at all.
+    known = await ledger.read(lambda conn: submissions.prediction_with_reference(conn, reference))
+    if known is not None:
+        return await _tie(ledger, sub, {"id": known}, "webhook", now) or Resolution("unknown")
     verdicts = [(item, _matches(sent, item)) for item in candidates]
     chosen = [item for item, verdict in verdicts if verdict] or [item for item, verdict in verdicts if verdict is None]
     if len(chosen) == 1 or any(verdict for _item, verdict in verdicts):

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
 
@@ -25,14 +26,16 @@ from submitter import resolve, uploads
 from submitter.callback import new_reference, webhook_url
 from submitter.catalog import get_model
 from submitter.client import KEY_HELP, AsyncProviderClient
-from submitter.errors import AmbiguousSubmit, NotConfigured, SubmitterError
+from submitter.errors import AmbiguousSubmit, NotConfigured, NotCreated, ProviderError, SubmitterError
 from submitter.ledger import Ledger
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
-from submitter.validation import validate
+from submitter.validation import unknown_inputs, validate
 from submitter.wait import wait_final
 
 logger = structlog.get_logger()
 RESOLVE_TRIES = 3
+# A job whose doubtful submit a lookup proved was never created is sent again, at most this many times.
+RESENDS = 3
 
 
 class AsyncSubmitter:
@@ -52,6 +55,9 @@ class AsyncSubmitter:
         self.sleep = sleep
         # local path -> its upload, so a file used by many jobs (even at once) goes up once
         self._uploaded: dict[str, asyncio.Future[str]] = {}
+        # Doubtful submits by cause (AmbiguousSubmit.cause), and jobs sent again after a lookup found no task.
+        self.ambiguous: Counter[str] = Counter()
+        self.resent = 0
 
     @classmethod
     async def open(
@@ -78,15 +84,32 @@ class AsyncSubmitter:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
+    def allows_extra(self, allow_extra: bool | None) -> bool:
+        """Whether inputs the catalog does not list are sent: the call's choice, else the setting."""
+        return self.settings.submit.allow_extra_inputs if allow_extra is None else allow_extra
+
     async def submit(
-        self, model: str, inputs: Mapping[str, Any], *, from_strings: bool = False, job_key: str | None = None
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        *,
+        from_strings: bool = False,
+        job_key: str | None = None,
+        allow_extra: bool | None = None,
     ) -> Submission:
-        """Validate (every problem at once), upload local images, send with a webhook, record in the ledger."""
+        """Validate (every problem at once), upload local images, send with a webhook, record in the ledger.
+
+        ``allow_extra``: send inputs the catalog does not list (each named in a warning) instead of refusing
+        them; None takes the setting ``WAVEHOOK_ALLOW_EXTRA_INPUTS``.
+        """
         warnings: tuple[str, ...] = ()
         if get_model(model) is None:
             warnings = (f"{model} is not in the catalog: its inputs are sent without local validation",)
             logger.warning("model_not_catalogued", model=model)
-        prepared = validate(model, inputs, from_strings=from_strings, allow_local_paths=True)
+        extra = self.allows_extra(allow_extra)
+        if extra:
+            warnings += tuple(f"{problem}; sent as given" for problem in unknown_inputs(model, inputs))
+        prepared = validate(model, inputs, from_strings=from_strings, allow_local_paths=True, allow_extra=extra)
         prepared = await self._upload(model, prepared)
         result = await self.send(model, prepared, job_key=job_key)
         return _replace(result, warnings=warnings)
@@ -118,6 +141,7 @@ class AsyncSubmitter:
         try:
             prediction = await self.client.submit(model, inputs, url)
         except AmbiguousSubmit as exc:
+            self.ambiguous[exc.cause] += 1
             return await self._doubtful(base, exc, started)
         except SubmitterError as exc:
             await self._record(reference, submissions.FAILED, str(exc))
@@ -158,7 +182,16 @@ class AsyncSubmitter:
                 return Submission(reference, job.model, job.input, "unknown", error=error, job_key=job.key)
         try:
             prepared = await self._upload(job.model, job.input)
-            return await self.send(job.model, prepared, job_key=job.key, reference=reference)
+            resends = 0
+            while True:
+                try:
+                    return await self.send(job.model, prepared, job_key=job.key, reference=reference)
+                except NotCreated:
+                    # Proven never created: the same submission goes out again, as its next attempt.
+                    if resends == RESENDS:
+                        raise
+                    resends += 1
+                    self.resent += 1
         except AmbiguousSubmit as exc:
             return Submission(reference, job.model, job.input, "unknown", error=str(exc), job_key=job.key)
         except SubmitterError as exc:
@@ -172,6 +205,7 @@ class AsyncSubmitter:
         per_model: int | None = None,
         model_limits: Mapping[str, int] | None = None,
         on_result: Callable[[batches.Job, Submission], None] | None = None,
+        allow_extra: bool | None = None,
     ) -> BatchSummary:
         """Send many jobs (``Job`` objects, or the lines of a JSON Lines file); see ``submitter.batch``."""
         items = list(jobs)
@@ -179,7 +213,13 @@ class AsyncSubmitter:
         if len(parsed) != len(items):
             parsed = batches.read_jobs(str(line) for line in items)
         return await batches.run_batch(
-            self, parsed, concurrency=concurrency, per_model=per_model, model_limits=model_limits, on_result=on_result
+            self,
+            parsed,
+            concurrency=concurrency,
+            per_model=per_model,
+            model_limits=model_limits,
+            on_result=on_result,
+            allow_extra=self.allows_extra(allow_extra),
         )
 
     async def reconcile(self, *, older_than: float | None = None) -> ReconcileCounts:
@@ -232,7 +272,12 @@ class AsyncSubmitter:
         sub = await self.submission(base.reference)
         assert sub is not None
         for attempt in range(RESOLVE_TRIES):
-            found = await self._resolve(sub)
+            try:
+                found = await self._resolve(sub)
+            except ProviderError as lookup_error:
+                # A lookup that failed proves nothing either way: the outcome stays unknown.
+                logger.warning("submission_lookup_failed", reference=base.reference, error=str(lookup_error))
+                found = resolve.Resolution("unknown")
             if found.outcome == "submitted" and found.prediction is not None:
                 result = _replace(
                     base,
@@ -244,7 +289,7 @@ class AsyncSubmitter:
                 return result
             if found.outcome == "failed":
                 self._log(base, "failed", started, error=exc.message)
-                raise SubmitterError(f"{exc.message}; a lookup found no task, so none was created") from exc
+                raise NotCreated(f"{exc.message}; a lookup found no task, so none was created") from exc
             if attempt + 1 < RESOLVE_TRIES:
                 await self.sleep(self.settings.submit.backoff_seconds * 2**attempt)
         self._log(base, "unknown", started, error=exc.message)

@@ -3,6 +3,10 @@
 ``validate`` applies the documented defaults, coerces command-line strings to the declared types when asked,
 and raises one ``ValidationError`` listing each problem as a sentence naming the field, the value and what
 is allowed. A model without a catalog entry is not validated: its inputs come back unchanged.
+
+Inputs a model's page does not list are refused by default (a misspelt ``durration`` would otherwise be sent
+and ignored); real clients send extra fields the provider accepts (``negative_prompt``), so
+``allow_extra=True`` sends them unchanged. Either way ``unknown_inputs`` names each with a did-you-mean.
 """
 
 from __future__ import annotations
@@ -36,13 +40,19 @@ def is_url(value: str) -> bool:
 
 
 def validate(
-    model_id: str, inputs: Mapping[str, Any], *, from_strings: bool = False, allow_local_paths: bool = False
+    model_id: str,
+    inputs: Mapping[str, Any],
+    *,
+    from_strings: bool = False,
+    allow_local_paths: bool = False,
+    allow_extra: bool = False,
 ) -> dict[str, Any]:
     """The inputs to send, defaults applied; raise ``ValidationError`` listing every problem.
 
     ``from_strings``: values typed on a command line (``"5"``, ``"true"``, a JSON array) are converted to
     the declared types first. ``allow_local_paths``: image inputs may name local files (the submitter
-    uploads them afterwards); otherwise they must be URLs, as the provider requires.
+    uploads them afterwards); otherwise they must be URLs, as the provider requires. ``allow_extra``: inputs
+    the catalog does not list are sent as given instead of refused.
     """
     model = get_model(model_id)
     if model is None:
@@ -51,7 +61,10 @@ def validate(
     result: dict[str, Any] = {}
     for name in inputs:
         if model.input(name) is None:
-            problems.append(_unknown(model, name))
+            if allow_extra:
+                result[name] = inputs[name]
+            else:
+                problems.append(_unknown(model, name))
     for spec in model.inputs:
         if spec.name not in inputs or inputs[spec.name] is None:
             if spec.default is not None:
@@ -68,6 +81,14 @@ def validate(
     if problems:
         raise ValidationError(model.id, problems)
     return result
+
+
+def unknown_inputs(model_id: str, inputs: Mapping[str, Any]) -> list[str]:
+    """A sentence (with a did-you-mean when one is close) for each input the catalog does not list."""
+    model = get_model(model_id)
+    if model is None:
+        return []
+    return [_unknown(model, name) for name in inputs if model.input(name) is None]
 
 
 def _unknown(model: ModelSpec, name: str) -> str:
@@ -156,4 +177,4 @@ def _array(spec: InputSpec, value: Any, *, allow_local_paths: bool) -> None:
             raise _Invalid(f"item {index + 1} {exc}") from None
 
 
-__all__ = ["ValidationError", "validate"]
+__all__ = ["ValidationError", "unknown_inputs", "validate"]

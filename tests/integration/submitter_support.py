@@ -18,6 +18,15 @@ from tests.integration.dispatch_support import query
 from tests.support import ROOT, WAVEHOOK, Process, wait_for
 
 API_KEY = "sandbox-key-not-a-secret-but-never-logged"
+# SubmitSettings fields a test may override, and the variables that carry them to the CLI.
+SUBMIT_ENV = {
+    "backoff_seconds": "WAVEHOOK_SUBMIT_BACKOFF_SECONDS",
+    "unknown_grace_seconds": "WAVEHOOK_UNKNOWN_GRACE_SECONDS",
+    "connect_timeout_seconds": "WAVEHOOK_CONNECT_TIMEOUT_SECONDS",
+    "read_timeout_seconds": "WAVEHOOK_READ_TIMEOUT_SECONDS",
+    "retries": "WAVEHOOK_SUBMIT_RETRIES",
+    "allow_extra_inputs": "WAVEHOOK_ALLOW_EXTRA_INPUTS",
+}
 
 
 @dataclasses.dataclass
@@ -74,20 +83,15 @@ class Loop:
         return done
 
 
-@pytest.fixture
-def loop(
-    sandbox_factory: Callable[..., Process],
-    serve_factory: Callable[..., Process],
-    settings_factory: Callable[..., Settings],
-) -> Loop:
-    """A sandbox on its millisecond clock and a receiver on the same ledger the submitter writes to."""
-    sandbox = sandbox_factory()
-    receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
+def make_loop(sandbox: Process, receiver: Process, settings_factory: Callable[..., Settings], **submit: Any) -> Loop:
+    """The submitter's settings and CLI environment for ``sandbox`` and ``receiver`` (same ledger);
+    ``submit`` overrides SubmitSettings fields (the CLI gets them through their variables)."""
+    submit_settings = SubmitSettings(**{"backoff_seconds": 0.01, "unknown_grace_seconds": 5.0, **submit})
     settings = settings_factory(
         api_key=Secret(API_KEY),
         base_url=sandbox.url,  # type: ignore[attr-defined]
         public_url=receiver.url,  # type: ignore[attr-defined]
-        submit=SubmitSettings(backoff_seconds=0.01, unknown_grace_seconds=5.0),
+        submit=submit_settings,
     )
     env = {
         **receiver.env,
@@ -96,9 +100,20 @@ def loop(
         "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
         "WAVEHOOK_DB": str(settings.db_path),
         "WAVEHOOK_DOWNLOAD": "false",
+        **{SUBMIT_ENV[name]: str(value) for name, value in submit.items()},
     }
     assert receiver.db == settings.db_path  # type: ignore[attr-defined]
     return Loop(sandbox, receiver, settings, env)
+
+
+@pytest.fixture
+def loop(
+    sandbox_factory: Callable[..., Process],
+    serve_factory: Callable[..., Process],
+    settings_factory: Callable[..., Settings],
+) -> Loop:
+    """A sandbox on its millisecond clock and a receiver on the same ledger the submitter writes to."""
+    return make_loop(sandbox_factory(), serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"}), settings_factory)
 
 
 def parse_json(output: str) -> Any:

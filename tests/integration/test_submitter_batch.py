@@ -28,7 +28,8 @@ def test_batch_of_200_completes_and_a_rerun_sends_nothing(loop: Loop, tmp_path: 
     first = loop.cli("batch", str(jobs), "--concurrency", "16", "--model-limit", f"{PRO}=4", "--json", timeout=120)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {
-        "total": JOBS, "submitted": JOBS, "resolved": 0, "skipped": 0, "unknown": 0, "failed": 0, "problems": []
+        "total": JOBS, "submitted": JOBS, "resolved": 0, "skipped": 0, "unknown": 0, "failed": 0, "problems": [],
+        "retried": {}, "ambiguous": {}, "resent": 0,
     }  # fmt: skip
     assert loop.sandbox_status()["tasks"] == JOBS
     final = loop.wait_final(JOBS, timeout=60)
@@ -39,6 +40,8 @@ def test_batch_of_200_completes_and_a_rerun_sends_nothing(loop: Loop, tmp_path: 
     again = loop.cli("batch", str(jobs), "--concurrency", "16")
     assert again.returncode == 0, again.stderr
     assert "submitting" in again.stderr  # the progress bar
-    assert again.stdout.startswith(f"{JOBS} job(s): 0 submitted, {JOBS} already sent, 0 unknown, 0 failed")
+    assert again.stdout.startswith(
+        f"{JOBS} job(s): 0 submitted, 0 found by lookup, {JOBS} already sent, 0 unknown, 0 failed"
+    )
     assert loop.sandbox_status()["tasks"] == JOBS
     assert len(loop.rows("SELECT reference FROM submissions")) == JOBS

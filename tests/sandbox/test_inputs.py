@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import structlog
 from starlette.testclient import TestClient
 
 IMG = "https://example.com/cat.png"
@@ -82,8 +83,9 @@ def inputs_for(model: str, changes: dict[str, Any]) -> dict[str, Any]:
 def test_inputs_outside_the_table_are_refused_400(
     sandbox_app: Callable[..., TestClient], model: str, changes: dict[str, Any], named: str
 ) -> None:
-    """Each constraint of the model's table, broken alone, answers 400 in the error envelope naming the field."""
-    response = sandbox_app().post(f"/api/v3/{model}", json=inputs_for(model, changes))
+    """Each constraint of the model's table, broken alone, answers 400 in the error envelope naming the field
+    (inputs the table does not list only with strict_inputs)."""
+    response = sandbox_app(strict_inputs=True).post(f"/api/v3/{model}", json=inputs_for(model, changes))
     assert response.status_code == 400, response.text
     body = response.json()
     assert (body["code"], body["data"]) == (400, None)
@@ -113,3 +115,30 @@ def test_validation_can_be_switched_off(sandbox_app: Callable[..., TestClient]) 
     """With validate_inputs off, inputs the table refuses are accepted, as for a model without a table."""
     response = sandbox_app(validate_inputs=False).post(f"/api/v3/{T2V}", json={"duration": 50})
     assert response.status_code == 200
+
+
+def test_unknown_inputs_are_accepted_and_logged_with_a_did_you_mean(sandbox_app: Callable[..., TestClient]) -> None:
+    """By default an input the page does not list (negative_prompt, a misspelt durration) is accepted, stored as
+    sent, and logged with a did-you-mean; a broken documented constraint is still refused."""
+    client = sandbox_app(queue_seconds=60)
+    sent = {"prompt": "a fox", "negative_prompt": "blur", "durration": 6}
+    with structlog.testing.capture_logs() as logs:
+        response = client.post(f"/api/v3/{T2V}", json=sent)
+    assert response.status_code == 200, response.text
+    task = client.app.state.sandbox.tasks.get(response.json()["data"]["id"])  # type: ignore[attr-defined]
+    assert task.input == sent
+    (warning,) = [entry for entry in logs if entry["event"] == "unknown_inputs_accepted"]
+    assert warning["problems"][0].startswith(f"negative_prompt is not an input of {T2V}")
+    assert "durration is not an input" in warning["problems"][1]
+    assert "did you mean duration?" in warning["problems"][1]
+    refused = client.post(f"/api/v3/{T2V}", json={**sent, "duration": 50})
+    assert refused.status_code == 400
+    assert "durration" not in refused.json()["message"]
+
+
+def test_strict_inputs_refuse_unknown_inputs_with_a_did_you_mean(sandbox_app: Callable[..., TestClient]) -> None:
+    """With strict_inputs, an unlisted input is a 400 naming it, its likely meaning and the model's inputs."""
+    response = sandbox_app(strict_inputs=True).post(f"/api/v3/{T2V}", json={"prompt": "a fox", "durration": 6})
+    assert response.status_code == 400
+    assert "durration is not an input of" in response.json()["message"]
+    assert "did you mean duration?" in response.json()["message"]

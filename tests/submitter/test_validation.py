@@ -8,7 +8,7 @@ import pytest
 
 from submitter.catalog import MODELS, InputSpec, ModelSpec
 from submitter.errors import SubmitterError
-from submitter.validation import ValidationError, validate
+from submitter.validation import ValidationError, unknown_inputs, validate
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 REF = "bytedance/seedance-v1-lite/reference-to-video"
@@ -220,3 +220,25 @@ def test_unknown_model_passes_unchanged() -> None:
     """A model outside the catalog is not validated: its inputs come back as given."""
     inputs = {"prompt": "x", "whatever": [1, 2]}
     assert validate("bytedance/seedance-v1-lite-t2v-720p", inputs) == inputs
+
+
+def test_unknown_inputs_sent_as_given_with_allow_extra() -> None:
+    """allow_extra keeps inputs the page does not list, unchanged, beside the checked ones; unknown_inputs
+    names each with a did-you-mean; without it they are refused."""
+    sent = {"prompt": "a fox", "negative_prompt": "blur", "durration": 6}
+    assert validate(T2V, sent, allow_extra=True) == {
+        "prompt": "a fox",
+        "negative_prompt": "blur",
+        "durration": 6,
+        "aspect_ratio": "16:9",
+        "duration": 5,
+        "camera_fixed": False,
+        "seed": -1,
+    }
+    first, second = unknown_inputs(T2V, sent)
+    assert first.startswith(f"negative_prompt is not an input of {T2V}")
+    assert "durration is not an input" in second
+    assert "did you mean duration?" in second
+    with pytest.raises(ValidationError, match="did you mean duration"):
+        validate(T2V, sent)
+    assert unknown_inputs("someone/else", sent) == []
