@@ -13,6 +13,7 @@ from receiver import correlation
 from receiver.errors import BadRequest, TokenMismatch
 from receiver.store import submissions
 from tests.conftest import SECRET
+from tests.integration.receiver_client import query
 from tests.receiver.conftest import NOW
 from tests.support import prediction_body, signed_headers
 
@@ -74,11 +75,7 @@ def _deliver(client: TestClient, prediction_id: str, query: str, webhook_id: str
 
 
 def _ledger(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(client.app.state.settings.db_path)  # type: ignore[attr-defined]
-    try:
-        return [tuple(row) for row in conn.execute(sql)]
-    finally:
-        conn.close()
+    return query(client.app.state.settings.db_path, sql)  # type: ignore[attr-defined]
 
 
 def test_a_delivery_for_our_job_without_its_token_is_refused_and_quarantined(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +17,7 @@ from starlette.testclient import TestClient
 
 from receiver.settings import Settings
 from tests.conftest import SECRET
+from tests.integration.receiver_client import query
 from tests.receiver.web_support import Clock, failing_handlers, web_client
 from tests.support import signed_headers, wait_for
 
@@ -91,12 +91,7 @@ def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
 
 
 def ledger(client: TestClient, sql: str) -> list[tuple[Any, ...]]:
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
-    conn = sqlite3.connect(path)
-    try:
-        return [tuple(row) for row in conn.execute(sql)]
-    finally:
-        conn.close()
+    return query(client.app.state.settings.db_path, sql)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("body", "reason", "field"), ODD.values(), ids=ODD.keys())
