@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need (a virtualenv, the project with its test extra, Debian's Chromium for the
-# browser tests when run as root) and runs lint, type checks and the whole test suite.
+# Sets up everything the tests need (a virtualenv, the project with its test extra; as root, Debian's Chromium for
+# the browser tests and Node.js with npm for the JavaScript SDK test) and runs lint, type checks and the whole
+# test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
   # The browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+  # tests/integration/test_sandbox_js_sdk.py installs the official JavaScript SDK with npm and runs it on node.
+  # Some builds of nodejs bring npm along; Debian's own needs its npm package as well.
+  apt-get update -qq
+  command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip >/dev/null
