@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from receiver.errors import BadRequest, TokenMismatch
 
+# Where the provider delivers: the receiver's route, and the path of every webhook URL a job carries.
+WEBHOOK_PATH = "/webhooks/wavespeed"
 REF_PARAM = "ref"
 TOKEN_PARAM = "token"
 _MAX_REF = 128

@@ -1,7 +1,8 @@
 """Errors the receiver raises and answers with.
 
 Every error the HTTP layer answers with carries its status as a class attribute and a stable ``reason``
-code; one exception handler renders them all as ``{"error": <sentence>, "reason": <code>}``.
+code; one exception handler renders them all as ``{"error": <sentence>, "reason": <code>}``
+(``receiver.http.responses.error_response``).
 
     WavehookError
     ├── ConfigError                 a setting is missing or malformed (start-up, never HTTP)
@@ -19,8 +20,6 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
 """
 
 from __future__ import annotations
-
-from starlette.responses import JSONResponse
 
 
 class WavehookError(Exception):
@@ -106,11 +105,3 @@ class TooManyAttempts(HTTPError):
 class StorageUnavailable(HTTPError):
     status = 503
     reason = "storage_unavailable"
-
-
-def error_response(exc: HTTPError) -> JSONResponse:
-    """The one rendering of an ``HTTPError``: its status, ``{"error", "reason"}``, and a close if it asks."""
-    headers = {"connection": "close"} if exc.close_connection else {}
-    if isinstance(exc, TooManyAttempts):
-        headers["retry-after"] = str(exc.retry_after)
-    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)

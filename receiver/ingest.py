@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from receiver.delivery import Delivery
-from receiver.store.ingest import IngestResult, Router, record_delivery, record_quarantine
-from receiver.writer import Writer
+from receiver.delivery import Delivery, parse
+from receiver.store.ledger import Ledger
+from receiver.store.records import IngestResult, Quarantined
+
+# (model, terminal status) -> names of the handlers that want a run
+Router = Callable[[str | None, str], Sequence[str]]
 
 
 def no_handlers(_model: str | None, _status: str) -> Sequence[str]:
@@ -16,61 +20,35 @@ def no_handlers(_model: str | None, _status: str) -> Sequence[str]:
 
 
 class Ingestor:
-    """Turns deliveries into committed ledger rows through the group-commit writer."""
+    """Turns deliveries into committed ledger rows, enqueuing the runs of the handlers ``route`` names."""
 
     def __init__(
         self,
-        writer: Writer,
+        ledger: Ledger,
         *,
         terminal_statuses: tuple[str, ...],
         route: Router = no_handlers,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.writer = writer
+        self.ledger = ledger
         self.terminal_statuses = terminal_statuses
         self.route = route
         self.clock = clock
-        # Set whenever new handler runs were committed, so an in-process dispatcher wakes at once.
-        self.runs_waiting = asyncio.Event()
-
-    def _job(self, delivery: Delivery) -> Callable[..., IngestResult]:
-        now = self.clock()
-        return lambda conn: record_delivery(
-            conn, delivery, now=now, terminal_statuses=self.terminal_statuses, route=self.route
-        )
 
     async def ingest(self, delivery: Delivery) -> IngestResult:
-        result = await self.writer.run(self._job(delivery))
-        if result.runs_enqueued:
-            self.runs_waiting.set()
-        return result
+        status = delivery.status
+        # Only a final status enqueues runs: the router is asked for those alone.
+        handlers = self.route(delivery.model, status) if status in self.terminal_statuses else ()
+        return await self.ledger.ingest(delivery, now=self.clock(), handlers=handlers)
 
-    def ingest_sync(self, delivery: Delivery) -> IngestResult:
-        """For callers outside the event loop (the reconciler's CLI)."""
-        return self.writer.run_sync(self._job(delivery))
+    async def ingest_result(
+        self, prediction: dict[str, Any], *, reference: str | None, source: str = "reconcile"
+    ) -> IngestResult:
+        """Ingest a prediction fetched from the provider exactly as a webhook would be; its webhook-id names
+        the status, so fetching the same outcome again is a duplicate."""
+        body = json.dumps(prediction, sort_keys=True, separators=(",", ":")).encode()
+        webhook_id = f"{source}:{prediction['id']}:{prediction.get('status')}"
+        return await self.ingest(parse(body, webhook_id=webhook_id, reference=reference, source=source))
 
-    async def quarantine(
-        self,
-        *,
-        webhook_id: str,
-        body: bytes,
-        body_sha256: str,
-        reason: str,
-        detail: str,
-        prediction_id: str | None = None,
-        webhook_timestamp: int | None = None,
-    ) -> int:
-        now = self.clock()
-        return await self.writer.run(
-            lambda conn: record_quarantine(
-                conn,
-                webhook_id=webhook_id,
-                body=body,
-                body_sha256=body_sha256,
-                reason=reason,
-                detail=detail,
-                now=now,
-                prediction_id=prediction_id,
-                webhook_timestamp=webhook_timestamp,
-            )
-        )
+    async def quarantine(self, item: Quarantined) -> int:
+        return await self.ledger.quarantine(item, now=self.clock())

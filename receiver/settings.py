@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from receiver.errors import ConfigError
+from receiver.statuses import TERMINAL_STATUSES
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -216,12 +217,14 @@ class ConnectionSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every setting wavehook reads. ``from_env`` is the only reader of the environment."""
+    """Every setting wavehook reads. ``from_env`` reads them from the environment, once per process (the
+    command line's bootstrap, or ``create_app_from_env`` in each worker process); click options that name an
+    environment variable (``verify --secret``, ``sandbox --secret``) are the other readers."""
 
     webhook_secrets: tuple[Secret, ...] = ()
     api_key: Secret | None = None
     base_url: str = DEFAULT_BASE_URL
-    db_path: Path = Path("wavehook.db")
+    db: str = "wavehook.db"  # WAVEHOOK_DB as given: a SQLite file path (or a postgresql:// URL)
     public_url: str | None = None
     media_dir: Path = Path("media")
     handler_modules: tuple[str, ...] = ()
@@ -235,9 +238,8 @@ class Settings:
     busy_timeout_ms: int = 5000
     log_format: str = "auto"
     log_level: str = "info"
-    # Statuses after which a prediction never changes again; the provider documents completed and failed,
-    # its SDK adds cancelled and timeout. Anything else it may invent is stored but not treated as final.
-    terminal_statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "timeout")
+    # Anything else the provider may invent is stored but not treated as final.
+    terminal_statuses: tuple[str, ...] = TERMINAL_STATUSES
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()
@@ -260,7 +262,7 @@ class Settings:
             webhook_secrets=tuple(Secret(s) for s in _list(environ, "WAVESPEED_WEBHOOK_SECRET")),
             api_key=Secret(api_key) if api_key else None,
             base_url=environ.get("WAVESPEED_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL,
-            db_path=Path(environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db"),
+            db=environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db",
             public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
@@ -279,6 +281,11 @@ class Settings:
             connections=ConnectionSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite ledger file WAVEHOOK_DB names."""
+        return Path(self.db)
 
     def require_secrets(self) -> tuple[Secret, ...]:
         if not self.webhook_secrets:

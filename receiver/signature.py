@@ -177,10 +177,3 @@ def _v3_digests(raw: str) -> list[bytes]:
             reason="unsupported_scheme",
         )
     return digests
-
-
-def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """The header value a correct sender would send; used by ``wavehook verify`` and tests' own signers."""
-    mac = hmac.HMAC(signing_key(secret), hashes.SHA256())
-    mac.update(signed_content(webhook_id, timestamp, body))
-    return f"{SCHEME},{mac.finalize().hex()}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Statuses after which a prediction never changes again, unless WAVEHOOK_TERMINAL_STATUSES says otherwise: the
+# provider documents completed and failed, its SDK adds cancelled and timeout.
+TERMINAL_STATUSES = ("completed", "failed", "cancelled", "timeout")
 CREATED = 0
 RUNNING = 1
 TERMINAL = 2

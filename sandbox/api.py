@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox import apifaults, inputs
-from sandbox.envelope import InvalidRequest, NotFound, ServerFault, TooManyRequests, Unauthorized, ok
+from sandbox.envelope import BadApiKey, InvalidRequest, ServerFault, TooManyRequests, UnknownResource, ok
 from sandbox.faults import HEADER, FaultError, FaultPlan, parse_plan
 from sandbox.gateway import PLAN_KEY
 from sandbox.runtime import Sandbox
@@ -45,10 +45,10 @@ def base_url(request: Request) -> str:
 def authorize(request: Request) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Unauthorized: send your API key as the header Authorization: Bearer <key>")
+        raise BadApiKey("BadApiKey: send your API key as the header Authorization: Bearer <key>")
     expected = sandbox_of(request).config.api_key
     if expected is not None and not hmac.compare_digest(token.strip().encode(), expected.reveal().encode()):
-        raise Unauthorized("Unauthorized: the API key in the Authorization header is not valid")
+        raise BadApiKey("BadApiKey: the API key in the Authorization header is not valid")
 
 
 async def json_object(request: Request, what: str, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def submit(request: Request) -> JSONResponse:
     """``POST /api/v3/{model_id}[?webhook=URL]``: accept a task, or refuse its inputs as the model would."""
     model = request.path_params["model_id"].strip("/")
     if request.method != "POST" or model in RESERVED or model.startswith(RESERVED_PREFIXES):
-        raise NotFound(f"no route {request.method} {request.url.path}")
+        raise UnknownResource(f"no route {request.method} {request.url.path}")
     authorize(request)
     sandbox = sandbox_of(request)
     payload = await json_object(request, f"the inputs of model {model}")

@@ -20,7 +20,7 @@ from sandbox import admin, api, models, storage
 from sandbox.config import SandboxConfig
 from sandbox.courier import Courier, RetryPolicy
 from sandbox.deliverylog import DeliveryLog, RequestLog
-from sandbox.envelope import ProviderError, provider_error, starlette_error
+from sandbox.envelope import ApiError, provider_error, starlette_error
 from sandbox.gateway import SERVER_SEND_KEY, Gateway
 from sandbox.latency import AnswerDelay
 from sandbox.media import SAMPLE_MP4
@@ -107,6 +107,6 @@ def create_app(
     return SandboxApp(
         routes=ROUTES,
         middleware=[Middleware(AnswerDelay, seconds=config.answer_delay), Middleware(Gateway)],
-        exception_handlers={ProviderError: provider_error, HTTPException: starlette_error},
+        exception_handlers={ApiError: provider_error, HTTPException: starlette_error},
         lifespan=lifespan,
     )

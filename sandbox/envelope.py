@@ -1,12 +1,14 @@
 """The provider's response shape: ``{"code", "message", "data"}`` for success and failure alike.
 
-ProviderError            status = 500, rendered as {"code": 500, "message": <sentence>, "data": null}
+ApiError                 status = 500, rendered as {"code": 500, "message": <sentence>, "data": null}
 ├── InvalidRequest       status = 400  (inputs the model refuses, malformed JSON, bad query values)
-├── Unauthorized         status = 401  (no or wrong bearer token)
-├── NotFound             status = 404
-├── PayloadTooLarge      status = 413
+├── BadApiKey            status = 401  (no or wrong bearer token)
+├── UnknownResource      status = 404
+├── UploadTooLarge       status = 413
 ├── TooManyRequests      status = 429, with a Retry-After header (the fault `rate_limit`)
 └── ServerFault          status = 500, 502 or 503 (the fault `server_error`)
+
+(Named apart from the receiver's and the submitter's errors, so that no class name means two things.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
-class ProviderError(Exception):
+class ApiError(Exception):
     status = 500
 
     def __init__(self, message: str) -> None:
@@ -27,23 +29,23 @@ class ProviderError(Exception):
         self.headers: dict[str, str] = {}
 
 
-class InvalidRequest(ProviderError):
+class InvalidRequest(ApiError):
     status = 400
 
 
-class Unauthorized(ProviderError):
+class BadApiKey(ApiError):
     status = 401
 
 
-class NotFound(ProviderError):
+class UnknownResource(ApiError):
     status = 404
 
 
-class PayloadTooLarge(ProviderError):
+class UploadTooLarge(ApiError):
     status = 413
 
 
-class TooManyRequests(ProviderError):
+class TooManyRequests(ApiError):
     status = 429
 
     def __init__(self, retry_after: float) -> None:
@@ -52,7 +54,7 @@ class TooManyRequests(ProviderError):
         self.headers = {"Retry-After": str(seconds)}
 
 
-class ServerFault(ProviderError):
+class ServerFault(ApiError):
     def __init__(self, status: int) -> None:
         text = {500: "Internal server error", 502: "Bad gateway", 503: "Service temporarily unavailable"}
         super().__init__(f"{text.get(status, 'Server error')} (sandbox fault server_error)")
@@ -67,12 +69,12 @@ def failure(status: int, message: str, headers: dict[str, str] | None = None) ->
     return JSONResponse({"code": status, "message": message, "data": None}, status_code=status, headers=headers)
 
 
-def error_response(exc: ProviderError) -> JSONResponse:
+def error_response(exc: ApiError) -> JSONResponse:
     return failure(exc.status, exc.message, exc.headers)
 
 
 async def provider_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProviderError)
+    assert isinstance(exc, ApiError)
     return error_response(exc)
 
 

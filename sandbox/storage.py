@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from sandbox.api import authorize, base_url, json_object, sandbox_of
-from sandbox.envelope import InvalidRequest, NotFound, PayloadTooLarge, ok
+from sandbox.envelope import InvalidRequest, UnknownResource, UploadTooLarge, ok
 from sandbox.media import Upload, png
 
 
@@ -29,7 +29,7 @@ async def create_upload(request: Request) -> JSONResponse:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise InvalidRequest("field size must be the file's size in bytes (a non-negative integer)")
     if size > limit:
-        raise PayloadTooLarge(f"field size={size} exceeds the upload limit of {limit} bytes")
+        raise UploadTooLarge(f"field size={size} exceeds the upload limit of {limit} bytes")
     content_type = body.get("content_type") or mimetypes.guess_type(filename)[0] or "application/octet-stream"
     if not isinstance(content_type, str):
         raise InvalidRequest("field content_type must be a string such as image/png")
@@ -66,7 +66,7 @@ async def upload_binary(request: Request) -> JSONResponse:
     if not declared.isdigit():
         raise InvalidRequest("send the upload's size in the Content-Length header")
     if int(declared) > limit + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(f"the upload ({declared} bytes) exceeds the upload limit of {limit} bytes")
+        raise UploadTooLarge(f"the upload ({declared} bytes) exceeds the upload limit of {limit} bytes")
     async with request.form(max_files=1, max_fields=8) as form:
         part = form.get("file")
         if not isinstance(part, UploadFile):
@@ -75,7 +75,7 @@ async def upload_binary(request: Request) -> JSONResponse:
         filename = PurePosixPath((part.filename or "").replace("\\", "/")).name or "upload"
         content_type = part.content_type or ""
     if len(data) > limit:
-        raise PayloadTooLarge(f"the file exceeds the upload limit of {limit} bytes")
+        raise UploadTooLarge(f"the file exceeds the upload limit of {limit} bytes")
     if content_type in ("", "application/octet-stream"):
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     kind = content_type.partition("/")[0]
@@ -91,7 +91,7 @@ async def put_upload(request: Request) -> Response:
     """``PUT`` the bytes of a ticket: exactly the size it declared."""
     upload = sandbox_of(request).uploads.get(request.path_params["upload_id"])
     if upload is None:
-        raise NotFound("no upload ticket with this id; create one with POST /api/v3/media/uploads")
+        raise UnknownResource("no upload ticket with this id; create one with POST /api/v3/media/uploads")
     received = bytearray()
     async for chunk in request.stream():
         received += chunk
@@ -106,7 +106,7 @@ async def put_upload(request: Request) -> Response:
 async def download_upload(request: Request) -> Response:
     upload = sandbox_of(request).uploads.get(request.path_params["upload_id"])
     if upload is None or upload.data is None or upload.filename != request.path_params["filename"]:
-        raise NotFound("no uploaded file at this URL")
+        raise UnknownResource("no uploaded file at this URL")
     return Response(upload.data, media_type=upload.content_type)
 
 
@@ -115,7 +115,7 @@ async def output(request: Request) -> Response:
     task = sandbox_of(request).tasks.find(request.path_params["task_id"])
     name = request.path_params["name"]
     if task is None or task.status != "completed" or name != task.output_name:
-        raise NotFound("no output at this URL (the task is unknown, not completed, or has another output)")
+        raise UnknownResource("no output at this URL (the task is unknown, not completed, or has another output)")
     if name.endswith(".png"):
         return Response(png(), media_type="image/png")
     sample: Path = request.app.state.sample_mp4

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sandbox.envelope import NotFound
+from sandbox.envelope import UnknownResource
 from sandbox.faults import FaultPlan
 
 ERRORS = {
@@ -120,7 +120,7 @@ class TaskBook:
     def get(self, task_id: str) -> Task:
         task = self._tasks.get(task_id)
         if task is None:
-            raise NotFound(f"prediction {task_id!r} not found")
+            raise UnknownResource(f"prediction {task_id!r} not found")
         return task
 
     def find(self, task_id: str) -> Task | None:

@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace, sandbox: Server, work: Path) -> list[Lev
         api_key=Secret("bench-key"),
         base_url=f"http://127.0.0.1:{sandbox.port}",
         public_url="http://127.0.0.1:9",  # never called: the tasks do not end during the run
-        db_path=work / "ledger.db",
+        db=str(work / "ledger.db"),
         log_format="json",
     )
     levels: list[Level] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import json
 from collections import Counter
@@ -22,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from receiver.store import submissions
 from submitter import uploads
-from submitter.errors import SubmitterError, UploadError, ValidationError
+from submitter.errors import BatchError, UploadError, ValidationError
 from submitter.outcomes import BatchSummary, Submission
 from submitter.validation import validate
 
@@ -33,15 +31,6 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger()
 SETTLE_PASSES = 3
-
-
-class BatchError(SubmitterError):
-    """The batch file has problems; ``problems`` lists each, by line, and nothing was sent."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,7 +114,7 @@ async def run_batch(
 ) -> BatchSummary:
     jobs = check_jobs(jobs, max_upload_bytes=service.settings.submit.upload_max_bytes, allow_extra=allow_extra)
     keys = [job.key for job in jobs]
-    existing = await service.ledger.read(lambda conn: submissions.by_job_keys(conn, keys))
+    existing = await service.ledger.submissions_by_job_keys(keys)
     overall = asyncio.Semaphore(concurrency)
     limits = dict(model_limits or {})
     gates = {
@@ -178,9 +167,7 @@ async def _settle(
         doubtful = [job for job in jobs if results[job.key].outcome == "unknown"]
         if not doubtful:
             return
-        rows = await service.ledger.read(
-            functools.partial(submissions.by_job_keys, job_keys=[job.key for job in doubtful])
-        )
+        rows = await service.ledger.submissions_by_job_keys([job.key for job in doubtful])
         latest = max((float(row["sent_at"]) for row in rows.values()), default=service.clock())
         wait = max(latest + service.settings.submit.unknown_grace_seconds - service.clock(), 0.0)
         logger.info("batch_settling", doubtful=len(doubtful), wait_seconds=round(wait, 2))

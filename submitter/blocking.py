@@ -11,8 +11,8 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from receiver.ingest import Router
 from receiver.settings import Settings
-from receiver.store.ingest import Router
 from submitter.batch import Job
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
 from submitter.service import AsyncSubmitter

@@ -10,10 +10,9 @@ from __future__ import annotations
 import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from receiver.correlation import REF_PARAM, TOKEN_PARAM, make_token
+from receiver.correlation import REF_PARAM, TOKEN_PARAM, WEBHOOK_PATH, make_token
 from submitter.errors import NotConfigured
 
-WEBHOOK_PATH = "/webhooks/wavespeed"
 PUBLIC_URL_HELP = (
     "WAVEHOOK_PUBLIC_URL is not set: give the base URL where the provider reaches this receiver "
     "(e.g. https://hooks.example.com), so jobs can carry their webhook"

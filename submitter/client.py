@@ -1,5 +1,5 @@
-"""The provider's API over httpx: one pooled client each, sync (``ProviderClient``) and async
-(``AsyncProviderClient``), both running the decisions of ``submitter.protocol``.
+"""The provider's API over httpx: ``AsyncProviderClient``, one pooled client running the decisions of
+``submitter.protocol`` (the blocking ``Submitter`` runs it on a loop of its own).
 
 Foreign exceptions stop here: above this module nothing catches ``httpx.*``. The API key goes only into the
 ``Authorization`` header of requests to the provider's own base URL (never to an upload URL on another
@@ -9,7 +9,6 @@ host), and is scrubbed from every message that leaves.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
@@ -157,70 +156,6 @@ class AsyncProviderClient(_Base):
         return download_url
 
 
-class ProviderClient(_Base):
-    """The sync client: one pooled ``httpx.Client``, the same decisions as the async one."""
-
-    def __init__(
-        self,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._sleep = sleep
-        self._http = httpx.Client(transport=transport, timeout=self.timeout)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> Self:
-        return cls(**{**cls.settings_kwargs(settings), **kwargs})
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def call(self, call: protocol.Call) -> Any:
-        request = self._request(call)
-        for attempt in range(self.policy.retries + 1):
-            try:
-                decision = protocol.on_response(call, self._http.send(request), attempt, self.policy)
-            except httpx.HTTPError as exc:
-                decision = protocol.on_exception(call, exc, attempt, self.policy, self.base_url)
-            if decision.delay is None:
-                break
-            self._sleep(decision.delay)
-        if decision.error is not None:
-            raise self._scrub(decision.error)
-        return decision.value
-
-    def submit(self, model_id: str, inputs: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
-        return _prediction(self.call(protocol.submit_call(model_id, inputs, webhook_url)), model_id)
-
-    def result(self, prediction_id: str) -> dict[str, Any]:
-        return _prediction(self.call(protocol.result_call(prediction_id)), prediction_id)
-
-    def list_page(self, page: int, page_size: int = 100, **filters: str) -> list[dict[str, Any]]:
-        return protocol.list_items(self.call(protocol.list_call(page, page_size, filters)))
-
-    def webhook_secret(self) -> Secret:
-        return _secret(self.call(protocol.secret_call()))
-
-    def upload(self, filename: str, content: bytes, content_type: str) -> str:
-        data = self.call(protocol.upload_ticket_call(filename, len(content), content_type))
-        url, headers, download_url = self._ticket(data, filename)
-        try:
-            response = self._http.put(url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"upload of {filename}: {type(exc).__name__}") from exc
-        self._check_put(filename, response)
-        return download_url
-
-
 def _prediction(data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
         raise ProviderError(f"{what}: the provider's answer carries no prediction id")
@@ -234,4 +169,4 @@ def _secret(data: Any) -> Secret:
     return Secret(secret)
 
 
-__all__ = ["AsyncProviderClient", "ProviderClient"]
+__all__ = ["AsyncProviderClient"]

@@ -5,11 +5,14 @@ WavehookError (receiver.errors)
     ├── ValidationError         inputs break the model's documented constraints (.problems: every one)
     ├── UploadError             a local file given as an image cannot be uploaded (missing, type, size)
     ├── NotConfigured           a setting the operation needs is missing (API key, public URL)
+    ├── BatchError              the batch file has problems (.problems: each, by line); nothing was sent
+    ├── WaitTimeout             no final status within the time allowed; the prediction goes on
     ├── NotCreated              a doubtful submit was looked up: no task was created, so it may be sent again
     └── ProviderError           the provider answered with an error, or could not be reached
         ├── AuthenticationError 401/403: the API key is missing, wrong or lacks the right
         ├── RateLimited         429 (after the retries allowed)
         ├── ProviderUnavailable 5xx, or no connection (after the retries allowed)
+        ├── TaskNotFound        404 for a task: it never existed, or the provider deleted it (after 7 days)
         └── AmbiguousSubmit     the submit may have created a task; look it up, never re-send blindly
 """
 
@@ -40,6 +43,19 @@ class NotConfigured(SubmitterError):
     """A setting is missing; the message names the environment variable."""
 
 
+class BatchError(SubmitterError):
+    """The batch file has problems; ``problems`` lists each, by line, and nothing was sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
+
+
+class WaitTimeout(SubmitterError):
+    """No final status within the time allowed; the prediction goes on, and its webhook may still come."""
+
+
 class NotCreated(SubmitterError):
     """A submit whose answer was lost or an error was resolved by a lookup: the provider created no task."""
 
@@ -67,7 +83,7 @@ class ProviderUnavailable(ProviderError):
 
 
 class TaskNotFound(ProviderError):
-    pass
+    """The provider has no such task (never created, or deleted after its 7 days)."""
 
 
 class AmbiguousSubmit(ProviderError):

@@ -14,12 +14,11 @@ from typing import Any
 
 import structlog
 
+from receiver.ingest import Ingestor
 from receiver.settings import Settings
-from receiver.store import submissions
 from submitter import resolve
 from submitter.client import AsyncProviderClient
 from submitter.errors import ProviderError, TaskNotFound
-from submitter.ledger import Ledger
 from submitter.outcomes import ReconcileCounts
 
 logger = structlog.get_logger()
@@ -29,7 +28,7 @@ PROVIDER_RETENTION_SECONDS = 7 * 24 * 3600.0
 
 
 async def reconcile_once(
-    ledger: Ledger,
+    ingestor: Ingestor,
     client: AsyncProviderClient,
     *,
     older_than: float,
@@ -44,11 +43,11 @@ async def reconcile_once(
     started = time.perf_counter()
     now = clock()
     counts = ReconcileCounts()
-    doubtful = await ledger.read(lambda conn: submissions.doubtful(conn, sent_before=now - settle_seconds, limit=limit))
+    doubtful = await ingestor.ledger.doubtful_submissions(sent_before=now - settle_seconds, limit=limit)
     for sub in doubtful:
         try:
             found = await resolve.resolve(
-                ledger, client, sub, now=now, grace_seconds=unknown_grace_seconds, window_seconds=settle_seconds
+                ingestor, client, sub, now=now, grace_seconds=unknown_grace_seconds, window_seconds=settle_seconds
             )
         except ProviderError as exc:
             counts.errors += 1
@@ -56,16 +55,14 @@ async def reconcile_once(
             continue
         field = {"submitted": "resolved", "failed": "not_created", "unknown": "still_unknown"}[found.outcome]
         setattr(counts, field, getattr(counts, field) + 1)
-    rows = await ledger.read(
-        lambda conn: submissions.open_predictions(
-            conn, seen_before=now - older_than, seen_after=now - PROVIDER_RETENTION_SECONDS, limit=limit
-        )
+    rows = await ingestor.ledger.open_predictions(
+        seen_before=now - older_than, seen_after=now - PROVIDER_RETENTION_SECONDS, limit=limit
     )
     gate = asyncio.Semaphore(concurrency)
 
     async def one(row: dict[str, Any]) -> None:
         async with gate:
-            await _check(ledger, client, row, counts, now=now)
+            await _check(ingestor, client, row, counts, now=now)
 
     await asyncio.gather(*(one(row) for row in rows))
     logger.info("reconcile_finished", **counts.as_dict(), duration_ms=round((time.perf_counter() - started) * 1000, 2))
@@ -73,7 +70,7 @@ async def reconcile_once(
 
 
 async def reconcile_pass(
-    ledger: Ledger,
+    ingestor: Ingestor,
     client: AsyncProviderClient,
     settings: Settings,
     *,
@@ -83,7 +80,7 @@ async def reconcile_pass(
     """``reconcile_once`` with its deadlines from the settings (``older_than`` may override one)."""
     submit = settings.submit
     return await reconcile_once(
-        ledger,
+        ingestor,
         client,
         older_than=submit.reconcile_after_seconds if older_than is None else older_than,
         unknown_grace_seconds=submit.unknown_grace_seconds,
@@ -93,7 +90,7 @@ async def reconcile_pass(
 
 
 async def _check(
-    ledger: Ledger, client: AsyncProviderClient, row: dict[str, Any], counts: ReconcileCounts, *, now: float
+    ingestor: Ingestor, client: AsyncProviderClient, row: dict[str, Any], counts: ReconcileCounts, *, now: float
 ) -> None:
     counts.checked += 1
     try:
@@ -110,10 +107,10 @@ async def _check(
     if status == row["status"]:
         counts.open += 1
         return
-    result = await ledger.ingest_result(prediction, reference=row["reference"])
+    result = await ingestor.ingest_result(prediction, reference=row["reference"])
     if not result.applied:
         counts.open += 1
-    elif status in ledger.terminal_statuses:
+    elif status in ingestor.terminal_statuses:
         counts.missed += 1
         since = row["submitted_at"] or row["first_seen_at"]
         logger.warning(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from typing import Any
 
+from receiver.timestamps import utc_text
 from submitter.catalog import MODELS, ModelSpec
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
 
@@ -46,10 +46,7 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def when(stamp: float | None) -> str:
-    if stamp is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+when = utc_text
 
 
 def predictions(rows: Sequence[dict[str, Any]]) -> str:

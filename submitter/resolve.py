@@ -12,15 +12,15 @@ webhook brings the reference.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 from typing import Any, Literal
 
 import structlog
 
-from receiver.store import submissions
+from receiver.ingest import Ingestor
+from receiver.store.records import FAILED
+from receiver.timestamps import iso_utc
 from submitter.client import AsyncProviderClient
-from submitter.ledger import Ledger
 
 logger = structlog.get_logger()
 
@@ -39,8 +39,8 @@ class Resolution:
 
 
 def iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """The provider's time format: milliseconds, ``Z``."""
+    return iso_utc(timestamp, timespec="milliseconds")
 
 
 def _matches(sent: dict[str, Any], item: dict[str, Any]) -> bool | None:
@@ -53,7 +53,7 @@ def _matches(sent: dict[str, Any], item: dict[str, Any]) -> bool | None:
 
 
 async def _candidates(
-    ledger: Ledger, client: AsyncProviderClient, sub: dict[str, Any], window_seconds: float
+    ingestor: Ingestor, client: AsyncProviderClient, sub: dict[str, Any], window_seconds: float
 ) -> tuple[list[dict[str, Any]], bool]:
     """Unowned tasks of the submission's model created while its request could have been handled, and
     whether the listing was read to its end (if not, an empty result proves nothing)."""
@@ -74,12 +74,12 @@ async def _candidates(
             complete = True
             break
     ids = [item["id"] for item in found]
-    owned = await ledger.read(lambda conn: submissions.owned_ids(conn, ids))
+    owned = await ingestor.ledger.owned_prediction_ids(ids)
     return [item for item in reversed(found) if item["id"] not in owned], complete
 
 
 async def resolve(
-    ledger: Ledger,
+    ingestor: Ingestor,
     client: AsyncProviderClient,
     sub: dict[str, Any],
     *,
@@ -93,20 +93,20 @@ async def resolve(
     request's connect and read timeouts).
     """
     reference = sub["reference"]
-    known = await ledger.read(lambda conn: submissions.prediction_with_reference(conn, reference))
+    known = await ingestor.ledger.prediction_with_reference(reference)
     if known is not None:
-        return await _tie(ledger, sub, {"id": known}, "webhook", now) or Resolution("unknown")
+        return await _tie(ingestor, sub, {"id": known}, "webhook", now) or Resolution("unknown")
     sent = json.loads(sub["input"])
-    candidates, complete = await _candidates(ledger, client, sub, window_seconds)
+    candidates, complete = await _candidates(ingestor, client, sub, window_seconds)
     # A webhook bringing our reference may have landed while the listing was read: it made our own task look
     # owned (so it is not among the candidates), and only this second look can tell it from no task at all.
-    known = await ledger.read(lambda conn: submissions.prediction_with_reference(conn, reference))
+    known = await ingestor.ledger.prediction_with_reference(reference)
     if known is not None:
-        return await _tie(ledger, sub, {"id": known}, "webhook", now) or Resolution("unknown")
+        return await _tie(ingestor, sub, {"id": known}, "webhook", now) or Resolution("unknown")
     verdicts = [(item, _matches(sent, item)) for item in candidates]
     chosen = [item for item, verdict in verdicts if verdict] or [item for item, verdict in verdicts if verdict is None]
     if len(chosen) == 1 or any(verdict for _item, verdict in verdicts):
-        resolution = await _tie(ledger, sub, chosen[0], "lookup", now)
+        resolution = await _tie(ingestor, sub, chosen[0], "lookup", now)
         if resolution is not None:
             return resolution
     if chosen or not complete:
@@ -114,33 +114,22 @@ async def resolve(
     if now - float(sub["sent_at"]) < grace_seconds:
         return Resolution("unknown")
     error = "no task found by lookup: none was created, so the job may be sent again"
-    await ledger.write(
-        lambda conn: submissions.record_outcome(
-            conn, reference=reference, state=submissions.FAILED, error=error, now=now
-        )
-    )
+    await ingestor.ledger.record_submission_outcome(reference=reference, state=FAILED, error=error, now=now)
     logger.info("submission_resolved", reference=reference, outcome="not_created", model=sub["model"])
     return Resolution("failed")
 
 
 async def _tie(
-    ledger: Ledger, sub: dict[str, Any], prediction: dict[str, Any], resolved_by: str, now: float
+    ingestor: Ingestor, sub: dict[str, Any], prediction: dict[str, Any], resolved_by: str, now: float
 ) -> Resolution | None:
     """Tie the submission to ``prediction``; ``None`` if another submission already owns that task."""
-    tied = await ledger.write(
-        lambda conn: submissions.record_submitted(
-            conn,
-            reference=sub["reference"],
-            prediction=prediction,
-            resolved_by=resolved_by,
-            now=now,
-            terminal_statuses=ledger.terminal_statuses,
-        )
+    tied = await ingestor.ledger.record_submitted(
+        reference=sub["reference"], prediction=prediction, resolved_by=resolved_by, now=now
     )
     if not tied:
         return None
-    if prediction.get("status") in ledger.terminal_statuses:
-        await ledger.ingest_result(prediction, reference=sub["reference"])
+    if prediction.get("status") in ingestor.terminal_statuses:
+        await ingestor.ingest_result(prediction, reference=sub["reference"])
     logger.info(
         "submission_resolved",
         reference=sub["reference"],

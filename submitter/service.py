@@ -17,9 +17,11 @@ from typing import Any, Self
 import httpx
 import structlog
 
+from receiver.handlers.registry import lazy_route
+from receiver.ingest import Ingestor, Router
 from receiver.settings import Settings
-from receiver.store import queries, submissions
-from receiver.store.ingest import Router
+from receiver.store.ledger import Ledger, open_ledger
+from receiver.store.records import FAILED, SENDING, SUBMITTED, UNKNOWN
 from submitter import batch as batches
 from submitter import reconcile as reconciling
 from submitter import resolve, uploads
@@ -27,7 +29,6 @@ from submitter.callback import new_reference, webhook_url
 from submitter.catalog import get_model
 from submitter.client import KEY_HELP, AsyncProviderClient
 from submitter.errors import AmbiguousSubmit, NotConfigured, NotCreated, ProviderError, SubmitterError
-from submitter.ledger import Ledger
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
 from submitter.validation import unknown_inputs, validate
 from submitter.wait import wait_final
@@ -43,13 +44,16 @@ class AsyncSubmitter:
         self,
         settings: Settings,
         *,
-        ledger: Ledger,
+        ingestor: Ingestor,
+        correlation_secret: str,
         client: AsyncProviderClient,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.ledger = ledger
+        self.ingestor = ingestor
+        self.ledger: Ledger = ingestor.ledger
+        self.correlation_secret = correlation_secret
         self.client = client
         self.clock = clock
         self.sleep = sleep
@@ -69,14 +73,26 @@ class AsyncSubmitter:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> Self:
-        """Open the ledger (in a thread: it is blocking file work) and one pooled provider client."""
-        ledger = await asyncio.to_thread(Ledger.open, settings, route=route, clock=clock)
+        """Open the ledger and one pooled provider client.
+
+        ``route`` defaults to the handlers this process would load, so a final status ingested here enqueues
+        the same handler runs a webhook would; they are loaded only when such a status first comes.
+        """
+        ledger = await open_ledger(settings)
+        try:
+            secret = await ledger.correlation_secret()
+        except BaseException:
+            await ledger.close()
+            raise
+        if route is None:
+            route = lazy_route(settings)
+        ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
         client = AsyncProviderClient.from_settings(settings, transport=transport, sleep=sleep)
-        return cls(settings, ledger=ledger, client=client, clock=clock, sleep=sleep)
+        return cls(settings, ingestor=ingestor, correlation_secret=secret, client=client, clock=clock, sleep=sleep)
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        await asyncio.to_thread(self.ledger.close)
+        await self.ledger.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -121,19 +137,16 @@ class AsyncSubmitter:
         if self.client.api_key_missing:
             raise NotConfigured(KEY_HELP)
         reference = reference or new_reference()
-        url = webhook_url(self.settings.public_url, reference, self.ledger.correlation_secret)
+        url = webhook_url(self.settings.public_url, reference, self.correlation_secret)
         started = time.perf_counter()
         now = self.clock()
-        fresh = await self.ledger.write(
-            lambda conn: submissions.begin(
-                conn,
-                reference=reference,
-                job_key=job_key,
-                model=model,
-                input_json=json.dumps(inputs, separators=(",", ":")),
-                webhook_url=url,
-                now=now,
-            )
+        fresh = await self.ledger.begin_submission(
+            reference=reference,
+            job_key=job_key,
+            model=model,
+            input_json=json.dumps(inputs, separators=(",", ":")),
+            webhook_url=url,
+            now=now,
         )
         if not fresh:
             raise SubmitterError(f"submission {reference} was sent already: it is looked up, never sent again")
@@ -144,23 +157,16 @@ class AsyncSubmitter:
             self.ambiguous[exc.cause] += 1
             return await self._doubtful(base, exc, started)
         except SubmitterError as exc:
-            await self._record(reference, submissions.FAILED, str(exc))
+            await self._record(reference, FAILED, str(exc))
             self._log(base, "failed", started, error=str(exc))
             raise
-        tied = await self.ledger.write(
-            lambda conn: submissions.record_submitted(
-                conn,
-                reference=reference,
-                prediction=prediction,
-                resolved_by="response",
-                now=self.clock(),
-                terminal_statuses=self.ledger.terminal_statuses,
-            )
+        tied = await self.ledger.record_submitted(
+            reference=reference, prediction=prediction, resolved_by="response", now=self.clock()
         )
         if not tied:
             raise SubmitterError(f"the provider answered with task {prediction['id']}, already tied to another job")
-        if prediction.get("status") in self.ledger.terminal_statuses:
-            await self.ledger.ingest_result(prediction, reference=reference, source="submit")
+        if prediction.get("status") in self.settings.terminal_statuses:
+            await self.ingestor.ingest_result(prediction, reference=reference, source="submit")
         result = _replace(base, prediction_id=prediction["id"], status=prediction.get("status"))
         self._log(result, "submitted", started)
         return result
@@ -170,14 +176,14 @@ class AsyncSubmitter:
         reference = new_reference()
         if existing is not None:
             reference = existing["reference"]
-            if existing["state"] in (submissions.SENDING, submissions.UNKNOWN):
+            if existing["state"] in (SENDING, UNKNOWN):
                 found = await self._resolve(existing)
                 existing = {**existing, "state": found.outcome, "prediction_id": (found.prediction or {}).get("id")}
-            if existing["state"] == submissions.SUBMITTED:
+            if existing["state"] == SUBMITTED:
                 return Submission(
                     reference, job.model, job.input, "skipped", existing["prediction_id"], job_key=job.key
                 )
-            if existing["state"] == submissions.UNKNOWN:
+            if existing["state"] == UNKNOWN:
                 error = f"the last send ({reference}) may have created a task: not sent again until resolved"
                 return Submission(reference, job.model, job.input, "unknown", error=error, job_key=job.key)
         try:
@@ -225,7 +231,7 @@ class AsyncSubmitter:
     async def reconcile(self, *, older_than: float | None = None) -> ReconcileCounts:
         """One reconciliation pass (see ``submitter.reconcile.reconcile_once``)."""
         return await reconciling.reconcile_pass(
-            self.ledger, self.client, self.settings, older_than=older_than, clock=self.clock
+            self.ingestor, self.client, self.settings, older_than=older_than, clock=self.clock
         )
 
     async def wait(
@@ -234,14 +240,14 @@ class AsyncSubmitter:
         """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook."""
         after = self.settings.submit.wait_fallback_seconds if fallback_after is None else fallback_after
         return await wait_final(
-            self.ledger, self.client, prediction_id, deadline=deadline, fallback_after=after, sleep=self.sleep
+            self.ingestor, self.client, prediction_id, deadline=deadline, fallback_after=after, sleep=self.sleep
         )
 
     async def status(self, prediction_id: str) -> dict[str, Any] | None:
-        return await self.ledger.read(lambda conn: queries.get_prediction(conn, prediction_id))
+        return await self.ledger.get_prediction(prediction_id)
 
     async def submission(self, reference: str) -> dict[str, Any] | None:
-        return await self.ledger.read(lambda conn: submissions.get(conn, reference))
+        return await self.ledger.get_submission(reference)
 
     @property
     def _grace(self) -> float:
@@ -254,7 +260,7 @@ class AsyncSubmitter:
 
     async def _resolve(self, sub: dict[str, Any]) -> resolve.Resolution:
         return await resolve.resolve(
-            self.ledger, self.client, sub, now=self.clock(), grace_seconds=self._grace, window_seconds=self._window
+            self.ingestor, self.client, sub, now=self.clock(), grace_seconds=self._grace, window_seconds=self._window
         )
 
     async def _upload(self, model: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +274,7 @@ class AsyncSubmitter:
 
     async def _doubtful(self, base: Submission, exc: AmbiguousSubmit, started: float) -> Submission:
         """The request may have created a task: record that, then look it up (a few times, it may be slow)."""
-        await self._record(base.reference, submissions.UNKNOWN, exc.message)
+        await self._record(base.reference, UNKNOWN, exc.message)
         sub = await self.submission(base.reference)
         assert sub is not None
         for attempt in range(RESOLVE_TRIES):
@@ -301,9 +307,7 @@ class AsyncSubmitter:
 
     async def _record(self, reference: str, state: str, error: str) -> None:
         now = self.clock()
-        await self.ledger.write(
-            lambda conn: submissions.record_outcome(conn, reference=reference, state=state, error=error, now=now)
-        )
+        await self.ledger.record_submission_outcome(reference=reference, state=state, error=error, now=now)
 
     def _log(self, result: Submission, outcome: str, started: float, error: str | None = None) -> None:
         logger.info(

@@ -9,21 +9,16 @@ from typing import Any
 
 import structlog
 
+from receiver.ingest import Ingestor
 from receiver.statuses import TERMINAL
-from receiver.store import queries, submissions
 from submitter.client import AsyncProviderClient
-from submitter.errors import SubmitterError
-from submitter.ledger import Ledger
+from submitter.errors import WaitTimeout
 
 logger = structlog.get_logger()
 
 
-class WaitTimeout(SubmitterError):
-    """No final status within the time allowed; the prediction goes on, and its webhook may still come."""
-
-
 async def wait_final(
-    ledger: Ledger,
+    ingestor: Ingestor,
     client: AsyncProviderClient,
     prediction_id: str,
     *,
@@ -42,9 +37,9 @@ async def wait_final(
     start = monotonic()
     next_fetch = start + fallback_after
     while True:
-        state = await ledger.read(lambda conn: submissions.prediction_state(conn, prediction_id))
+        state = await ingestor.ledger.prediction_state(prediction_id)
         if state is not None and state["status_rank"] >= TERMINAL:
-            row = await ledger.read(lambda conn: queries.get_prediction(conn, prediction_id))
+            row = await ingestor.ledger.get_prediction(prediction_id)
             assert row is not None
             return row
         now = monotonic()
@@ -54,15 +49,17 @@ async def wait_final(
             )
         if now >= next_fetch:
             next_fetch = now + provider_interval
-            await _ask_provider(ledger, client, prediction_id, state or {})
+            await _ask_provider(ingestor, client, prediction_id, state or {})
         await sleep(interval)
 
 
-async def _ask_provider(ledger: Ledger, client: AsyncProviderClient, prediction_id: str, state: dict[str, Any]) -> None:
+async def _ask_provider(
+    ingestor: Ingestor, client: AsyncProviderClient, prediction_id: str, state: dict[str, Any]
+) -> None:
     prediction = await client.result(prediction_id)
     if prediction.get("status") == state.get("status"):
         return
-    result = await ledger.ingest_result(prediction, reference=state.get("reference"))
+    result = await ingestor.ingest_result(prediction, reference=state.get("reference"))
     logger.info(
         "wait_fallback",
         prediction_id=prediction_id,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.settings import Secret, Settings
+from receiver.store.ledger import Ledger, open_ledger
 from tests.support import ROOT, WAVEHOOK, Process, free_port, running
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
@@ -26,11 +28,31 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         base = Settings(
             webhook_secrets=(Secret(SECRET),),
-            db_path=tmp_path / "wavehook.db",
+            db=str(tmp_path / "wavehook.db"),
             media_dir=tmp_path / "media",
             log_format="json",
         )
         return base.replace(**overrides)
+
+    return make
+
+
+# Every ledger backend the contract tests run against: name -> settings whose ``db`` points at fresh, empty
+# storage of that backend (a backend that needs a server adds it here, started by a fixture of its own).
+LEDGER_BACKENDS: dict[str, Callable[[Settings], Settings]] = {"sqlite": lambda settings: settings}
+LedgerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]
+
+
+@pytest.fixture(params=sorted(LEDGER_BACKENDS))
+def ledger_factory(request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]) -> LedgerFactory:
+    """``async with ledger_factory(**settings_overrides) as ledger``: an open ledger of each backend in turn,
+    on fresh storage, closed afterwards. Two ledgers opened in one test share the storage (as two processes)."""
+    settings = LEDGER_BACKENDS[request.param](settings_factory())
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Ledger]:
+        async with await open_ledger(settings.replace(**overrides)) as ledger:
+            yield ledger
 
     return make
 

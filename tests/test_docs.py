@@ -9,17 +9,24 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support import ROOT
-from wavehook.cli import main
+from wavehook.cli import COMMANDS, main
 
 README = (ROOT / "README.md").read_text()
 SETTINGS_SOURCE = (ROOT / "receiver" / "settings.py").read_text()
 ENV_NAMES = sorted(set(re.findall(r'"((?:WAVESPEED|WAVEHOOK|PROMETHEUS)_[A-Z0-9_]+)"', SETTINGS_SOURCE)))
 
 
+def subcommand(group: click.Group, name: str) -> click.Command:
+    command = group.get_command(click.Context(group), name)
+    assert command is not None, name
+    return command
+
+
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(click.Context(group)):
         found.append((*prefix, name))
+        command = subcommand(group, name)
         if isinstance(command, click.Group):
             found.extend(commands(command, (*prefix, name)))
     return found
@@ -44,12 +51,20 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = subcommand(command, name)
     assert (command.help or "").strip(), f"wavehook {' '.join(path)} has no help text"
 
 
 def test_top_level_help_lists_every_command() -> None:
     """``wavehook --help`` lists each command."""
     output = CliRunner().invoke(main, ["--help"]).output
-    for name in main.commands:
-        assert name in output
+    for name in COMMANDS:
+        assert f"\n  {name} " in output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_the_listed_help_is_the_commands_own(name: str) -> None:
+    """The line ``wavehook --help`` shows for a command (without importing it) is the start of its own help."""
+    listed = COMMANDS[name][1].removesuffix("…").strip()
+    own = " ".join((subcommand(main, name).help or "").split())
+    assert own.startswith(listed)

@@ -25,21 +25,21 @@ from receiver.settings import Settings
 from sandbox.media import png
 from submitter import MODELS, ModelSpec, Submitter, SubmitterError
 from wavehook.children import Child, ChildFailed, free_port
-from wavehook.progress import Job, Progress, render_table
+from wavehook.progress import DemoJob, Progress, render_table
 
 API_KEY = "sandbox-demo-key"  # the sandbox takes any key: nothing real is ever sent
 HEALTH_SECONDS = 30.0
 PROMPT = "A paper boat drifts across a rain puddle at dusk, reflections rippling"
 
 
-def demo_jobs(image: Path, *, with_failure: bool) -> list[Job]:
+def demo_jobs(image: Path, *, with_failure: bool) -> list[DemoJob]:
     """One job per model of the catalog: the prompt, and each required image input given as a local file
     (the submitter uploads it, as it would a user's); the rest is left to the documented defaults."""
-    jobs = [Job(model.id, _inputs(model, image)) for model in MODELS.values()]
+    jobs = [DemoJob(model.id, _inputs(model, image)) for model in MODELS.values()]
     if with_failure:
         model = next(m for m in MODELS.values() if m.kind == "text-to-video")
         failing = {**_inputs(model, image), "prompt": f"{PROMPT} [sandbox:fail]"}
-        jobs.append(Job(model.id, failing, expected="failed"))
+        jobs.append(DemoJob(model.id, failing, expected="failed"))
     return jobs
 
 
@@ -76,7 +76,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def submit_all(settings: Settings, jobs: list[Job], progress: Progress) -> None:
+def submit_all(settings: Settings, jobs: list[DemoJob], progress: Progress) -> None:
     submitter = Submitter(settings)
     try:
         for job in jobs:

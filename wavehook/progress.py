@@ -14,8 +14,10 @@ from typing import Any
 import click
 import httpx
 
+from receiver.statuses import TERMINAL_STATUSES
+
 POLL_SECONDS = 0.2
-FINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
+FINAL = frozenset(TERMINAL_STATUSES)
 COLOURS = {
     "completed": "green",
     "saved": "green",
@@ -28,7 +30,7 @@ COLOURS = {
 
 
 @dataclasses.dataclass
-class Job:
+class DemoJob:
     model: str
     inputs: dict[str, Any]
     expected: str = "completed"
@@ -54,24 +56,26 @@ def shown_path(path: str) -> str:
 
 
 class Progress:
-    def __init__(self, jobs: list[Job], *, sandbox_url: str, receiver_url: str, api_key: str, started: float) -> None:
+    def __init__(
+        self, jobs: list[DemoJob], *, sandbox_url: str, receiver_url: str, api_key: str, started: float
+    ) -> None:
         self.jobs = jobs
         self.sandbox_url = sandbox_url
         self.receiver_url = receiver_url
         self.api_key = api_key
         self.started = started
 
-    def say(self, job: Job, label: str, detail: str = "") -> None:
+    def say(self, job: DemoJob, label: str, detail: str = "") -> None:
         job.seen.add(label)
         elapsed = time.monotonic() - self.started
         tag = click.style(f"{label:<10}", fg=COLOURS.get(label))
         click.echo(f"{elapsed:6.1f}s  {tag}  {job.model:<46} {detail}".rstrip())
 
-    def submitted(self, job: Job, prediction_id: str) -> None:
+    def submitted(self, job: DemoJob, prediction_id: str) -> None:
         job.prediction_id = prediction_id
         self.say(job, "submitted", f"task {prediction_id}, recorded in the ledger")
 
-    def problem(self, job: Job, text: str) -> None:
+    def problem(self, job: DemoJob, text: str) -> None:
         job.settled = True
         job.output = text.splitlines()[0]
         self.say(job, "refused", job.output)
@@ -111,7 +115,7 @@ class Progress:
         item: dict[str, Any] = response.json()
         return item
 
-    def _update(self, job: Job, provider_status: str | None, item: dict[str, Any]) -> None:
+    def _update(self, job: DemoJob, provider_status: str | None, item: dict[str, Any]) -> None:
         if provider_status == "processing" and "processing" not in job.seen:
             self.say(job, "processing", "at the provider")
         status = item.get("status")
@@ -128,7 +132,7 @@ class Progress:
             return
         self._check_download(job, item)
 
-    def _check_download(self, job: Job, item: dict[str, Any]) -> None:
+    def _check_download(self, job: DemoJob, item: dict[str, Any]) -> None:
         downloads = item.get("downloads") or []
         runs = [run for run in item.get("handler_runs", []) if run.get("handler") == "download_outputs"]
         if downloads:
@@ -144,7 +148,7 @@ class Progress:
             self.say(job, "not saved", (runs[0].get("last_error") or "") if runs else "no download handler is on")
 
 
-def render_table(jobs: list[Job]) -> str:
+def render_table(jobs: list[DemoJob]) -> str:
     header = ("model", "expected", "final", "seconds", "output")
     rows = [
         (

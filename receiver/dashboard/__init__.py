@@ -1,27 +1,3 @@
-"""The dashboard: server-rendered pages (Starlette + Jinja2), a little plain JavaScript, nothing external."""
+"""The dashboard: server-rendered pages (Starlette + Jinja2), a little plain JavaScript, nothing external.
 
-from __future__ import annotations
-
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
-
-from receiver.dashboard import login, media, pages
-
-
-def routes() -> list[BaseRoute]:
-    return [
-        Route("/", pages.index, methods=["GET"]),
-        Route("/predictions/{prediction_id:str}", pages.detail, methods=["GET"]),
-        Route("/dead", pages.dead, methods=["GET"]),
-        Route("/fragments/index", pages.index_fragments, methods=["GET"]),
-        Route("/fragments/predictions/{prediction_id:str}", pages.detail_fragments, methods=["GET"]),
-        Route("/fragments/dead", pages.dead_fragments, methods=["GET"]),
-        Route("/login", login.login_form, methods=["GET"]),
-        Route("/login", login.login, methods=["POST"]),
-        Route("/logout", login.logout, methods=["POST"]),
-        Route("/media/{download_id:int}", media.local_copy, methods=["GET"]),
-        Mount("/static", StaticFiles(packages=[("receiver.dashboard", "static")]), name="static"),
-    ]
-
-
-__all__ = ["routes"]
+``routes`` lists them; ``pages``, ``login`` and ``media`` answer them; ``view`` and ``rendering`` shape them."""

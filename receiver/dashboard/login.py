@@ -8,20 +8,20 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from receiver.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 from receiver.dashboard.pages import html_page
 from receiver.errors import Forbidden
-from receiver.store.sessions import revoke
-from receiver.webhook import read_body
+from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
+from receiver.http.state import base_path, receiver_state
+from receiver.http.webhook import read_body
 
 logger = structlog.get_logger()
 MAX_FORM_BYTES = 4096
 
 
-def _next_path(raw: str | None) -> str:
-    """Only a path on this site: never ``//host`` or a full URL (no open redirect)."""
+def _next_path(raw: str | None, request: Request) -> str:
+    """Only a path on this site: never ``//host`` or a full URL (no open redirect); else the dashboard."""
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
-        return "/"
+        return f"{base_path(request.scope)}/"
     return raw
 
 
@@ -30,22 +30,23 @@ def _secure(request: Request) -> bool:
 
 
 async def login_form(request: Request) -> Response:
-    if request.app.state.settings.admin_token is None:
-        return RedirectResponse("/", status_code=303)
-    return html_page(request, "login.html", next=_next_path(request.query_params.get("next")), error=None)
+    if receiver_state(request.app).settings.admin_token is None:
+        return RedirectResponse(f"{base_path(request.scope)}/", status_code=303)
+    return html_page(request, "login.html", next=_next_path(request.query_params.get("next"), request), error=None)
 
 
 async def login(request: Request) -> Response:
-    admin_token = request.app.state.settings.admin_token
+    state = receiver_state(request.app)
+    admin_token = state.settings.admin_token
     if admin_token is None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(f"{base_path(request.scope)}/", status_code=303)
     if not same_origin(request):
         raise Forbidden("cross-site login refused", reason="cross_site_request")
     # Refused from Content-Length before reading, or as soon as a streamed form passes the cap.
     body = await read_body(request.receive, request.headers.get("content-length"), MAX_FORM_BYTES)
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-    next_path = _next_path(form.get("next"))
-    gate = gate_for(request.scope, admin_token, request.app.state.ingestor.clock)
+    next_path = _next_path(form.get("next"), request)
+    gate = gate_for(request.scope, admin_token, state.clock)
     client = request.client.host if request.client else None
     if (wait := gate.throttle.retry_after(client)) is not None:
         logger.warning("login_throttled", client=client, retry_after=wait)
@@ -80,11 +81,9 @@ async def logout(request: Request) -> Response:
     """
     access = getattr(request.state, "access", None)
     if access is not None and access.session_id is not None:
-        now = request.app.state.ingestor.clock()
-        session_id = access.session_id
-        await request.app.state.writer.run(
-            lambda conn: revoke(conn, session_id, forget_after=now + SESSION_SECONDS, now=now)
-        )
+        state = receiver_state(request.app)
+        now = state.clock()
+        await state.ledger.revoke_session(access.session_id, forget_after=now + SESSION_SECONDS, now=now)
         logger.info("logout", session_revoked=True)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", secure=_secure(request), httponly=True, samesite="strict")

@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
-from receiver.api import MAX_ROW_ID
 from receiver.errors import NotFound
-from receiver.store import queries
+from receiver.http.params import MAX_ROW_ID
+from receiver.http.state import receiver_state
 
 _INLINE = ("video/", "image/")
 
@@ -26,10 +26,11 @@ async def local_copy(request: Request) -> FileResponse:
     download_id: int = request.path_params["download_id"]
     if download_id > MAX_ROW_ID:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
-    row = await request.app.state.reader.run(lambda conn: queries.get_download(conn, download_id))
+    state = receiver_state(request.app)
+    row = await state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
-    path = await run_in_threadpool(_locate, Path(row["path"]), request.app.state.settings.media_dir)
+    path = await run_in_threadpool(_locate, Path(row["path"]), state.settings.media_dir)
     if path is None:
         raise NotFound(f"local copy {download_id} is no longer in the media directory")
     media_type = row["content_type"] or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

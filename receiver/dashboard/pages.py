@@ -4,19 +4,20 @@ whichever worker process answers)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import sqlite3
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from receiver.api import cursor_after, parse_cursor
 from receiver.dashboard import view
 from receiver.dashboard.rendering import render
 from receiver.errors import NotFound
-from receiver.store import queries, runs
-from receiver.store.stats import ledger_stats, models
+from receiver.http.params import cursor_after, prediction_cursor
+from receiver.http.state import base_path, receiver_state, route_path
+from receiver.store.ledger import Ledger
+from receiver.store.records import REPLAYABLE
 
 PAGE_SIZE = 50
 DEAD_PAGE_SIZE = 200
@@ -35,11 +36,12 @@ SECURITY_HEADERS = {
 
 def html_page(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     access = getattr(request.state, "access", None)
+    context.setdefault("base", base_path(request.scope))
     body = render(
         template,
         csrf_token=access.csrf_token if access else "",
         logged_in=access is not None and access.kind == "cookie",
-        path=request.url.path,
+        path=route_path(request.scope),
         **context,
     )
     return HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
@@ -57,16 +59,15 @@ def _sections(sections: dict[str, str]) -> JSONResponse:
 # -- the predictions list -------------------------------------------------------------------------------------
 
 
-def _index_data(conn: sqlite3.Connection, params: dict[str, Any], now: float) -> dict[str, Any]:
+async def _index_data(ledger: Ledger, params: dict[str, Any], now: float) -> dict[str, Any]:
     filters = {"status": params["status"], "model": params["model"]}
-    rows = queries.list_predictions(conn, **filters, before=params["before"], limit=PAGE_SIZE + 1)
-    return {
-        "stats": ledger_stats(conn, now=now),
-        "models": models(conn),
-        "rows": rows[:PAGE_SIZE],
-        "more": len(rows) > PAGE_SIZE,
-        "total": queries.count_predictions(conn, **filters),
-    }
+    rows, stats, models, total = await asyncio.gather(
+        ledger.list_predictions(**filters, before=params["before"], limit=PAGE_SIZE + 1),
+        ledger.stats(now=now),
+        ledger.models(),
+        ledger.count_predictions(**filters),
+    )
+    return {"stats": stats, "models": models, "rows": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE, "total": total}
 
 
 def _counts_by_model(predictions: list[tuple[str, str, int]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -84,15 +85,17 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "status": query.get("status") or None,
         "model": query.get("model") or None,
         "cursor": query.get("cursor") or None,
-        "before": parse_cursor(query.get("cursor")),
+        "before": prediction_cursor(query.get("cursor")),
     }
-    now = request.app.state.ingestor.clock()
-    data = await request.app.state.reader.run(lambda conn: _index_data(conn, params, now))
+    state = receiver_state(request.app)
+    now = state.clock()
+    data = await _index_data(state.ledger, params, now)
     stats = data["stats"]
     statuses, by_model = _counts_by_model(stats.predictions)
     totals = {status: sum(r["counts"].get(status, 0) for r in by_model) for status in statuses}
     rows = data["rows"]
     context = {
+        "base": base_path(request.scope),
         **params,
         "now": now,
         "stats": stats,
@@ -115,7 +118,7 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
 
 async def index(request: Request) -> Response:
     sections, context = await _index_sections(request)
-    live = "/fragments/index" + (f"?{request.url.query}" if request.url.query else "")
+    live = f"{context['base']}/fragments/index" + (f"?{request.url.query}" if request.url.query else "")
     return html_page(request, "index.html", sections=sections, hashes=_hashes(sections), live_url=live, **context)
 
 
@@ -129,16 +132,17 @@ async def index_fragments(request: Request) -> Response:
 
 async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
     prediction_id = request.path_params["prediction_id"]
-    item = await request.app.state.reader.run(lambda conn: queries.get_prediction(conn, prediction_id))
+    item = await receiver_state(request.app).ledger.get_prediction(prediction_id)
     if item is None:
         raise NotFound(f"no prediction with id {prediction_id!r} in the ledger")
     context = {
+        "base": base_path(request.scope),
         "p": item,
         "started_at": view.started_at(item),
         "completion": view.completion_seconds(item),
-        "outputs": view.outputs(item),
+        "outputs": view.outputs(item, base=base_path(request.scope)),
         "timeline": view.timeline(item),
-        "replayable": runs.REPLAYABLE,
+        "replayable": REPLAYABLE,
     }
     sections = {name: render(f"_detail_{name}.html", **context) for name in ("head", "outputs", "runs", "timeline")}
     return sections, context
@@ -146,7 +150,7 @@ async def _detail_sections(request: Request) -> tuple[dict[str, str], dict[str, 
 
 async def detail(request: Request) -> Response:
     sections, context = await _detail_sections(request)
-    live = f"/fragments/predictions/{request.path_params['prediction_id']}"
+    live = f"{context['base']}/fragments/predictions/{request.path_params['prediction_id']}"
     return html_page(request, "detail.html", sections=sections, hashes=_hashes(sections), live_url=live, **context)
 
 
@@ -158,22 +162,27 @@ async def detail_fragments(request: Request) -> Response:
 # -- dead letters ---------------------------------------------------------------------------------------------
 
 
-def _dead_data(conn: sqlite3.Connection) -> dict[str, Any]:
-    dead = runs.select_runs(conn, state="dead", limit=DEAD_PAGE_SIZE + 1)
-    ids = [run["prediction_id"] for run in dead]
-    return {"runs": dead[:DEAD_PAGE_SIZE], "more": len(dead) > DEAD_PAGE_SIZE, "models": queries.models_of(conn, ids)}
+async def _dead_data(ledger: Ledger) -> dict[str, Any]:
+    dead = await ledger.list_runs(state="dead", limit=DEAD_PAGE_SIZE + 1)
+    models = await ledger.models_of([run["prediction_id"] for run in dead])
+    return {"runs": dead[:DEAD_PAGE_SIZE], "more": len(dead) > DEAD_PAGE_SIZE, "models": models}
 
 
 async def _dead_sections(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
-    data = await request.app.state.reader.run(_dead_data)
-    context = {**data, "page_size": DEAD_PAGE_SIZE}
+    data = await _dead_data(receiver_state(request.app).ledger)
+    context = {**data, "page_size": DEAD_PAGE_SIZE, "base": base_path(request.scope)}
     return {"dead": render("_dead_rows.html", **context)}, context
 
 
 async def dead(request: Request) -> Response:
     sections, context = await _dead_sections(request)
     return html_page(
-        request, "dead.html", sections=sections, hashes=_hashes(sections), live_url="/fragments/dead", **context
+        request,
+        "dead.html",
+        sections=sections,
+        hashes=_hashes(sections),
+        live_url=f"{context['base']}/fragments/dead",
+        **context,
     )
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from receiver import timestamps
 from receiver.delivery import text_of
+from receiver.statuses import TERMINAL_STATUSES
 
-STATUS_ORDER = ("created", "processing", "completed", "failed", "cancelled", "timeout")
+STATUS_ORDER = ("created", "processing", *TERMINAL_STATUSES)
 _STATUS_TONE = {
     "created": "wait",
     "processing": "run",
@@ -39,12 +40,8 @@ def status_sort_key(status: str) -> tuple[int, str]:
 
 
 def parse_iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    moment = timestamps.parse_iso(text)
+    return None if moment is None else moment.timestamp()
 
 
 def started_at(prediction: Mapping[str, Any]) -> float | None:
@@ -80,7 +77,7 @@ def timestamp(value: float | None) -> str:
     """UTC ISO 8601 for ``<time datetime>`` and titles (the page turns it into local, relative text)."""
     if value is None:
         return ""
-    return dt.datetime.fromtimestamp(float(value), dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return timestamps.iso_utc(float(value), timespec="seconds")
 
 
 def safe_url(url: object) -> str | None:
@@ -124,8 +121,8 @@ def short_id(value: str, keep: int = 12) -> str:
     return value if len(value) <= keep + 1 else f"{value[:keep]}…"
 
 
-def outputs(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each output with its local copy when one was downloaded (served from ``/media/{download id}``)."""
+def outputs(prediction: Mapping[str, Any], *, base: str = "") -> list[dict[str, Any]]:
+    """Each output with its local copy when one was downloaded (served from ``{base}/media/{download id}``)."""
     local = {d["url"]: d for d in prediction.get("downloads", [])}
     found: list[dict[str, Any]] = []
     for url in prediction.get("outputs") or []:
@@ -133,7 +130,7 @@ def outputs(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         download = local.get(url)
         remote = safe_url(url)
-        source = f"/media/{download['id']}" if download else remote
+        source = f"{base}/media/{download['id']}" if download else remote
         if source is None:
             continue
         content_type = download.get("content_type") if download else None

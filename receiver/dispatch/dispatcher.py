@@ -2,12 +2,17 @@
 
 ``run_once()`` is the burst entry point (do what is due, return counts); ``start()``/``stop()`` run the same
 steps forever, waking at once when the process's own ingest commits runs, and polling for runs other
-processes enqueued or scheduled. Every write goes through the group-commit ``Writer``; a finish is applied
+processes enqueued or scheduled. Every claim, renewal and finish is one ledger call; a finish is applied
 only while this dispatcher still holds the run's lease, so a worker whose lease expired cannot overwrite
 the result of the worker that took the run over.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 import asyncio
 import contextlib
@@ -16,26 +21,23 @@ import os
 import random
 import secrets
 import socket
-import sqlite3
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import structlog
 
 from receiver.dispatch.backoff import backoff_delay
 from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
-from receiver.handlers.addresses import system_resolve
+from receiver.handlers.context import Context, Resolver, system_resolve
 from receiver.handlers.errors import GiveUp, RetryLater
-from receiver.handlers.prediction import Context, Prediction, Resolver
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
 from receiver.settings import Settings
-from receiver.store import runs as store
-from receiver.store.runs import ClaimedRun
-from receiver.writer import Writer
+from receiver.store.ledger import Ledger
+from receiver.store.records import LOST_LEASE, ClaimedRun, RunEnd
 
 logger = structlog.get_logger()
 
@@ -47,25 +49,25 @@ def make_owner() -> str:
 class Dispatcher:
     def __init__(
         self,
-        writer: Writer,
+        ledger: Ledger,
         handlers: Handlers,
         settings: Settings,
         *,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         clock: Callable[[], float] = time.time,
         resolve: Resolver = system_resolve,
         wake: asyncio.Event | None = None,
         owner: str | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self.writer = writer
+        self.ledger = ledger
         self.handlers = handlers
         self.settings = settings
         self.config = settings.dispatch
         self.http = http
         self.clock = clock
         self.resolve = resolve
-        self.wake = wake or asyncio.Event()
+        self.wake = wake or ledger.runs_enqueued
         self.owner = owner or make_owner()
         self.jitter = jitter
         self.counts = Counts()
@@ -81,6 +83,7 @@ class Dispatcher:
     async def run_once(self) -> Counts:
         """Claim what is due now (up to the concurrency), run it all to its end, and say what happened."""
         counts = Counts()
+        await self.client()
         async with self._heartbeating():
             runs = await self._claim(self.config.concurrency)
             counts.claimed = len(runs)
@@ -116,15 +119,22 @@ class Dispatcher:
         if interrupted:
             now = self.clock()
             with contextlib.suppress(StorageUnavailable):
-                released = await self.writer.run(
-                    lambda conn: store.release(conn, interrupted, owner=self.owner, now=now)
-                )
+                released = await self.ledger.release_runs(interrupted, owner=self.owner, now=now)
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         logger.info("dispatcher_stopped", owner=self.owner, released=released, **dataclasses.asdict(self.counts))
 
+    async def client(self) -> httpx.AsyncClient:
+        """The handlers' HTTP client; without one given, made in a thread (loading CA certificates takes a while)."""
+        if self.http is None:
+            from receiver.dispatch.client import http_client
+
+            self.http = await asyncio.to_thread(http_client)
+        return self.http
+
     async def _loop(self) -> None:
+        await self.client()
         while not self._stopping.is_set():
             free = self.config.concurrency - len(self._inflight)
             if free > 0:
@@ -185,28 +195,23 @@ class Dispatcher:
             ids = list(self._leased)
             if ids:
                 try:
-                    await self.writer.run(self._renewal(ids, self.clock() + self.config.lease_seconds))
+                    until = self.clock() + self.config.lease_seconds
+                    await self.ledger.renew_leases(owner=self.owner, run_ids=ids, lease_until=until)
                 except StorageUnavailable as exc:
                     logger.warning("lease_renewal_failed", error=exc.message, runs=len(ids))
-
-    def _renewal(self, ids: list[int], until: float) -> Callable[[sqlite3.Connection], set[int]]:
-        return lambda conn: store.renew(conn, owner=self.owner, run_ids=ids, lease_until=until)
 
     async def _claim(self, limit: int) -> list[ClaimedRun]:
         now = self.clock()
         names = self.handlers.names
         attempts = {handler.name: handler.max_attempts or self.config.max_attempts for handler in self.handlers}
         try:
-            runs = await self.writer.run(
-                lambda conn: store.claim(
-                    conn,
-                    owner=self.owner,
-                    now=now,
-                    lease_seconds=self.config.lease_seconds,
-                    handlers=names,
-                    max_attempts=attempts,
-                    limit=limit,
-                )
+            runs = await self.ledger.claim_runs(
+                owner=self.owner,
+                now=now,
+                lease_seconds=self.config.lease_seconds,
+                handlers=names,
+                max_attempts=attempts,
+                limit=limit,
             )
         except StorageUnavailable as exc:
             logger.warning("dispatch_claim_failed", error=exc.message)
@@ -216,7 +221,7 @@ class Dispatcher:
             return []
         for run in runs:
             if run.exhausted:
-                logger.error("handler_run", **_fields(run), outcome="dead", error=store.LOST_LEASE, duration_ms=None)
+                logger.error("handler_run", **_fields(run), outcome="dead", error=LOST_LEASE, duration_ms=None)
         return runs
 
     # -- one run -----------------------------------------------------------------------------------------
@@ -230,14 +235,15 @@ class Dispatcher:
         ctx = Context(
             run_id=run.id,
             handler=run.handler,
+            prediction_id=run.prediction_id,
             attempt=run.attempt,
             max_attempts=max_attempts,
             logger=logger.bind(**bound),
             settings=self.settings,
-            http=self.http,
-            writer=self.writer,
+            http=await self.client(),
             resolve=self.resolve,
             clock=self.clock,
+            _ledger=self.ledger,
         )
         started = time.perf_counter()
         failure: Failure | None = None
@@ -289,20 +295,15 @@ class Dispatcher:
                 )
             next_at = now + delay
         try:
-            moved = await self.writer.run(
-                lambda conn: store.finish(
-                    conn,
-                    run,
-                    owner=self.owner,
-                    now=now,
-                    state=state,
-                    outcome=failure.kind if failure else "succeeded",
-                    next_at=next_at,
-                    error=error,
-                    traceback=failure.traceback if failure else None,
-                    duration_ms=duration_ms,
-                )
+            end = RunEnd(
+                state=state,
+                outcome=failure.kind if failure else "succeeded",
+                next_at=next_at,
+                error=error,
+                traceback=failure.traceback if failure else None,
+                duration_ms=duration_ms,
             )
+            moved = await self.ledger.finish_run(run, end, owner=self.owner, now=now)
         except StorageUnavailable as exc:
             # The lease will expire and another attempt will run: at-least-once, never silently dropped.
             logger.error("handler_run", **bound, outcome="unrecorded", error=exc.message, duration_ms=duration_ms)

@@ -12,7 +12,8 @@ from typing import Any
 
 import structlog
 
-from receiver.handlers.prediction import Context, Prediction
+from receiver.handlers.context import Context
+from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler
 
 logger = structlog.get_logger()

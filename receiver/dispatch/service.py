@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
 import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
-import httpx
-
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.handlers.registry import Handlers
 from receiver.settings import Settings
-from receiver.writer import Writer
-
-USER_AGENT = "wavehook"
-
-
-def http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The process's one long-lived client for handlers (downloads, forwards, the user's own calls)."""
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(60.0, connect=10.0),
-        headers={"user-agent": USER_AGENT},
-        follow_redirects=False,
-    )
+from receiver.store.ledger import Ledger
 
 
 @contextlib.asynccontextmanager
 async def dispatching(
-    writer: Writer,
+    ledger: Ledger,
     handlers: Handlers,
     settings: Settings,
     *,
@@ -37,9 +28,11 @@ async def dispatching(
     clock: Callable[[], float] = time.time,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Dispatcher]:
-    """Start a dispatcher; on exit stop it gracefully (before the caller stops the writer it uses)."""
+    """Start a dispatcher; on exit stop it gracefully (before the caller closes the ledger it uses)."""
+    from receiver.dispatch.client import http_client
+
     async with http_client(transport) as http:
-        dispatcher = Dispatcher(writer, handlers, settings, http=http, clock=clock, wake=wake)
+        dispatcher = Dispatcher(ledger, handlers, settings, http=http, clock=clock, wake=wake)
         dispatcher.start()
         try:
             yield dispatcher
@@ -49,16 +42,25 @@ async def dispatching(
 
 @contextlib.asynccontextmanager
 async def dispatching_in_web(
-    writer: Writer,
+    ledger: Ledger,
     handlers: Handlers | None,
     settings: Settings,
     *,
-    wake: asyncio.Event,
     clock: Callable[[], float],
 ) -> AsyncIterator[Dispatcher | None]:
-    """The web process's dispatcher, unless WAVEHOOK_DISPATCH_IN_WEB=false or no handlers were loaded."""
+    """The web process's dispatcher, unless WAVEHOOK_DISPATCH_IN_WEB=false or no handlers were loaded.
+
+    It starts beside the server rather than before it: making the HTTP client (loading the CA certificates) is
+    done in a thread while the first deliveries are already answered. Runs they enqueue wait for it, not them.
+    """
     if handlers is None or not settings.dispatch_in_web or not len(handlers):
         yield None
         return
-    async with dispatching(writer, handlers, settings, wake=wake, clock=clock) as dispatcher:
+    dispatcher = Dispatcher(ledger, handlers, settings, http=None, clock=clock)
+    dispatcher.start()
+    try:
         yield dispatcher
+    finally:
+        await dispatcher.stop()
+        if dispatcher.http is not None:
+            await dispatcher.http.aclose()

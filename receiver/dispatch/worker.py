@@ -1,11 +1,16 @@
 """``wavehook worker``: a process that only dispatches handler runs, plus any periodic tasks given to it.
 
 Periodic tasks are how other packages add work to the worker without ``receiver`` importing them: the
-command line (``wavehook/cli.py``) passes, for example, the submitter's reconciliation pass, which ingests
+command line (``wavehook/commands/dispatch.py``) passes, for example, the submitter's reconciliation pass, which ingests
 what it finds through ``ctx.ingestor`` so its runs are enqueued, and dispatched, like a webhook's.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 import asyncio
 import contextlib
@@ -14,17 +19,16 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
 import structlog
 
+from receiver.dispatch.client import http_client
 from receiver.dispatch.dispatcher import Dispatcher
 from receiver.dispatch.outcome import Counts
-from receiver.dispatch.service import dispatching, http_client
+from receiver.dispatch.service import dispatching
 from receiver.handlers.registry import Handlers
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
-from receiver.store import open_database
-from receiver.writer import Writer
+from receiver.store.ledger import Ledger, open_ledger
 
 logger = structlog.get_logger()
 
@@ -32,7 +36,7 @@ logger = structlog.get_logger()
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkerContext:
     settings: Settings
-    writer: Writer
+    ledger: Ledger
     ingestor: Ingestor
     http: httpx.AsyncClient
 
@@ -45,10 +49,6 @@ class PeriodicTask:
     interval_seconds: float
     run: Callable[[WorkerContext], Awaitable[object]]
     close: Callable[[], Awaitable[object]] | None = None  # awaited once when the worker stops
-
-
-# settings -> the periodic tasks a worker runs (empty when the feature behind them is not configured)
-PeriodicFactory = Callable[[Settings], Sequence[PeriodicTask]]
 
 
 async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:
@@ -65,11 +65,11 @@ async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:
         await asyncio.sleep(task.interval_seconds)
 
 
-async def burst(writer: Writer, handlers: Handlers, settings: Settings) -> Counts:
+async def burst(ledger: Ledger, handlers: Handlers, settings: Settings) -> Counts:
     """Run everything due now (and whatever becomes due meanwhile), then return the totals."""
     total = Counts()
     async with http_client() as http:
-        dispatcher = Dispatcher(writer, handlers, settings, http=http)
+        dispatcher = Dispatcher(ledger, handlers, settings, http=http)
         while True:
             counts = await dispatcher.run_once()
             if not counts.claimed:
@@ -87,19 +87,16 @@ async def run_worker(
     burst_mode: bool = False,
 ) -> Counts | None:
     """Dispatch until SIGTERM/SIGINT (or ``stop``), then shut down gracefully."""
-    open_database(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer = Writer(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
-    writer.start()
-    try:
+    async with await open_ledger(settings) as ledger:
         if burst_mode:
-            return await burst(writer, handlers, settings)
+            return await burst(ledger, handlers, settings)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        ingestor = Ingestor(writer, terminal_statuses=settings.terminal_statuses, route=handlers.route)
-        async with dispatching(writer, handlers, settings, wake=ingestor.runs_waiting) as dispatcher:
-            ctx = WorkerContext(settings=settings, writer=writer, ingestor=ingestor, http=dispatcher.http)
+        ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
+        async with dispatching(ledger, handlers, settings) as dispatcher:
+            ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=await dispatcher.client())
             tasks = [asyncio.create_task(_every(task, ctx), name=task.name) for task in periodic]
             logger.info("worker_started", periodic=[task.name for task in periodic])
             await stop.wait()
@@ -111,5 +108,3 @@ async def run_worker(
                 if periodic_task.close is not None:
                     await periodic_task.close()
         return None
-    finally:
-        writer.stop()

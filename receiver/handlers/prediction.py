@@ -1,23 +1,15 @@
-"""What a handler receives: a read-only ``Prediction`` and a ``Context`` for the run."""
+"""What a handler is called with: a read-only ``Prediction``, as the ledger holds it when the run starts."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from receiver.delivery import decode_column
-
-if TYPE_CHECKING:
-    import httpx
-
-    from receiver.settings import Settings
-    from receiver.writer import Writer
-
-# host, port -> the IP addresses the host resolves to
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+from receiver.timestamps import from_unix, parse_iso
 
 
 def _freeze(value: Any) -> Any:
@@ -30,13 +22,8 @@ def _freeze(value: Any) -> Any:
 
 def _timestamp(value: object) -> datetime.datetime | None:
     if isinstance(value, int | float):
-        return datetime.datetime.fromtimestamp(value, datetime.UTC)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+        return from_unix(value)
+    return parse_iso(value) if isinstance(value, str) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,23 +60,3 @@ class Prediction:
             completed_at=_timestamp(row.get("completed_at")),
             reference=row.get("reference"),
         )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Context:
-    """The run a handler is called for, and the shared resources it may use."""
-
-    run_id: int
-    handler: str
-    attempt: int
-    max_attempts: int
-    logger: Any  # a structlog logger bound to run_id, handler, prediction_id, model, attempt
-    settings: Settings
-    http: httpx.AsyncClient  # the process's one long-lived client
-    writer: Writer  # the ledger's group-commit writer, for handlers that record into it
-    resolve: Resolver
-    clock: Callable[[], float]
-
-    @property
-    def last_attempt(self) -> bool:
-        return self.attempt >= self.max_attempts

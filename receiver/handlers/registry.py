@@ -159,5 +159,19 @@ def load_handlers(
     return (registry or default_registry).select(settings)
 
 
+def lazy_route(settings: Settings) -> Callable[[str | None, str], tuple[str, ...]]:
+    """``load_handlers(settings).route``, loading the handlers only when first asked to route: a process that
+    seldom ingests a final status (``wavehook submit``) does not import them, nor fail on a broken one, unless
+    it has to enqueue their runs."""
+    loaded: list[Handlers] = []
+
+    def route(model: str | None, status: str) -> tuple[str, ...]:
+        if not loaded:
+            loaded.append(load_handlers(settings))
+        return loaded[0].route(model, status)
+
+    return route
+
+
 default_registry = Registry()
 on = default_registry.on

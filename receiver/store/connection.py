@@ -6,9 +6,9 @@ import fcntl
 import sqlite3
 from pathlib import Path
 
-from sqlite_utils import Database
-
-from receiver.store.schema import migrations
+# How many migrations ``schema`` holds. An opened ledger records it as its ``user_version``; a ledger at this
+# version is opened without loading the migrations (and sqlite-utils) at all, which a cold start feels.
+SCHEMA_VERSION = 5
 
 
 def connect(path: Path, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> sqlite3.Connection:
@@ -27,8 +27,25 @@ def connect(path: Path, *, busy_timeout_ms: int = 5000, readonly: bool = False) 
     return conn
 
 
+def _version(path: Path, busy_timeout_ms: int) -> int:
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def open_database(path: Path, *, busy_timeout_ms: int = 5000) -> None:
     """Create or upgrade the ledger file. Safe to call from several processes at once."""
+    if _version(path, busy_timeout_ms) == SCHEMA_VERSION:
+        return  # up to date, and in WAL mode since its creation (the mode is stored in the file)
+    from sqlite_utils import Database
+
+    from receiver.store.schema import migrations
+
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".migrate-lock")
     with open(lock_path, "a+b") as lock:
@@ -39,5 +56,7 @@ def open_database(path: Path, *, busy_timeout_ms: int = 5000) -> None:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             migrations.apply(Database(conn))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.commit()
         finally:
             conn.close()

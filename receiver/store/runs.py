@@ -6,27 +6,12 @@ makes a claim atomic across processes: two dispatchers can never both move the s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-LOST_LEASE = "lease expired: the worker running this attempt stopped renewing it (crashed or was killed)"
-STATES = ("pending", "running", "succeeded", "dead")
-REPLAYABLE = ("dead", "succeeded")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ClaimedRun:
-    id: int
-    attempt_id: int
-    prediction_id: str
-    status: str
-    handler: str
-    attempt: int
-    prediction: dict[str, Any]
-    exhausted: bool = False  # claimed back from a dead worker with no attempt left: already marked dead
+from receiver.store.records import LOST_LEASE, ClaimedRun, ReplayResult, RunEnd, RunSelection
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -97,7 +82,7 @@ def claim(
             exhausted=exhausted,
         )
         if exhausted:
-            finish(conn, run, owner=owner, now=now, state="dead", outcome="lost", error=LOST_LEASE)
+            finish(conn, run, RunEnd(state="dead", outcome="lost", error=LOST_LEASE), owner=owner, now=now)
         claimed.append(run)
     return claimed
 
@@ -121,23 +106,11 @@ def renew(conn: sqlite3.Connection, *, owner: str, run_ids: Sequence[int], lease
     return {row["id"] for row in rows}
 
 
-def finish(
-    conn: sqlite3.Connection,
-    run: ClaimedRun,
-    *,
-    owner: str,
-    now: float,
-    state: str,
-    outcome: str,
-    next_at: float | None = None,
-    error: str | None = None,
-    traceback: str | None = None,
-    duration_ms: float | None = None,
-) -> bool:
+def finish(conn: sqlite3.Connection, run: ClaimedRun, end: RunEnd, *, owner: str, now: float) -> bool:
     """Record an attempt's end; the run moves only if this owner still holds this attempt's lease."""
     conn.execute(
         "UPDATE run_attempts SET finished_at = ?, duration_ms = ?, outcome = ?, error = ?, traceback = ? WHERE id = ?",
-        (now, duration_ms, outcome, error, traceback, run.attempt_id),
+        (now, end.duration_ms, end.outcome, end.error, end.traceback, run.attempt_id),
     )
     moved = conn.execute(
         """
@@ -148,9 +121,9 @@ def finish(
         WHERE id = :id AND state = 'running' AND lease_owner = :owner AND attempts = :attempt
         """,
         {
-            "state": state,
-            "next_at": next_at,
-            "error": error,
+            "state": end.state,
+            "next_at": end.next_at,
+            "error": end.error,
             "now": now,
             "id": run.id,
             "owner": owner,
@@ -227,6 +200,21 @@ def replay(conn: sqlite3.Connection, run_ids: Sequence[int], *, now: float) -> l
     return sorted(row["id"] for row in rows)
 
 
+def replay_selection(conn: sqlite3.Connection, selection: RunSelection, *, now: float, dry_run: bool) -> ReplayResult:
+    """Select the runs, and unless ``dry_run`` make the finished ones pending at ``now``: one transaction."""
+    matched = select_runs(
+        conn,
+        run_id=selection.run_id,
+        prediction_id=selection.prediction_id,
+        state="dead" if selection.dead else None,
+        handler=selection.handler,
+        since=selection.since,
+    )
+    ids = [run["id"] for run in matched]
+    replayed = [] if dry_run else replay(conn, ids, now=now)
+    return ReplayResult(matched=matched, replayed=replayed, dry_run=dry_run)
+
+
 def get_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM handler_runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
@@ -236,35 +224,3 @@ def get_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
         dict(attempt) for attempt in conn.execute("SELECT * FROM run_attempts WHERE run_id = ? ORDER BY id", (run_id,))
     ]
     return item
-
-
-def count_by_state(conn: sqlite3.Connection) -> dict[str, int]:
-    return {row[0]: row[1] for row in conn.execute("SELECT state, count(*) FROM handler_runs GROUP BY state")}
-
-
-def record_download(
-    conn: sqlite3.Connection,
-    *,
-    prediction_id: str,
-    url: str,
-    path: str,
-    size: int,
-    sha256: str,
-    content_type: str | None,
-    now: float,
-) -> None:
-    conn.execute(
-        """
-        INSERT INTO downloads (prediction_id, url, path, size, sha256, content_type, downloaded_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (prediction_id, url) DO UPDATE SET
-            path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
-            content_type = excluded.content_type, downloaded_at = excluded.downloaded_at
-        """,
-        (prediction_id, url, path, size, sha256, content_type, now),
-    )
-
-
-def list_downloads(conn: sqlite3.Connection, prediction_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT * FROM downloads WHERE prediction_id = ? ORDER BY id", (prediction_id,))
-    return [dict(row) for row in rows]

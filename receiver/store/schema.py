@@ -1,4 +1,9 @@
-"""Versioned schema. Append new migrations at the end; never edit one that has shipped."""
+"""Versioned schema. Append new migrations at the end; never edit one that has shipped.
+
+A migration's function is numbered by its position (the next one is ``m005_...``); the name a ledger records
+is the function's, except for two that shipped as ``m002_...`` both: they keep the names ledgers have already
+recorded (``name=``), or those ledgers would run them again. ``connection.SCHEMA_VERSION`` counts them all.
+"""
 
 from __future__ import annotations
 
@@ -143,8 +148,8 @@ def m002_dispatch_runs(db: Database) -> None:
     )
 
 
-@migrations()
-def m002_dispatch_downloads(db: Database) -> None:
+@migrations(name="m002_dispatch_downloads")
+def m003_dispatch_downloads(db: Database) -> None:
     _execute_all(
         db,
         """
@@ -165,8 +170,8 @@ def m002_dispatch_downloads(db: Database) -> None:
     )
 
 
-@migrations()
-def m003_submitter_submissions(db: Database) -> None:
+@migrations(name="m003_submitter_submissions")
+def m004_submitter_submissions(db: Database) -> None:
     _execute_all(
         db,
         """
@@ -196,7 +201,7 @@ def m003_submitter_submissions(db: Database) -> None:
 
 
 @migrations()
-def m004_revoked_sessions(db: Database) -> None:
+def m005_revoked_sessions(db: Database) -> None:
     _execute_all(
         db,
         """

@@ -2,37 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
-# Runs still owed work: waiting for their turn, or held by a dispatcher right now.
-OPEN_RUN_STATES = ("pending", "running")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LedgerStats:
-    predictions: list[tuple[str, str, int]]  # (model, status, count)
-    runs: list[tuple[str, str, int]]  # (handler, state, count)
-    attempts: list[tuple[str, str, int]]  # (handler, outcome, count) of finished attempts
-    quarantined: list[tuple[str, int]]  # (reason, deliveries)
-    missed_webhooks: int
-    outbox_depth: int
-    oldest_pending_age: float | None  # seconds; None when nothing is pending
-
-    @property
-    def dead_runs(self) -> int:
-        return sum(count for _handler, state, count in self.runs if state == "dead")
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "predictions": [{"model": m, "status": s, "count": c} for m, s, c in self.predictions],
-            "runs": [{"handler": h, "state": s, "count": c} for h, s, c in self.runs],
-            "quarantined": sum(count for _reason, count in self.quarantined),
-            "missed_webhooks": self.missed_webhooks,
-            "dead_runs": self.dead_runs,
-            "outbox_depth": self.outbox_depth,
-            "oldest_pending_age_seconds": self.oldest_pending_age,
-        }
+from receiver.store.records import OPEN_RUN_STATES, LedgerStats
 
 
 def _triples(conn: sqlite3.Connection, sql: str) -> list[tuple[str, str, int]]:

@@ -1,4 +1,4 @@
-"""The submitter's SQL: submissions (one per job sent) and their merge into ``predictions``.
+"""Submissions (one per job the submitter sends) and their merge into ``predictions``.
 
 Writes run inside the caller's transaction (the group-commit writer); reads take any connection.
 """
@@ -9,8 +9,6 @@ import sqlite3
 from typing import Any
 
 from receiver.statuses import TERMINAL, rank
-
-SENDING, SUBMITTED, UNKNOWN, FAILED = "sending", "submitted", "unknown", "failed"
 
 _BEGIN = """
 INSERT INTO submissions (reference, job_key, model, input, webhook_url, state, attempts, created_at, sent_at,
@@ -168,30 +166,3 @@ def doubtful(conn: sqlite3.Connection, *, sent_before: float, limit: int = 500) 
         (sent_before, limit),
     ).fetchall()
     return [dict(row) for row in rows]
-
-
-def prediction_with_reference(conn: sqlite3.Connection, reference: str) -> str | None:
-    """The task a webhook carrying ``reference`` already told us about, if one did."""
-    row = conn.execute("SELECT id FROM predictions WHERE reference = ? LIMIT 1", (reference,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def open_predictions(
-    conn: sqlite3.Connection, *, seen_before: float, seen_after: float, limit: int = 500
-) -> list[dict[str, Any]]:
-    """Predictions without a final status, first seen (or submitted) in the window, oldest first."""
-    rows = conn.execute(
-        "SELECT id, model, status, reference, submitted_at, first_seen_at FROM predictions "
-        "WHERE status_rank < ? AND coalesce(submitted_at, first_seen_at) BETWEEN ? AND ? "
-        "ORDER BY coalesce(submitted_at, first_seen_at) LIMIT ?",
-        (TERMINAL, seen_after, seen_before, limit),
-    ).fetchall()
-    return [dict(row) for row in rows]
-
-
-def prediction_state(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
-    """Status, rank and reference of one prediction: the cheap read a waiter repeats."""
-    row = conn.execute(
-        "SELECT status, status_rank, reference FROM predictions WHERE id = ?", (prediction_id,)
-    ).fetchone()
-    return None if row is None else dict(row)

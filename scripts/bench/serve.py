@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same call as receiver/commands.py: httptools and uvloop chosen automatically, no access log,
+    # The same call as wavehook/commands/receiver.py: httptools and uvloop chosen automatically, no access log,
     # no server header, one worker in this process.
     uvicorn.run(
         APPS[args.app],

@@ -35,7 +35,7 @@ def submit_jobs(stack: Stack, count: int) -> list[str]:
         api_key=Secret("sandbox-key"),
         base_url=stack.sandbox_url,
         public_url=stack.url,
-        db_path=stack.db,
+        db=str(stack.db),
     )
     with Submitter(settings) as submitter:
         done = [submitter.submit(T2V, {"prompt": PROMPTS[n % len(PROMPTS)], "duration": 5}) for n in range(count)]

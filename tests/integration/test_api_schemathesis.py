@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from receiver.openapi import SPEC
+from receiver.http.openapi import SPEC
 from tests.integration.receiver_client import Delivery, Server, post, serve
 from tests.support import prediction_body
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
+from receiver.http.app import create_app
 from receiver.settings import Settings
-from receiver.store import connect, open_database
+from receiver.store.connection import connect, open_database
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real ledger, writer and ingestor for in-process dispatcher tests, with a clock the test moves."""
+"""A real ledger and ingestor for in-process dispatcher tests, with a clock the test moves."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from receiver.dispatch import Dispatcher
 from receiver.handlers.registry import Handlers, Registry
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
-from receiver.store import connect, open_database
-from receiver.store.ingest import IngestResult
-from receiver.writer import Writer
+from receiver.store.connection import connect
+from receiver.store.records import IngestResult
+from receiver.store.sqlite import SQLiteLedger
 from tests.support import prediction_body
 
 MODEL = "bytedance/seedance-v1-lite-t2v-480p"
@@ -45,12 +45,11 @@ class Harness:
         self, settings: Settings, registry: Registry | Handlers, *, transport: httpx.AsyncBaseTransport | None = None
     ):
         self.settings = settings
-        open_database(settings.db_path)
         self.clock = FakeClock()
-        self.writer = Writer(settings.db_path)
+        self.ledger = SQLiteLedger(settings)
         self.handlers = registry if isinstance(registry, Handlers) else registry.select(settings)
         self.ingestor = Ingestor(
-            self.writer, terminal_statuses=settings.terminal_statuses, route=self.handlers.route, clock=self.clock
+            self.ledger, terminal_statuses=settings.terminal_statuses, route=self.handlers.route, clock=self.clock
         )
         self.http = httpx.AsyncClient(transport=transport or httpx.MockTransport(lambda _r: httpx.Response(404)))
 
@@ -63,10 +62,9 @@ class Harness:
             "http": self.http,
             "clock": self.clock,
             "resolve": no_resolve,
-            "wake": self.ingestor.runs_waiting,
             "jitter": lambda: 0.5,
         }
-        return Dispatcher(self.writer, self.handlers, self.settings, **(options | overrides))
+        return Dispatcher(self.ledger, self.handlers, self.settings, **(options | overrides))
 
     def query(self, sql: str, *params: object) -> list[dict[str, Any]]:
         conn = connect(self.settings.db_path)
@@ -82,18 +80,19 @@ class Harness:
         return self.query("SELECT * FROM run_attempts WHERE run_id = ? ORDER BY id", run_id)
 
     def sql(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
-        return self.writer.run_sync(job)
+        """Run ``job`` in the SQLite ledger's writer (a test's way to set up or break state)."""
+        return self.ledger.writer.run_sync(job)
 
 
 @contextlib.asynccontextmanager
 async def harness(settings: Settings, registry: Registry | Handlers, **options: Any) -> AsyncIterator[Harness]:
     h = Harness(settings, registry, **options)
-    h.writer.start()
+    await h.ledger.open()
     try:
         yield h
     finally:
         await h.http.aclose()
-        h.writer.stop()
+        await h.ledger.close()
 
 
 def run(coro: Any) -> Any:

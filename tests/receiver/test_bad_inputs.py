@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from receiver.app import create_app
 from receiver.correlation import make_token
+from receiver.http.app import create_app
 from receiver.settings import Settings
 from tests.conftest import SECRET
 from tests.receiver.bad_inputs import CASES, NOW, REF, Case, Sent, markdown_table
@@ -43,12 +43,12 @@ def send(client: TestClient, sent: Sent) -> httpx2.Response:
 
 
 def db_path(client: TestClient) -> Path:
-    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    settings: Settings = client.app.state.receiver.settings  # type: ignore[attr-defined]
     return settings.db_path
 
 
 def correlation_secret(client: TestClient) -> str:
-    secret: str = client.app.state.correlation_secret  # type: ignore[attr-defined]
+    secret: str = client.app.state.receiver.correlation_secret  # type: ignore[attr-defined]
     return secret
 
 

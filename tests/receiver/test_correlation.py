@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -11,10 +10,10 @@ from starlette.testclient import TestClient
 
 from receiver import correlation
 from receiver.errors import BadRequest, TokenMismatch
-from receiver.store import submissions
 from tests.conftest import SECRET
 from tests.integration.receiver_client import query
 from tests.receiver.conftest import NOW
+from tests.receiver.web_support import ledger_call
 from tests.support import prediction_body, signed_headers
 
 MODEL = "bytedance/seedance-v1-lite-t2v-480p"
@@ -49,23 +48,30 @@ def test_redact_masks_only_the_token() -> None:
 
 def _submitted(client: TestClient, reference: str, prediction_id: str) -> str:
     """Record a job as the submitter does (its submission, then the provider's task id); its correct token."""
-    writer = client.app.state.writer  # type: ignore[attr-defined]
+    ledger_call(
+        client,
+        "begin_submission",
+        reference=reference,
+        job_key=None,
+        model=MODEL,
+        input_json="{}",
+        webhook_url=None,
+        now=NOW,
+    )
+    ledger_call(
+        client,
+        "record_submitted",
+        reference=reference,
+        prediction={"id": prediction_id, "status": "created"},
+        resolved_by="submit",
+        now=NOW,
+    )
+    return correlation.make_token(_secret(client), reference)
 
-    def job(conn: sqlite3.Connection) -> None:
-        submissions.begin(
-            conn, reference=reference, job_key=None, model=MODEL, input_json="{}", webhook_url=None, now=NOW
-        )
-        submissions.record_submitted(
-            conn,
-            reference=reference,
-            prediction={"id": prediction_id, "status": "created"},
-            resolved_by="submit",
-            now=NOW,
-            terminal_statuses=("completed", "failed"),
-        )
 
-    writer.run_sync(job, 10)
-    return correlation.make_token(client.app.state.correlation_secret, reference)  # type: ignore[attr-defined]
+def _secret(client: TestClient) -> str:
+    secret: str = client.app.state.receiver.correlation_secret  # type: ignore[attr-defined]
+    return secret
 
 
 def _deliver(client: TestClient, prediction_id: str, query: str, webhook_id: str) -> Response:
@@ -75,7 +81,7 @@ def _deliver(client: TestClient, prediction_id: str, query: str, webhook_id: str
 
 
 def _ledger(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    return query(client.app.state.settings.db_path, sql)  # type: ignore[attr-defined]
+    return query(client.app.state.receiver.settings.db_path, sql)  # type: ignore[attr-defined]
 
 
 def test_a_delivery_for_our_job_without_its_token_is_refused_and_quarantined(
@@ -117,7 +123,7 @@ def test_the_right_ref_and_token_and_foreign_jobs_are_still_accepted(app_client:
     assert _deliver(client, "task-1", f"?ref=job-1&token={token}", "genuine").status_code == 200
     assert _deliver(client, "other-tool-task", "", "foreign").status_code == 200
     # A webhook that arrives before the submit answer is recorded carries an unclaimed ref: accepted.
-    early = correlation.make_token(client.app.state.correlation_secret, "job-9")  # type: ignore[attr-defined]
+    early = correlation.make_token(_secret(client), "job-9")
     assert _deliver(client, "task-9", f"?ref=job-9&token={early}", "early").status_code == 200
     assert _ledger(client, "SELECT id, status, reference FROM predictions ORDER BY id") == [
         ("other-tool-task", "completed", None),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.delivery import decode_column, encode_compact, parse
+from receiver.delivery import encode_compact, parse
 from receiver.errors import BadRequest
 from tests.support import prediction_body
 
@@ -25,10 +25,10 @@ def test_parse_reads_the_prediction_fields() -> None:
     )
     assert delivery.body == body
     assert delivery.body_sha256 == hashlib.sha256(body).hexdigest()
-    assert decode_column("outputs", delivery.fields["outputs"]) == ["https://cdn.example.com/p1/output.mp4"]
-    assert decode_column("has_nsfw_contents", delivery.fields["has_nsfw_contents"]) == [False]
-    assert decode_column("timings", delivery.fields["timings"]) == {"inference": 41234}
-    assert decode_column("input", delivery.fields["input"])["duration"] == 5
+    assert json.loads(delivery.fields["outputs"]) == ["https://cdn.example.com/p1/output.mp4"]
+    assert json.loads(delivery.fields["has_nsfw_contents"]) == [False]
+    assert json.loads(delivery.fields["timings"]) == {"inference": 41234}
+    assert json.loads(delivery.fields["input"])["duration"] == 5
     assert delivery.fields["error"] is None  # the provider sends "" when nothing failed
     assert delivery.fields["provider_created_at"] == "2026-11-21T10:00:00.000Z"
     assert delivery.webhook_timestamp == 1_800_000_000

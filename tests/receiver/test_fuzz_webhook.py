@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.correlation import make_token
+from receiver.http.app import create_app
 from receiver.settings import Secret, Settings
 from tests.conftest import SECRET
 from tests.support import prediction_body, sign
@@ -42,14 +42,14 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One receiver for all examples (a fresh ledger per example would dominate the run time)."""
     directory = tmp_path_factory.mktemp("fuzz")
     app_settings = Settings(
-        webhook_secrets=(Secret(SECRET),), db_path=directory / "wavehook.db", media_dir=directory / "media"
+        webhook_secrets=(Secret(SECRET),), db=str(directory / "wavehook.db"), media_dir=directory / "media"
     )
     with TestClient(create_app(app_settings, clock=lambda: float(NOW)), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
 def counts(client: TestClient) -> dict[str, int]:
-    path: Path = client.app.state.settings.db_path  # type: ignore[attr-defined]
+    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
     with sqlite3.connect(path) as conn:
         found = {
             table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
@@ -181,7 +181,7 @@ def test_fuzzed_signed_body_and_query_never_fail_the_server(
     """A validly signed, fresh delivery with any body and any ref/token gets 200, 400 or 401, never a 5xx."""
     raw, prediction = body
     if token == "correct":
-        token = make_token(client.app.state.correlation_secret, ref or "")  # type: ignore[attr-defined]
+        token = make_token(client.app.state.receiver.correlation_secret, ref or "")  # type: ignore[attr-defined]
     params = {name: value for name, value in (("ref", ref), ("token", token)) if value is not None}
     before = counts(client)
     response = client.post(

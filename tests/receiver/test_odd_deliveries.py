@@ -91,7 +91,7 @@ def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
 
 
 def ledger(client: TestClient, sql: str) -> list[tuple[Any, ...]]:
-    return query(client.app.state.settings.db_path, sql)  # type: ignore[attr-defined]
+    return query(client.app.state.receiver.settings.db_path, sql)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("body", "reason", "field"), ODD.values(), ids=ODD.keys())

@@ -44,9 +44,6 @@ class FakeProvider:
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle_async)
 
-    def sync_transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
     def create(self, model: str, inputs: dict[str, Any], status: str = "created", webhook: str | None = None) -> str:
         task_id = f"task{next(self._ids):04d}"
         self.tasks[task_id] = {

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from submitter.batch import BatchError, Job, check_jobs, read_jobs
+from submitter.batch import Job, check_jobs, read_jobs
+from submitter.errors import BatchError
 from submitter.outcomes import Submission
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import FakeProvider

@@ -9,7 +9,7 @@ import pytest
 
 from receiver.settings import Secret
 from submitter import protocol
-from submitter.client import AsyncProviderClient, ProviderClient
+from submitter.client import AsyncProviderClient
 from submitter.errors import AmbiguousSubmit, AuthenticationError, NotConfigured, ProviderUnavailable, RateLimited
 from tests.submitter.fake_provider import BASE, KEY, FakeProvider
 
@@ -136,36 +136,13 @@ async def test_list_and_secret(provider: FakeProvider) -> None:
     assert "whsec_fake" not in repr(secret)
 
 
-def test_sync_client_same_decisions(provider: FakeProvider) -> None:
-    """The sync client retries what cannot have arrived, and calls a lost answer ambiguous."""
-    slept: list[float] = []
-    with ProviderClient(
-        api_key=Secret(KEY),
-        base_url=BASE,
-        policy=protocol.Policy(retries=2, backoff_seconds=0.25, jitter=lambda: 1.0),
-        transport=provider.sync_transport(),
-        sleep=slept.append,
-    ) as client:
-        provider.submit_faults = ["connect"]
-        assert client.submit(MODEL, {"prompt": "x"}, WEBHOOK)["id"] == "task0001"
-        provider.submit_faults = ["lose-answer"]
-        with pytest.raises(AmbiguousSubmit):
-            client.submit(MODEL, {"prompt": "y"}, WEBHOOK)
-        assert client.result("task0001")["status"] == "created"
-        assert client.webhook_secret().reveal() == "whsec_fake"
-        assert client.upload("a.png", b"\x89PNG\r\n\x1a\n", "image/png").endswith("/a.png")
-    assert slept == [0.25]
-    assert len(provider.submits) == 3
-
-
 def test_timeouts_from_settings(submit_settings: object) -> None:
     """Connect and read timeouts and the client name come from the settings."""
     from receiver.settings import SubmitSettings
 
     settings = submit_settings(connect_timeout_seconds=3.0, read_timeout_seconds=42.0, client_name="me")  # type: ignore[operator]
     assert isinstance(settings.submit, SubmitSettings)
-    client = ProviderClient.from_settings(settings, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    client = AsyncProviderClient.from_settings(settings, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert client.timeout.connect == 3.0
     assert client.timeout.read == 42.0
     assert client._headers["X-Client-Name"] == "me"
-    client.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from receiver.store import connect
+from receiver.store.connection import connect
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import FakeProvider
 
@@ -47,8 +47,8 @@ async def test_same_outcome_fetched_again_is_a_duplicate(open_submitter: Opener,
     async with open_submitter() as sub:
         await sub.submit(T2V, {"prompt": "a fox"})
         body = provider.finish("task0001")
-        first = await sub.ledger.ingest_result(body, reference=None)
-        again = await sub.ledger.ingest_result(dict(reversed(body.items())), reference=None)
+        first = await sub.ingestor.ingest_result(body, reference=None)
+        again = await sub.ingestor.ingest_result(dict(reversed(body.items())), reference=None)
         settings = sub.settings
     assert (first.duplicate, first.runs_enqueued, again.duplicate) == (False, 1, True)
     assert connect(settings.db_path).execute("SELECT count(*) FROM events").fetchone()[0] == 1
@@ -78,7 +78,7 @@ async def test_webhook_that_came_is_not_counted_missed(open_submitter: Opener, p
     async with open_submitter() as sub:
         result = await sub.submit(T2V, {"prompt": "a fox"})
         # Our job's webhook carries its reference (a delivery for it without one is refused).
-        await sub.ledger.ingest_result(provider.finish("task0001"), reference=result.reference, source="webhook")
+        await sub.ingestor.ingest_result(provider.finish("task0001"), reference=result.reference, source="webhook")
         counts = await sub.reconcile(older_than=0)
     assert counts.checked == 0
     assert len([r for r in provider.requests if r.url.path.endswith("/result")]) == 0

@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from receiver import correlation
 from receiver.settings import Settings
-from receiver.store import connect, submissions
+from receiver.store import submissions
+from receiver.store.connection import connect
 from submitter.errors import AmbiguousSubmit, ProviderError, SubmitterError, ValidationError
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import KEY, FakeProvider
@@ -37,7 +38,7 @@ async def test_submit_sends_with_webhook_and_records(open_submitter: Opener, pro
     with capture_logs() as logs:
         async with open_submitter() as sub:
             result = await sub.submit(T2V, {"prompt": "a fox", "duration": "6"}, from_strings=True)
-            secret = sub.ledger.correlation_secret
+            secret = sub.correlation_secret
             settings = sub.settings
     assert result.outcome == "submitted"
     assert result.prediction_id == "task0001"
@@ -139,7 +140,7 @@ async def test_two_unverifiable_candidates_stay_unknown_until_the_webhook(
         assert (await sub.submission(reference))["state"] == "unknown"  # type: ignore[index]
         # The webhook arrives: it carries our reference in its URL.
         body = provider.finish("task0002")
-        await sub.ledger.ingest_result(body, reference=reference, source="webhook")
+        await sub.ingestor.ingest_result(body, reference=reference, source="webhook")
         clock[0] += 100.0  # past the time the request itself could still have been running
         counts = await sub.reconcile(older_than=3600)
         assert (counts.resolved, counts.still_unknown) == (1, 0)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from submitter.errors import WaitTimeout
 from submitter.service import AsyncSubmitter
-from submitter.wait import WaitTimeout
 from tests.submitter.fake_provider import FakeProvider
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -31,7 +31,7 @@ async def test_webhook_ends_the_wait_without_asking_the_provider(
         waiting = asyncio.create_task(sub.wait(result.prediction_id, deadline=10, fallback_after=60))
         await asyncio.sleep(0.3)
         assert not waiting.done()
-        await sub.ledger.ingest_result(provider.finish("task0001"), reference=result.reference, source="webhook")
+        await sub.ingestor.ingest_result(provider.finish("task0001"), reference=result.reference, source="webhook")
         row = await asyncio.wait_for(waiting, 5)
     assert row["status"] == "completed"
     assert [e["source"] for e in row["events"]] == ["webhook"]

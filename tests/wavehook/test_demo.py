@@ -18,7 +18,7 @@ from sandbox.media import SAMPLE_MP4
 from submitter import MODELS
 from tests.support import WAVEHOOK, wait_for
 from wavehook.cli import main
-from wavehook.progress import Job, render_table
+from wavehook.progress import DemoJob, render_table
 
 URL = re.compile(r"^\s+(sandbox|receiver)\s+(http://127\.0\.0\.1:\d+)", re.M)
 
@@ -133,8 +133,8 @@ def test_demo_refuses_a_directory_that_holds_a_ledger(tmp_path: Path) -> None:
 
 def test_table_lines_up_outcomes() -> None:
     """The final table has a header, a rule, and one aligned row per job with seconds to one decimal."""
-    done = Job("a/model", {}, status="completed", seconds=3.25, output="media/a/model/1/output.mp4", saved=True)
-    failed = Job("b/much-longer-model", {}, expected="failed", status="failed", seconds=0.5)
+    done = DemoJob("a/model", {}, status="completed", seconds=3.25, output="media/a/model/1/output.mp4", saved=True)
+    failed = DemoJob("b/much-longer-model", {}, expected="failed", status="failed", seconds=0.5)
     lines = render_table([done, failed]).splitlines()
     assert lines[0].split() == ["model", "expected", "final", "seconds", "output"]
     assert set(lines[1]) == {"-"}
@@ -143,4 +143,4 @@ def test_table_lines_up_outcomes() -> None:
     assert lines[2].index("completed") == lines[3].index("failed")
     assert done.as_expected
     assert failed.as_expected
-    assert not Job("c", {}, status="completed").as_expected  # completed but its output never saved
+    assert not DemoJob("c", {}, status="completed").as_expected  # completed but its output never saved

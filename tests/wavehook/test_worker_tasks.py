@@ -44,10 +44,10 @@ def test_a_reconciled_result_enqueues_the_same_runs_as_a_webhook(settings_factor
             h.clock.now = time.time() - 3600  # the webhook never came: open for an hour
             await h.deliver("p1", "processing")
             reconciler = Reconciler(settings, transport=httpx.MockTransport(provider))
-            ctx = WorkerContext(settings=settings, writer=h.writer, ingestor=h.ingestor, http=h.http)
+            ctx = WorkerContext(settings=settings, ledger=h.ledger, ingestor=h.ingestor, http=h.http)
             await reconciler(ctx)
             await reconciler.close()
-            assert h.ingestor.runs_waiting.is_set()  # the worker's dispatcher wakes at once
+            assert h.ledger.runs_enqueued.is_set()  # the worker's dispatcher wakes at once
             return h.runs()
 
     runs = run(scenario())

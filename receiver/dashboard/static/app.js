@@ -4,6 +4,8 @@
 (function () {
   const POLL_MS = 2000;
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  // The prefix the receiver is mounted under ("" at the root of its own server).
+  const base = document.querySelector('meta[name="base-path"]').content;
   const liveBadge = document.getElementById("live");
   const toastBox = document.getElementById("toast");
   let toastTimer = null;
@@ -131,9 +133,9 @@
     }
     if (event.target.closest("[data-logout]")) {
       try {
-        await post("/logout");
+        await post(base + "/logout");
       } finally {
-        window.location.assign("/login");
+        window.location.assign(base + "/login");
       }
     }
   });

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 
 from receiver.delivery import parse
 from receiver.settings import Settings
-from receiver.store.runs import record_download
-from tests.receiver.web_support import Clock, deliver, failing_handlers, web_client
+from receiver.store.records import Download
+from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, ledger_call, web_client
 from tests.support import prediction_body, wait_for
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
@@ -26,10 +26,9 @@ def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
 
 def bulk(client: TestClient, count: int) -> None:
     """Ingest ``count`` predictions straight through the ingest path (faster than HTTP for a thousand)."""
-    ingestor = client.app.state.ingestor  # type: ignore[attr-defined]
     for n in range(count):
         status = ("completed", "failed", "processing")[n % 3]
-        ingestor.ingest_sync(parse(prediction_body(f"p{n:04d}", status), webhook_id=f"w{n}"))
+        ingest(client, parse(prediction_body(f"p{n:04d}", status), webhook_id=f"w{n}"))
 
 
 def row_ids(html: str) -> list[str]:
@@ -123,16 +122,14 @@ def test_unknown_prediction_page_is_404(client: TestClient) -> None:
 
 def test_local_copy_is_served_with_ranges(client: TestClient, secret: str, tmp_path: Path) -> None:
     """A downloaded output is the detail's video source, served from the media directory with Range support."""
-    media: Path = client.app.state.settings.media_dir  # type: ignore[attr-defined]
+    media: Path = client.app.state.receiver.settings.media_dir  # type: ignore[attr-defined]
     local = media / "v1" / "out.mp4"
     local.parent.mkdir(parents=True)
     local.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
     url = "https://cdn.example.com/v1/out.mp4"
     deliver(client, secret, "v1", outputs=[url])
-    record = lambda conn: record_download(  # noqa: E731
-        conn, prediction_id="v1", url=url, path=str(local), size=112, sha256="ab" * 32, content_type="video/mp4", now=1
-    )
-    client.app.state.writer.run_sync(record)  # type: ignore[attr-defined]
+    download = Download("v1", url, str(local), size=112, sha256="ab" * 32, content_type="video/mp4")
+    ledger_call(client, "record_download", download, now=1)
     html = client.get("/predictions/v1").text
     source = re.search(r'<video [^>]*src="(/media/\d+)"', html)
     assert source is not None
@@ -149,10 +146,8 @@ def test_local_copy_outside_the_media_directory_is_not_served(client: TestClient
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the web")
     deliver(client, secret, "v1")
-    record = lambda conn: record_download(  # noqa: E731
-        conn, prediction_id="v1", url="u", path=str(outside), size=1, sha256="0" * 64, content_type="text/plain", now=1
-    )
-    client.app.state.writer.run_sync(record)  # type: ignore[attr-defined]
+    download = Download("v1", "u", str(outside), size=1, sha256="0" * 64, content_type="text/plain")
+    ledger_call(client, "record_download", download, now=1)
     assert client.get("/media/1").status_code == 404
     assert client.get("/media/99").status_code == 404
 
@@ -181,6 +176,6 @@ def test_dead_letters_list_dead_runs_with_replay(settings_factory: Callable[...,
 def test_missed_webhooks_are_counted_on_the_page(client: TestClient) -> None:
     """A result that reconciliation had to fetch shows in the Missed webhooks tile and on the timeline."""
     missed = parse(prediction_body("m1"), webhook_id="reconcile-m1", source="reconcile")
-    client.app.state.ingestor.ingest_sync(missed)  # type: ignore[attr-defined]
+    ingest(client, missed)
     assert 'data-count="missed_webhooks">1<' in client.get("/").text
     assert "Reconciled · completed (its webhook never came)" in client.get("/predictions/m1").text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.store import connect, open_database
+from receiver.store.connection import connect, open_database
 from tests.support import ROOT
 
 
@@ -46,7 +46,7 @@ def test_open_database_creates_missing_directories(tmp_path: Path) -> None:
 def test_several_processes_open_one_new_file_at_once(tmp_path: Path) -> None:
     """Three processes migrating the same new file at once all succeed and apply each migration once."""
     path = tmp_path / "shared.db"
-    code = "import sys, pathlib, receiver.store as s; s.open_database(pathlib.Path(sys.argv[1]))"
+    code = "import sys, pathlib, receiver.store.connection as s; s.open_database(pathlib.Path(sys.argv[1]))"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT) for _ in range(3)]
     assert [p.wait(60) for p in procs] == [0, 0, 0]
     conn = connect(path)

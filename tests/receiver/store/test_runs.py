@@ -6,9 +6,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from receiver.store import connect
 from receiver.store import runs as store
-from receiver.store.ingest import enqueue_runs
+from receiver.store.connection import connect
+from receiver.store.events import enqueue_runs
+from receiver.store.records import ClaimedRun, RunEnd
 
 NOW = 1_800_000_000.0
 CLAIM = {"handlers": ["a", "b"], "max_attempts": {"a": 3, "b": 3}, "lease_seconds": 30.0}
@@ -17,11 +18,11 @@ CLAIM = {"handlers": ["a", "b"], "max_attempts": {"a": 3, "b": 3}, "lease_second
 def _enqueue(conn: sqlite3.Connection, count: int) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for n in range(count):
-        enqueue_runs(conn, f"p{n}", "m/x", "completed", now=NOW, route=lambda _m, _s: ("a", "b"))
+        enqueue_runs(conn, f"p{n}", "completed", ("a", "b"), now=NOW)
     conn.execute("COMMIT")
 
 
-def _in_transaction(conn: sqlite3.Connection, owner: str, limit: int) -> list[store.ClaimedRun]:
+def _in_transaction(conn: sqlite3.Connection, owner: str, limit: int) -> list[ClaimedRun]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         return store.claim(conn, owner=owner, now=NOW, limit=limit, **CLAIM)  # type: ignore[arg-type]
@@ -75,8 +76,8 @@ def test_replay_touches_finished_runs_only(conn: sqlite3.Connection) -> None:
     """Dead and succeeded runs become pending with fresh attempts; pending and running ones are left alone."""
     _enqueue(conn, 2)
     runs = _in_transaction(conn, "w1", 3)
-    store.finish(conn, runs[0], owner="w1", now=NOW, state="dead", outcome="failed", error="x")
-    store.finish(conn, runs[1], owner="w1", now=NOW, state="succeeded", outcome="succeeded")
+    store.finish(conn, runs[0], RunEnd(state="dead", outcome="failed", error="x"), owner="w1", now=NOW)
+    store.finish(conn, runs[1], RunEnd(state="succeeded", outcome="succeeded"), owner="w1", now=NOW)
     every = [row["id"] for row in store.select_runs(conn)]
     assert store.replay(conn, every, now=NOW + 5) == sorted([runs[0].id, runs[1].id])
     states = dict(conn.execute("SELECT id, state FROM handler_runs").fetchall())

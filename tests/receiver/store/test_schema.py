@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from receiver.store import connect, open_database
+from receiver.store.connection import SCHEMA_VERSION, connect, open_database
 from receiver.store.schema import m001_ledger, migrations
 
 
@@ -63,3 +65,36 @@ def test_a_later_migration_upgrades_an_existing_file(tmp_path: Path) -> None:
         assert later.pending(upgraded) == []
         assert upgraded.execute("SELECT value FROM meta WHERE key = 'old'").fetchone()[0] == "row"
         assert "example" in upgraded.table_names()
+
+
+def test_schema_version_counts_the_migrations_whose_names_ledgers_recorded() -> None:
+    """SCHEMA_VERSION is the number of migrations; the recorded names never change; functions are numbered
+    by position (the two that shipped as m002 keep that recorded name)."""
+    every = migrations.pending(Database(sqlite3.connect(":memory:")))
+    assert len(every) == SCHEMA_VERSION
+    assert [m.name for m in every] == [
+        "m001_ledger",
+        "m002_dispatch_runs",
+        "m002_dispatch_downloads",
+        "m003_submitter_submissions",
+        "m005_revoked_sessions",
+    ]
+    numbers = [int(getattr(m.fn, "__name__", "")[1:4]) for m in every]
+    assert numbers == list(range(1, len(every) + 1))
+
+
+def test_an_up_to_date_ledger_opens_without_the_migrations(db_path: Path) -> None:
+    """A ledger is stamped with SCHEMA_VERSION; a stamped one opens without loading sqlite-utils, and one made
+    before the stamp existed (version 0, every migration recorded) is stamped on its next open."""
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute("PRAGMA user_version = 0")
+    open_database(db_path)
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    code = (
+        "import sys, pathlib; from receiver.store.connection import open_database; "
+        "open_database(pathlib.Path(sys.argv[1])); print('sqlite_utils' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(db_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

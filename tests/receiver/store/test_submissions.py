@@ -7,8 +7,9 @@ import sqlite3
 from typing import Any
 
 from receiver.delivery import parse
-from receiver.store import submissions
-from receiver.store.ingest import record_delivery
+from receiver.store import predictions, submissions
+from receiver.store.events import record_delivery
+from receiver.store.records import FAILED, UNKNOWN
 
 TERMINAL = ("completed", "failed", "cancelled", "timeout")
 MODEL = "bytedance/seedance-v1-lite-t2v-480p"
@@ -30,7 +31,7 @@ def begin(conn: sqlite3.Connection, reference: str = "wh_1", job_key: str | None
 def webhook(conn: sqlite3.Connection, status: str, reference: str | None = "wh_1") -> None:
     body = json.dumps({"id": "p1", "model": MODEL, "status": status, "input": {"prompt": "a fox"}}).encode()
     delivery = parse(body, webhook_id=f"p1-{status}", reference=reference)
-    record_delivery(conn, delivery, now=150.0, terminal_statuses=TERMINAL, route=lambda _m, _s: ("notify",))
+    record_delivery(conn, delivery, now=150.0, terminal_statuses=TERMINAL, handlers=("notify",))
 
 
 def submitted(conn: sqlite3.Connection, reference: str = "wh_1", status: str = "created") -> bool:
@@ -98,7 +99,7 @@ def test_webhook_with_reference_is_found(conn: sqlite3.Connection) -> None:
     """A doubtful submission whose webhook arrived is found by its reference, and owns that task."""
     assert begin(conn)
     webhook(conn, "processing")
-    assert submissions.prediction_with_reference(conn, "wh_1") == "p1"
+    assert predictions.prediction_with_reference(conn, "wh_1") == "p1"
     assert submissions.owned_ids(conn, ["p1"]) == {"p1"}
 
 
@@ -106,11 +107,11 @@ def test_only_failed_submissions_may_be_sent_again(conn: sqlite3.Connection) -> 
     """begin refuses a reference that is sending, unknown or submitted; a failed one is sent again."""
     assert begin(conn, job_key="job-1")
     assert not begin(conn, job_key="job-1")
-    submissions.record_outcome(conn, reference="wh_1", state=submissions.UNKNOWN, error="lost", now=101.0)
+    submissions.record_outcome(conn, reference="wh_1", state=UNKNOWN, error="lost", now=101.0)
     assert not begin(conn, job_key="job-1")
     assert [s["reference"] for s in submissions.doubtful(conn, sent_before=200.0)] == ["wh_1"]
     assert submissions.doubtful(conn, sent_before=50.0) == []
-    submissions.record_outcome(conn, reference="wh_1", state=submissions.FAILED, error="none", now=102.0)
+    submissions.record_outcome(conn, reference="wh_1", state=FAILED, error="none", now=102.0)
     assert begin(conn, job_key="job-1", now=300.0)
     again = submissions.get(conn, "wh_1")
     assert again is not None
@@ -122,7 +123,7 @@ def test_submitted_is_never_marked_otherwise(conn: sqlite3.Connection) -> None:
     """A late failure report does not undo a submission already tied to its task."""
     assert begin(conn)
     assert submitted(conn)
-    submissions.record_outcome(conn, reference="wh_1", state=submissions.FAILED, error="late", now=300.0)
+    submissions.record_outcome(conn, reference="wh_1", state=FAILED, error="late", now=300.0)
     assert submissions.get(conn, "wh_1")["state"] == "submitted"  # type: ignore[index]
 
 
@@ -130,8 +131,8 @@ def test_open_predictions_window(conn: sqlite3.Connection) -> None:
     """Open predictions are listed by their submitted time within the window; final ones never."""
     assert begin(conn)
     assert submitted(conn)
-    assert [r["id"] for r in submissions.open_predictions(conn, seen_before=150.0, seen_after=0.0)] == ["p1"]
-    assert submissions.open_predictions(conn, seen_before=90.0, seen_after=0.0) == []
+    assert [r["id"] for r in predictions.open_predictions(conn, seen_before=150.0, seen_after=0.0)] == ["p1"]
+    assert predictions.open_predictions(conn, seen_before=90.0, seen_after=0.0) == []
     webhook(conn, "completed")
-    assert submissions.open_predictions(conn, seen_before=150.0, seen_after=0.0) == []
-    assert submissions.prediction_state(conn, "p1") == {"status": "completed", "status_rank": 2, "reference": "wh_1"}
+    assert predictions.open_predictions(conn, seen_before=150.0, seen_after=0.0) == []
+    assert predictions.prediction_state(conn, "p1") == {"status": "completed", "status_rank": 2, "reference": "wh_1"}

@@ -1,7 +1,0 @@
-"""The built-in handlers; importing this module registers them (each one is enabled by its settings)."""
-
-from __future__ import annotations
-
-from receiver.handlers import download, forward, log
-
-__all__ = ["download", "forward", "log"]

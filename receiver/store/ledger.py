@@ -1,0 +1,298 @@
+"""The storage seam: ``Ledger``, the one interface every part of wavehook stores and reads through.
+
+``open_ledger(settings)`` is the only way a process opens the ledger (``serve``, ``worker``, every command,
+the submitter, the reconciler): it picks the backend from ``settings.db`` (a file path: SQLite; a
+``postgresql://`` URL: PostgreSQL), creates or upgrades the schema, and returns a ledger ready for use.
+Nothing above this seam sees a connection, a cursor or SQL: methods take and return plain values
+(``receiver.store.records``) and rows as dicts keyed by column name.
+
+Contract for implementers (each point is checked by ``tests/receiver/store/test_ledger.py``, which runs
+against every backend through the ``ledger_factory`` fixture):
+
+- **Committed means durable.** A write method returns only after its transaction has committed in a way
+  that survives a crash of the process and of the machine (SQLite: WAL with ``synchronous=FULL``;
+  PostgreSQL: ``synchronous_commit=on``). The webhook endpoint answers 2xx on that return and on nothing
+  earlier. A failure to commit raises ``StorageUnavailable`` (answered 503, so the provider retries) and
+  leaves nothing of the call behind.
+- **One call, one transaction.** Each write method is atomic on its own: ``ingest`` stores the event, moves
+  the prediction and enqueues its handler runs together or not at all. A backend may commit several
+  callers' writes in one transaction (group commit) as long as each caller is answered after the commit
+  that holds its write, and one caller's failure does not fail the others.
+- **Idempotent where the world repeats itself.** ``ingest`` of the same (webhook-id, body) twice stores one
+  event and says ``duplicate``; a run is enqueued at most once per (prediction, terminal status, handler);
+  ``quarantine`` of the same (webhook-id, body, reason) counts instead of adding a row;
+  ``set_meta_if_absent`` keeps the first value written by any process. Idempotency comes from unique keys
+  inside the statement, never from a read followed by a write.
+- **A prediction never moves backwards** (``receiver.statuses.rank``): an event that would move it back is
+  stored with ``applied`` false. A final status is reached only through ``ingest``, which is what enqueues
+  the handler runs; ``record_submitted`` never writes a final status.
+- **Claims are exclusive across processes and machines.** ``claim_runs`` leases each due run to exactly one
+  owner (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE SKIP LOCKED``); ``renew_leases``,
+  ``finish_run`` and ``release_runs`` change a run only while the caller still holds its lease.
+- **Wake-ups.** ``runs_enqueued`` is set whenever runs become due through this ledger object (an ingest
+  that enqueued runs, a replay). A backend that can hear other processes (PostgreSQL ``LISTEN/NOTIFY``)
+  sets it for their runs too; a dispatcher also polls, so a backend that cannot is still correct.
+- **Reads** see committed data only, and never block the event loop (blocking drivers run in threads).
+- **Time** is whatever the caller passes as ``now`` (Unix seconds): backends never read a clock, so tests
+  move time by hand and every process agrees on what was written when.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import secrets
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from receiver.errors import ConfigError
+from receiver.store.records import (
+    ClaimedRun,
+    Download,
+    IngestResult,
+    LedgerStats,
+    Quarantined,
+    ReplayResult,
+    RunEnd,
+    RunSelection,
+)
+
+if TYPE_CHECKING:
+    from receiver.delivery import Delivery
+    from receiver.settings import Settings
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+CORRELATION_SECRET = "correlation_secret"
+
+
+class Ledger(abc.ABC):
+    """Everything wavehook keeps. Open with ``open_ledger``; close with ``close`` (or ``async with``)."""
+
+    def __init__(self) -> None:
+        self.runs_enqueued = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create or upgrade the schema (safe while other processes do the same) and start what writes."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish every write already accepted, then release connections; later writes are refused."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- meta and readiness ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_meta_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless a value is there already; return the value now stored."""
+
+    @abc.abstractmethod
+    async def probe_write(self, *, now: float) -> None:
+        """A real, committed write, for readiness: proves the storage, the disk and the locks accept one."""
+
+    async def correlation_secret(self) -> str:
+        """The ledger's secret behind correlation tokens, made once and shared by every process using it."""
+        return await self.get_meta(CORRELATION_SECRET) or await self.set_meta_if_absent(
+            CORRELATION_SECRET, secrets.token_urlsafe(32)
+        )
+
+    # -- the write path of a delivery ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def ingest(self, delivery: Delivery, *, now: float, handlers: Sequence[str] = ()) -> IngestResult:
+        """Store the event, move its prediction, and (when this makes it final) enqueue one run per name in
+        ``handlers``, all in one transaction. ``handlers`` is ignored unless the status is final."""
+
+    @abc.abstractmethod
+    async def quarantine(self, item: Quarantined, *, now: float) -> int:
+        """Keep a signed delivery that cannot become an event; a repeat only bumps its count. Returns its id."""
+
+    # -- handler runs ----------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_runs(
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        handlers: Sequence[str],
+        max_attempts: dict[str, int],
+        limit: int,
+    ) -> list[ClaimedRun]:
+        """Lease up to ``limit`` due runs of ``handlers`` (pending and due, or running with an expired lease),
+        oldest due first, each with a new attempt. A run taken back from a dead owner with no attempt left
+        (``max_attempts`` per handler) comes back ``exhausted``, already dead."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:
+        """Extend the leases ``owner`` still holds; returns the ids it still holds."""
+
+    @abc.abstractmethod
+    async def finish_run(self, run: ClaimedRun, end: RunEnd, *, owner: str, now: float) -> bool:
+        """Record the attempt's end and move the run; False (the run untouched) if ``owner`` lost its lease."""
+
+    @abc.abstractmethod
+    async def release_runs(self, runs: Sequence[ClaimedRun], *, owner: str, now: float) -> int:
+        """Give back runs interrupted by a shutdown: pending again at once, the attempt not counted."""
+
+    @abc.abstractmethod
+    async def replay_runs(self, selection: RunSelection, *, now: float, dry_run: bool = False) -> ReplayResult:
+        """Make the finished (dead or succeeded) runs of the selection pending with fresh attempts."""
+
+    @abc.abstractmethod
+    async def list_runs(
+        self,
+        *,
+        prediction_id: str | None = None,
+        state: str | None = None,
+        handler: str | None = None,
+        since: float | None = None,
+        before_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching every filter given, newest first; ``before_id`` is the cursor of the last one seen."""
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: int) -> dict[str, Any] | None:
+        """One run with its ``attempt_history`` (a list of attempt rows, oldest first)."""
+
+    # -- predictions -----------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def list_predictions(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
+
+    @abc.abstractmethod
+    async def count_predictions(self, *, status: str | None = None, model: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
+        """One prediction with its ``events``, ``quarantined`` deliveries, ``handler_runs`` (each with its
+        ``attempt_history``) and ``downloads``."""
+
+    @abc.abstractmethod
+    async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
+        """``status``, ``status_rank`` and ``reference`` of one prediction: the cheap read a waiter repeats."""
+
+    @abc.abstractmethod
+    async def models(self) -> list[str]:
+        """Every model the ledger has seen, sorted."""
+
+    @abc.abstractmethod
+    async def models_of(self, prediction_ids: Sequence[str]) -> dict[str, str | None]:
+        """prediction id -> its model."""
+
+    @abc.abstractmethod
+    async def open_predictions(
+        self, *, seen_before: float, seen_after: float, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Predictions without a final status, first seen (or submitted) in the window, oldest first."""
+
+    @abc.abstractmethod
+    async def stats(self, *, now: float) -> LedgerStats:
+        """Every aggregate in one consistent snapshot."""
+
+    # -- downloads -------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_download(self, download: Download, *, now: float) -> None:
+        """Record (or, for the same prediction and URL, replace) a kept output."""
+
+    @abc.abstractmethod
+    async def list_downloads(self, prediction_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def get_download(self, download_id: int) -> dict[str, Any] | None: ...
+
+    # -- dashboard sessions ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def revoke_session(self, session_id: str, *, forget_after: float, now: float) -> None:
+        """End a dashboard session before its cookie expires (logout); the row is forgotten after
+        ``forget_after``, once no cookie of that session can still be valid."""
+
+    @abc.abstractmethod
+    async def session_revoked(self, session_id: str) -> bool: ...
+
+    # -- the submitter's submissions -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def begin_submission(
+        self, *, reference: str, job_key: str | None, model: str, input_json: str, webhook_url: str | None, now: float
+    ) -> bool:
+        """Record the intent to send, before sending. False: this reference exists and did not fail."""
+
+    @abc.abstractmethod
+    async def record_submitted(
+        self, *, reference: str, prediction: dict[str, Any], resolved_by: str, now: float
+    ) -> bool:
+        """Tie ``reference`` to the provider's task and merge it into the predictions (never with a final
+        status). False, and nothing written, when another submission already owns that task."""
+
+    @abc.abstractmethod
+    async def record_submission_outcome(self, *, reference: str, state: str, error: str, now: float) -> None:
+        """Mark a submission ``unknown`` (the task may exist) or ``failed`` (none was created)."""
+
+    @abc.abstractmethod
+    async def get_submission(self, reference: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def submissions_by_job_keys(self, job_keys: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def doubtful_submissions(self, *, sent_before: float, limit: int = 500) -> list[dict[str, Any]]:
+        """Submissions whose outcome is not known (sending or unknown), sent before ``sent_before``."""
+
+    @abc.abstractmethod
+    async def owned_prediction_ids(self, prediction_ids: Sequence[str]) -> set[str]:
+        """Which of these tasks a submission or a referenced webhook already ties to one of our jobs."""
+
+    @abc.abstractmethod
+    async def prediction_with_reference(self, reference: str) -> str | None:
+        """The task a webhook carrying ``reference`` already told us about, if one did."""
+
+
+def is_postgres_url(db: str) -> bool:
+    return db.strip().lower().startswith(POSTGRES_SCHEMES)
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """The backend ``settings.db`` names, not yet opened (``open_ledger`` opens it)."""
+    if is_postgres_url(settings.db):
+        # Never echo the URL: it may carry a password.
+        raise ConfigError(
+            "WAVEHOOK_DB is a PostgreSQL URL, and the PostgreSQL ledger is not available in this version yet; "
+            "set WAVEHOOK_DB to a SQLite file path (the default is wavehook.db)"
+        )
+    from receiver.store.sqlite import SQLiteLedger
+
+    return SQLiteLedger(settings)
+
+
+async def open_ledger(settings: Settings) -> Ledger:
+    """Open the ledger ``settings.db`` names: schema created or upgraded, ready for reads and writes."""
+    ledger = ledger_for(settings)
+    await ledger.open()
+    return ledger

@@ -1,0 +1,131 @@
+"""Cold start: process start to the first accepted signed delivery, for ``wavehook serve`` and for a bare
+uvicorn + Starlette app (the same uvicorn settings), side by side in one run; medians of several runs.
+
+Serverless platforms start a process per scale-up, so this is the wait a first delivery sees. Each run starts a
+fresh process (wavehook on a fresh ledger file), sends one pre-signed delivery as soon as the port accepts a
+connection, repeats it until answered 200, and stops the process. The runs of the targets are interleaved.
+Beside it: ``wavehook --help`` and ``wavehook models`` (a command that needs no server), and the import of the
+web application alone.
+
+    .venv/bin/python scripts/bench_coldstart.py             # 7 runs of each
+    .venv/bin/python scripts/bench_coldstart.py --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from bench.deliveries import Signer
+from bench.system import free_port
+from bench.targets import PYTHON, SCRIPTS, WAVEHOOK
+
+SECRET = "whsec_Y29sZC1zdGFydC1iZW5jaG1hcmstc2VjcmV0"
+DEADLINE_SECONDS = 30.0
+
+
+def first_answer(port: int, request: bytes, started: float) -> float:
+    """Seconds from ``started`` until the server on ``port`` answers ``request`` with 200."""
+    while time.perf_counter() - started < DEADLINE_SECONDS:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(request)
+                status = conn.recv(64)
+        except OSError:
+            time.sleep(0.002)
+            continue
+        if status.startswith(b"HTTP/1.1 200"):
+            return time.perf_counter() - started
+        time.sleep(0.002)
+    raise RuntimeError(f"no 200 within {DEADLINE_SECONDS:g} s on port {port}")
+
+
+def one_start(args: Sequence[str], env: Mapping[str, str], port: int, request: bytes) -> float:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        return first_answer(port, request, started)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wavehook_start(workdir: Path, run: int, signer: Signer) -> float:
+    port = free_port()
+    env = {
+        "WAVESPEED_WEBHOOK_SECRET": SECRET,
+        "WAVEHOOK_DB": str(workdir / f"cold-{run}.db"),
+        "WAVEHOOK_MEDIA_DIR": str(workdir / "media"),
+        "WAVEHOOK_LOG_FORMAT": "json",
+    }
+    return one_start([WAVEHOOK, "serve", "--port", str(port)], env, port, signer.request()[1])
+
+
+def bare_start(_workdir: Path, _run: int, signer: Signer) -> float:
+    port = free_port()
+    env = {"PYTHONPATH": str(SCRIPTS)}
+    return one_start([PYTHON, "-m", "bench.serve", "bare", "--port", str(port)], env, port, signer.request()[1])
+
+
+def command_time(args: Sequence[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 1)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="starts of each target (default 7)")
+    parser.add_argument("--json", type=Path, help="also write the medians to this JSON file")
+    args = parser.parse_args(argv)
+    signer = Signer(SECRET)
+    starts: dict[str, Callable[[Path, int, Signer], float]] = {"wavehook serve": wavehook_start, "bare": bare_start}
+    samples: dict[str, list[float]] = {name: [] for name in starts}
+    commands = {
+        "wavehook --help": [WAVEHOOK, "--help"],
+        "wavehook models": [WAVEHOOK, "models"],
+        "import receiver.http.app": [PYTHON, "-c", "import receiver.http.app"],
+        "python -c pass": [PYTHON, "-c", "pass"],
+    }
+    for name in commands:
+        samples[name] = []
+    with tempfile.TemporaryDirectory(prefix="wavehook-coldstart-") as tmp:
+        workdir = Path(tmp)
+        for run in range(args.runs):
+            for name, start in starts.items():
+                samples[name].append(start(workdir, run, signer))
+            for name, command in commands.items():
+                samples[name].append(command_time(command))
+    medians = {name: median_ms(values) for name, values in samples.items()}
+    ratio = round(medians["wavehook serve"] / medians["bare"], 2)
+    print(f"Cold start, medians of {args.runs} runs (ms), {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}:")
+    for name, value in medians.items():
+        print(f"  {name:<26} {value:>8.1f}")
+    print(f"  wavehook serve / bare      {ratio:>8.2f}x   (target: within 1.3x)")
+    if args.json:
+        args.json.write_text(json.dumps({**medians, "ratio": ratio}, indent=2))
+    return medians
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,1 @@
+"""The commands of ``wavehook``, one module per package they drive; ``wavehook.cli`` lists them."""

@@ -1,0 +1,140 @@
+"""The receiver's commands: ``wavehook serve`` and ``wavehook verify``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from receiver.errors import ConfigError
+from wavehook.bootstrap import Bootstrap, pass_bootstrap
+
+if TYPE_CHECKING:
+    from receiver.store.ledger import Ledger
+
+
+async def _close(opening: Awaitable[Ledger]) -> None:
+    await (await opening).close()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
+@pass_bootstrap
+def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Run the webhook receiver (and, by default, the handler dispatcher)."""
+    import structlog
+    import uvicorn
+
+    from receiver.handlers.registry import load_handlers
+    from receiver.http import auth
+    from receiver.http.connections import GuardedProtocol
+    from receiver.http.file_descriptors import raise_soft_limit
+    from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
+    from receiver.signature import Verifier
+    from receiver.store.ledger import ledger_for, open_ledger
+
+    settings = boot.settings()
+    if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
+        click.echo(f"error: {refusal}", err=True)
+        sys.exit(2)
+    try:
+        Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
+        handlers = load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        if workers > 1:
+            # The ledger is created or upgraded once, here, before any worker process opens it.
+            asyncio.run(_close(open_ledger(settings)))
+        else:
+            ledger_for(settings)  # a backend that exists; the app's own start opens (and upgrades) it
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    boot.logging()
+    if warning := auth.startup_warning(settings.admin_token, host):
+        # Through the log, not click.echo: off a terminal every line the process writes is JSON.
+        structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
+    limits = settings.connections
+    max_connections = raise_soft_limit(limits.max_connections)
+    metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
+    # One process serves the app built here from what was just checked (a cold start pays for it once); worker
+    # processes each build their own from the environment.
+    app: Any = "receiver.http.app:create_app_from_env"
+    if workers == 1:
+        from receiver.http.app import serving_app
+
+        app = serving_app(settings, handlers)
+    try:
+        uvicorn.run(
+            app,
+            factory=workers > 1,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
+            log_config=None,
+            log_level=settings.log_level,
+            server_header=False,
+            http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
+            timeout_keep_alive=limits.keep_alive_seconds,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            limit_concurrency=max_connections,
+        )
+    finally:
+        remove_multiprocess(metrics_dir)
+
+
+@click.command()
+@click.argument("body_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--id", "webhook_id", required=True, help="The webhook-id header as received.")
+@click.option("--timestamp", required=True, help="The webhook-timestamp header as received.")
+@click.option("--signature", required=True, help="The webhook-signature header as received.")
+@click.option(
+    "--secret",
+    envvar="WAVESPEED_WEBHOOK_SECRET",
+    required=True,
+    help="Signing secret(s), comma-separated (default: $WAVESPEED_WEBHOOK_SECRET).",
+)
+@click.option("--tolerance", default=300, show_default=True, help="Accepted clock skew in seconds.")
+@click.option(
+    "--now",
+    type=int,
+    default=None,
+    help="Check the timestamp against this Unix time instead of the clock (to check an old, saved delivery).",
+)
+def verify(
+    body_file: Path, webhook_id: str, timestamp: str, signature: str, secret: str, tolerance: int, now: int | None
+) -> None:
+    """Check a delivery's signature; if it fails, say why and which usual mistake explains it.
+
+    BODY_FILE holds the request body exactly as received. Exits 0 when valid, 1 when not.
+    """
+    from receiver.doctor import diagnose
+
+    secrets = [s.strip() for s in secret.split(",") if s.strip()]
+    try:
+        result = diagnose(
+            secrets,
+            webhook_id,
+            timestamp,
+            signature,
+            body_file.read_bytes(),
+            tolerance_seconds=tolerance,
+            clock=None if now is None else (lambda: float(now)),
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
+    if result.valid:
+        click.echo("valid: the signature matches the body under the given secret")
+        return
+    click.echo(f"invalid ({result.reason}): {result.message}")
+    for hint in result.hints:
+        click.echo(f"  - {hint}")
+    sys.exit(1)

@@ -1,0 +1,300 @@
+"""The submitter's commands: models, submit, batch, status, list, secret, reconcile.
+
+Exit codes: 0 done; 1 the provider refused or failed (or, with ``--wait``, the prediction failed); 2 invalid
+inputs or usage, nothing sent; 3 the submit's outcome is unknown (recorded; ``reconcile`` resolves it);
+4 ``--wait`` gave up before a final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from receiver.errors import ConfigError
+from submitter import render
+from submitter.batch import read_jobs
+from submitter.catalog import get_model
+from submitter.errors import AmbiguousSubmit, BatchError, SubmitterError, ValidationError, WaitTimeout
+from submitter.validation import validate
+from wavehook.bootstrap import Bootstrap
+from wavehook.durations import parse_duration
+
+if TYPE_CHECKING:
+    from receiver.settings import Secret, Settings
+    from submitter.service import AsyncSubmitter
+
+T = TypeVar("T")
+
+
+def _settings(*, logging: bool = True) -> Settings:
+    boot = click.get_current_context().ensure_object(Bootstrap)
+    return boot.logging() if logging else boot.settings()
+
+
+def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> T:
+    """Run ``work`` with an open AsyncSubmitter; submitter errors become a message and an exit code."""
+    from submitter.service import AsyncSubmitter
+
+    async def main() -> T:
+        sub = await AsyncSubmitter.open(settings)
+        async with sub:
+            return await work(sub)
+
+    try:
+        return asyncio.run(main())
+    except (ValidationError, BatchError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except AmbiguousSubmit as exc:
+        click.echo(f"unknown outcome: {exc}", err=True)
+        sys.exit(3)
+    except WaitTimeout as exc:
+        click.echo(f"gave up waiting: {exc}", err=True)
+        sys.exit(4)
+    except SubmitterError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ConfigError as exc:  # e.g. a handler module that cannot be imported
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def parse_params(model: str, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; a key given several times becomes a list. Values of a model outside the catalog
+    are read as JSON when they parse as JSON (``5``, ``true``, ``["a"]``), else as text."""
+    collected: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-p")
+        collected.setdefault(key.strip(), []).append(value if get_model(model) else _json_or_text(value))
+    return {key: values[0] if len(values) == 1 else values for key, values in collected.items()}
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--json", "as_json", is_flag=True, help="The catalog as JSON.")
+def models(model: str | None, as_json: bool) -> None:
+    """List the catalogued models, or one MODEL's inputs with their ranges and defaults."""
+    import dataclasses
+
+    from submitter.catalog import MODELS
+
+    if model is None:
+        if as_json:
+            _echo_json([dataclasses.asdict(spec) for spec in MODELS.values()])
+        else:
+            click.echo(render.models())
+        return
+    spec = get_model(model)
+    if spec is None:
+        raise click.ClickException(
+            f"{model} is not in the catalog: it can still be submitted, without local validation "
+            f"(catalogued: {', '.join(MODELS)})"
+        )
+    click.echo(json.dumps(dataclasses.asdict(spec), indent=2) if as_json else render.model(spec))
+
+
+@click.command()
+@click.argument("model")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="An input; repeat a key for a list.")
+@click.option("--wait", is_flag=True, help="Wait for the final status (on the ledger, where the webhook lands).")
+@click.option("--timeout", default="1h", show_default=True, help="With --wait: give up after this long.")
+@click.option("--fallback-after", help="With --wait: ask the provider after this long without a webhook.")
+@click.option("--json", "as_json", is_flag=True, help="Print the submission (and the final prediction) as JSON.")
+@click.option("--allow-extra", is_flag=True, help="Send inputs the model's page does not list (default: refuse them).")
+def submit(
+    model: str,
+    params: tuple[str, ...],
+    wait: bool,
+    timeout: str,
+    fallback_after: str | None,
+    as_json: bool,
+    allow_extra: bool,
+) -> None:
+    """Submit one job to MODEL with its webhook attached: -p prompt='a fox' -p duration=5."""
+    inputs = parse_params(model, params)
+    deadline = parse_duration(timeout)
+    fallback = parse_duration(fallback_after) if fallback_after else None
+    settings = _settings()
+    extra = allow_extra or settings.submit.allow_extra_inputs
+    try:
+        # before touching anything
+        validate(model, inputs, from_strings=True, allow_local_paths=True, allow_extra=extra)
+    except ValidationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    async def work(sub: AsyncSubmitter) -> tuple[Any, dict[str, Any] | None]:
+        result = await sub.submit(model, inputs, from_strings=True, allow_extra=extra)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if not as_json:
+            click.echo(render.submission(result))
+        final = None
+        if wait and result.prediction_id:
+            final = await sub.wait(result.prediction_id, deadline=deadline, fallback_after=fallback)
+        return result, final
+
+    result, final = _run(settings, work)
+    if as_json:
+        _echo_json({"submission": result.as_dict(), "prediction": final})
+    elif final is not None:
+        click.echo(render.prediction(final))
+    if final is not None and final.get("status") != "completed":
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], None]]:
+    if not enabled:
+        yield lambda _job, _result: None
+        return
+    with click.progressbar(length=total, label="submitting", file=sys.stderr, show_pos=True) as bar:
+        yield lambda _job, _result: bar.update(1)
+
+
+def _limits(raw: tuple[str, ...]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for item in raw:
+        model, _, number = item.rpartition("=")
+        if not model or not number.isdigit() or int(number) < 1:
+            raise click.BadParameter(f"{item!r} is not MODEL=N with N ≥ 1", param_hint="--model-limit")
+        limits[model] = int(number)
+    return limits
+
+
+@click.command()
+@click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 256), help="Jobs in flight.")
+@click.option("--per-model", type=click.IntRange(1, 256), help="Jobs in flight per model (default: --concurrency).")
+@click.option("--model-limit", multiple=True, metavar="MODEL=N", help="Jobs in flight for one model; repeatable.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--allow-extra", is_flag=True, help="Send inputs the models' pages do not list (default: refuse them).")
+def batch(
+    jobs_file: Path,
+    concurrency: int,
+    per_model: int | None,
+    model_limit: tuple[str, ...],
+    progress: bool,
+    as_json: bool,
+    allow_extra: bool,
+) -> None:
+    """Submit every job of a JSON Lines file ({"model": …, "input": {…}, "key": optional}); re-running it
+    sends only what was never sent."""
+    limits = _limits(model_limit)
+    settings = _settings()
+    try:
+        jobs = read_jobs(jobs_file.read_text(encoding="utf-8").splitlines())
+    except BatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    async def work(sub: AsyncSubmitter) -> Any:
+        with _progress(len(jobs), progress and not as_json) as tick:
+            return await sub.batch(
+                jobs,
+                concurrency=concurrency,
+                per_model=per_model,
+                model_limits=limits,
+                on_result=tick,
+                allow_extra=allow_extra or None,
+            )
+
+    summary = _run(settings, work)
+    click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else render.batch(summary))
+    if summary.failed or summary.unknown:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("prediction_id")
+@click.option("--json", "as_json", is_flag=True, help="The ledger's record as JSON.")
+def status(prediction_id: str, as_json: bool) -> None:
+    """Show one prediction from the ledger (events, handler runs); the provider is asked if it is not there."""
+
+    async def work(sub: AsyncSubmitter) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        row = await sub.status(prediction_id)
+        return row, (await sub.client.result(prediction_id) if row is None else None)
+
+    row, remote = _run(_settings(), work)
+    if row is None:
+        click.echo(f"{prediction_id} is not in the ledger; the provider says:", err=True)
+        _echo_json(remote)
+        return
+    click.echo(json.dumps(row, indent=2, default=str) if as_json else render.prediction(row))
+
+
+@click.command("list")
+@click.option("--status", "status_", help="Only predictions with this status.")
+@click.option("--model", help="Only predictions of this model.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_predictions(status_: str | None, model: str | None, limit: int, as_json: bool) -> None:
+    """List predictions in the ledger, most recently updated first."""
+    from receiver.store.ledger import open_ledger
+
+    settings = _settings(logging=False)
+
+    async def read() -> list[dict[str, Any]]:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.list_predictions(status=status_, model=model, limit=limit)
+
+    rows = asyncio.run(read())
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+    else:
+        click.echo(render.predictions(rows))
+
+
+@click.command()
+def secret() -> None:
+    """Fetch the account's webhook signing secret (export it as WAVESPEED_WEBHOOK_SECRET)."""
+    from submitter.client import AsyncProviderClient
+
+    settings = _settings()
+
+    async def fetch() -> Secret:
+        async with AsyncProviderClient.from_settings(settings) as client:
+            return await client.webhook_secret()
+
+    try:
+        value = asyncio.run(fetch())
+    except SubmitterError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(value.reveal())
+    click.echo("export it as WAVESPEED_WEBHOOK_SECRET for `wavehook serve`", err=True)
+
+
+@click.command()
+@click.option("--older-than", help="Only predictions open for longer (90, 30s, 10m, 2h; default from settings).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def reconcile(older_than: str | None, as_json: bool) -> None:
+    """Fetch predictions still open from the provider and ingest them like webhooks; resolve doubtful submits."""
+    seconds = parse_duration(older_than) if older_than else None
+    counts = _run(_settings(), lambda sub: sub.reconcile(older_than=seconds))
+    click.echo(json.dumps(counts.as_dict()) if as_json else render.reconcile(counts))
+
+
+COMMANDS = (models, submit, batch, status, list_predictions, secret, reconcile)
