@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sandbox import apifaults, inputs
-from sandbox.envelope import BadApiKey, InvalidRequest, ServerFault, TooManyRequests, UnknownResource, ok
+from sandbox.envelope import BadApiKey, InvalidRequest, UnknownResource, ok
 from sandbox.faults import HEADER, FaultError, FaultPlan, parse_plan
-from sandbox.gateway import PLAN_KEY
+from sandbox.gateway import add_faults
 from sandbox.runtime import Sandbox
 from sandbox.tasks import Task
 
@@ -78,8 +78,8 @@ def _webhook(request: Request) -> str | None:
 
 
 def _requested_faults(request: Request, payload: dict[str, Any]) -> FaultPlan | None:
-    """The task faults of the header and the prompt (None: roll them); the prompt's API faults are applied
-    here (a 429 or 5xx at once; a held or dropped answer through the gateway)."""
+    """The task faults of the header and the prompt (None: roll them); the prompt's API faults go to the gateway,
+    which applies them as it does a header's (a 429 or 5xx stops the submit here, before anything is created)."""
     sandbox = sandbox_of(request)
     _api, task_parts, exempt = apifaults.split(request.headers.get(HEADER, ""))
     prompt = payload.get("prompt")
@@ -87,12 +87,7 @@ def _requested_faults(request: Request, payload: dict[str, Any]) -> FaultPlan | 
     prompt_api, prompt_task, _ = apifaults.split(",".join(prompt_specs))
     try:
         if prompt_api:
-            plan = sandbox.parse_api_plan(prompt_api, source="prompt marker [sandbox:…]")
-            if plan.rate_limit is not None:
-                raise TooManyRequests(plan.rate_limit)
-            if plan.server_error is not None:
-                raise ServerFault(plan.server_error)
-            request.scope[PLAN_KEY] = request.scope.get(PLAN_KEY, apifaults.ApiPlan()).merge(plan)
+            add_faults(request.scope, sandbox.parse_api_plan(prompt_api, source="prompt marker [sandbox:…]"))
         spec = ",".join(task_parts + prompt_task)
         if not spec and not exempt:
             return None

@@ -4,7 +4,8 @@ otherwise rolled from the run's rates (``--api-faults``); ``X-Sandbox-Faults: no
 The header may name task faults (``sandbox.faults``) and API faults together: ``duplicate, drop_answer``.
 ``rate_limit`` and ``server_error`` answer before the request is handled (nothing is created);
 ``answer_timeout`` and ``drop_answer`` let it be handled (a submit creates its task), then hold the answer or
-close the connection without one. A submit's prompt marker (``[sandbox:drop_answer]``) works as well.
+close the connection without one. A submit's prompt marker (``[sandbox:drop_answer]``) works as well: the
+gateway (``sandbox.gateway``) applies and logs every API fault, whichever way it was asked for.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The API's front door: every ``/api/…`` request gets its API faults (``sandbox.apifaults``) applied and is
 recorded in the request log (``GET /_sandbox/requests``, JSON lines in ``--request-log``).
 
+The gateway is the one place that applies API faults, whichever way they were asked for: it chooses a
+request's plan at the door (its header, else the run's rates) and keeps it in the scope; a route that finds
+more inside the request (a submit's prompt markers) adds them with ``add_faults``, and the gateway answers
+them, and logs them, exactly as if it had found them at the door.
+
 A record has ``seq``, ``at`` (Unix seconds), ``method``, ``path`` (no query string: a webhook URL carries its
 job's token), ``fingerprint`` (a digest of method, path and query: a submission's retries share it, as its
 webhook URL is its own), ``client`` (``X-Client-Name``), ``faults``, ``outcome`` (answered | rate_limited |
@@ -34,6 +39,20 @@ SERVER_SEND_KEY = "sandbox.server_send"  # the server's own send callable (see s
 DISCONNECT_WAIT = 5.0
 
 
+class EarlyFault(Exception):
+    """Not an error: raised by ``add_faults`` when a request now has a fault answered before it is handled, to
+    stop its route so that the gateway answers the fault."""
+
+
+def add_faults(scope: Scope, plan: ApiPlan) -> None:
+    """Add the API faults a route found inside its request to those chosen at the door. A rate limit or server
+    error stops the route at once (raises EarlyFault): nothing is handled, and the gateway answers the fault."""
+    merged = scope.get(PLAN_KEY, ApiPlan()).merge(plan)
+    scope[PLAN_KEY] = merged
+    if merged.early:
+        raise EarlyFault
+
+
 class Gateway:
     """Pure ASGI middleware in front of the API routes."""
 
@@ -60,6 +79,16 @@ class Gateway:
             await error_response(InvalidRequest(str(exc)))(scope, receive, send)
             self._record(sandbox, record, plan, "answered", 400, started)
             return
+        answer_parts: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            answer_parts.append(message)
+
+        if not plan.early:
+            scope[PLAN_KEY] = plan
+            with contextlib.suppress(EarlyFault):  # the route added one; it sent nothing
+                await self.app(scope, receive, capture)
+            plan = scope[PLAN_KEY]
         if plan.early:
             error = (
                 TooManyRequests(plan.rate_limit)
@@ -71,14 +100,6 @@ class Gateway:
             record["retry_after"] = error.headers.get("Retry-After")
             self._record(sandbox, record, plan, outcome, error.status, started)
             return
-        scope[PLAN_KEY] = plan
-        answer_parts: list[Message] = []
-
-        async def capture(message: Message) -> None:
-            answer_parts.append(message)
-
-        await self.app(scope, receive, capture)
-        plan = scope[PLAN_KEY]
         status: int | None = answer_parts[0]["status"] if answer_parts else None
         record["task_id"] = _task_id(scope, answer_parts)
         if plan.drop_answer:

@@ -121,3 +121,61 @@ def test_rates_are_seeded_and_none_exempts_a_request(sandbox_factory: Callable[.
     assert refused.proc is not None
     assert refused.proc.wait(30) == 2
     assert "add up to 1.3" in refused.log()
+
+
+# (fault, the --api-faults rate that rolls it on every request, --answer-hold, the client's timeout, the outcome)
+ASKED_ALIKE = [
+    ("rate_limit", "rate_limit=1", 120, 10, "rate_limited"),
+    ("server_error", "server_error=1", 120, 10, "server_error"),
+    ("answer_timeout", "timeout=1", 0.3, 10, "held"),
+    ("answer_timeout", "timeout=1", 30, 0.5, "hung_up"),
+    ("drop_answer", "drop_answer=1", 120, 10, "dropped"),
+]
+
+
+def answer(sandbox: Process, faults: str | None, prompt: str, timeout: float) -> tuple[int, str | None] | str:
+    """What the client got: (status, Retry-After), or how it got nothing."""
+    try:
+        response = submit(sandbox, faults, timeout=timeout, prompt=prompt)
+    except httpx.ReadTimeout:
+        return "timed out"
+    except httpx.RemoteProtocolError:
+        return "disconnected"
+    return response.status_code, response.headers.get("retry-after")
+
+
+@pytest.mark.parametrize(
+    ("fault", "rate", "hold", "client_timeout", "outcome"), ASKED_ALIKE, ids=[case[-1] for case in ASKED_ALIKE]
+)
+def test_a_fault_is_answered_and_logged_alike_whichever_way_it_is_asked_for(
+    sandbox_factory: Callable[..., Process],
+    tmp_path: Path,
+    fault: str,
+    rate: str,
+    hold: float,
+    client_timeout: float,
+    outcome: str,
+) -> None:
+    """The same API fault rolled from --api-faults, named in X-Sandbox-Faults, or named by a prompt marker (the
+    header saying `none`, so that no rate adds to it) gets the same answer and the same request log record:
+    outcome, status, faults, Retry-After and whether a task was created, in GET /_sandbox/requests and in
+    --request-log."""
+    log_file = tmp_path / "requests.jsonl"
+    sandbox = sandbox_factory(api_faults=rate, seed=3, retry_after=2, answer_hold=hold, request_log=log_file)
+    answers = [answer(sandbox, None, "a fox", client_timeout)]
+    (rolled,) = wait_for(lambda: (found := requests_log(sandbox)) and found, timeout=10, what="the rolled request")
+    # A rolled server_error picks its status: the header and the marker name the same one.
+    spec = f"server_error={rolled['http_status']}" if fault == "server_error" else fault
+    answers.append(answer(sandbox, spec, "a fox", client_timeout))
+    answers.append(answer(sandbox, "none", f"a fox [sandbox:{spec}]", client_timeout))
+    records = wait_for(lambda: len(found := requests_log(sandbox)) == 3 and found, timeout=10, what="3 records")
+    logged = [
+        (r["outcome"], r["http_status"], r["faults"], r["retry_after"], r["task_id"] is not None) for r in records
+    ]
+    created = outcome not in {"rate_limited", "server_error"}
+    assert logged[0][:3] == (outcome, rolled["http_status"], [fault])
+    assert logged[0][3:] == (("2", False) if fault == "rate_limit" else (None, created))
+    assert logged == [logged[0]] * 3, "asked by rate, by header, by prompt marker"
+    assert answers == [answers[0]] * 3, "asked by rate, by header, by prompt marker"
+    assert tasks(sandbox) == (3 if created else 0)
+    assert [json.loads(line) for line in log_file.read_text().splitlines()] == records

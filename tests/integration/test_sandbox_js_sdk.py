@@ -247,8 +247,11 @@ def test_sdk_never_resends_a_submit_that_met_an_api_fault(
     assert "HTTP 503" in unavailable_
     assert "may already have been created" in dropped
     records = requests_log(sandbox)
-    assert [(r["method"], r["http_status"]) for r in records] == [("POST", 429), ("POST", 503), ("POST", None)]
-    assert records[2]["outcome"] == "dropped"
+    assert [(r["method"], r["outcome"], r["http_status"], r["faults"], r["retry_after"]) for r in records] == [
+        ("POST", "rate_limited", 429, ["rate_limit"], "1"),
+        ("POST", "server_error", 503, ["server_error"], None),
+        ("POST", "dropped", None, ["drop_answer"], None),
+    ]
     assert task_count(sandbox) == 1
     assert task(sandbox, records[2]["task_id"])["id"] == records[2]["task_id"]
 
