@@ -14,7 +14,8 @@ DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 DEFAULT_MAX_BODY = 1024 * 1024
 SECRET_HELP = (
     "WAVESPEED_WEBHOOK_SECRET is not set, and webhooks that cannot be verified are never accepted.\n"
-    "Get your account's signing secret (it starts with whsec_) from the provider's GET /api/v3/webhook/secret:\n"
+    "Get your account's signing secret (it starts with whsec_) with `wavehook secret` (WAVESPEED_API_KEY set),\n"
+    "or from the provider's GET /api/v3/webhook/secret:\n"
     f'  curl -s -H "Authorization: Bearer $WAVESPEED_API_KEY" {DEFAULT_BASE_URL}/api/v3/webhook/secret\n'
     "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )

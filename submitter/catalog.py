@@ -8,6 +8,7 @@ submitted, without local validation.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal
@@ -176,4 +177,11 @@ def get_model(model_id: str) -> ModelSpec | None:
     return MODELS.get(model_id)
 
 
-__all__ = ["MODELS", "InputSpec", "ModelSpec", "get_model"]
+def not_catalogued(model_id: str) -> str:
+    """What to say of a model id outside the catalog, with the catalogued id it is closest to (a typo?)."""
+    close = difflib.get_close_matches(model_id, list(MODELS), n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{model_id} is not in the catalog{hint}"
+
+
+__all__ = ["MODELS", "InputSpec", "ModelSpec", "get_model", "not_catalogued"]

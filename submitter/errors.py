@@ -6,6 +6,7 @@ WavehookError (receiver.errors)
     ├── UploadError             a local file given as an image cannot be uploaded (missing, type, size)
     ├── NotConfigured           a setting the operation needs is missing (API key, public URL)
     ├── BatchError              the batch file has problems (.problems: each, by line); nothing was sent
+    ├── AmbiguousId             a shortened prediction id that several predictions' ids start with
     ├── WaitTimeout             no final status within the time allowed; the prediction goes on
     ├── NotCreated              a doubtful submit was looked up: no task was created, so it may be sent again
     └── ProviderError           the provider answered with an error, or could not be reached
@@ -50,6 +51,10 @@ class BatchError(SubmitterError):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{len(problems)} problem(s) in the batch, nothing was sent:\n{lines}")
+
+
+class AmbiguousId(SubmitterError):
+    """A shortened prediction id that more than one prediction's id starts with."""
 
 
 class WaitTimeout(SubmitterError):

@@ -64,7 +64,9 @@ class ReconcileCounts:
 
     ``missed``: a final status found at the provider that no webhook had brought (ingested now);
     ``progressed``: a non-final status moved on; ``open``: still running; ``gone``: the provider no longer
-    knows the task; ``resolved``/``not_created``/``still_unknown``: doubtful submits looked up.
+    knows the task; ``resolved``/``not_created``/``still_unknown``: doubtful submits looked up;
+    ``too_recent``: doubtful submits sent too recently to look up yet (counted in ``still_unknown`` too), whose
+    request may still be on its way.
     """
 
     checked: int = 0
@@ -76,6 +78,7 @@ class ReconcileCounts:
     resolved: int = 0
     not_created: int = 0
     still_unknown: int = 0
+    too_recent: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -55,6 +55,10 @@ async def reconcile_once(
             continue
         field = {"submitted": "resolved", "failed": "not_created", "unknown": "still_unknown"}[found.outcome]
         setattr(counts, field, getattr(counts, field) + 1)
+    # Those sent within the window (a batch interrupted just now) are unknown too: say so rather than 0.
+    recent = await ingestor.ledger.doubtful_submissions(sent_before=now + 1, limit=limit)
+    counts.too_recent = max(len(recent) - len(doubtful), 0)
+    counts.still_unknown += counts.too_recent
     rows = await ingestor.ledger.open_predictions(
         seen_before=now - older_than, seen_after=now - PROVIDER_RETENTION_SECONDS, limit=limit
     )

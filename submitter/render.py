@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,12 +50,54 @@ def _value(value: Any) -> str:
 when = utc_text
 
 
+PROMPT_SHOWN = 40
+
+
+def prompt_start(row: dict[str, Any]) -> str:
+    """The start of the prediction's prompt, on one line; ``-`` without one."""
+    inputs = row.get("input")
+    if isinstance(inputs, str):
+        try:
+            inputs = json.loads(inputs)
+        except ValueError:
+            inputs = None
+    prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "-"
+    text = " ".join(prompt.split())
+    return text if len(text) <= PROMPT_SHOWN else text[: PROMPT_SHOWN - 1] + "…"
+
+
 def predictions(rows: Sequence[dict[str, Any]]) -> str:
     body = [
-        (r["id"], r.get("status") or "-", r.get("model") or "-", when(r.get("submitted_at")), when(r.get("updated_at")))
+        (
+            r["id"],
+            r.get("status") or "-",
+            r.get("model") or "-",
+            prompt_start(r),
+            when(r.get("submitted_at")),
+            when(r.get("updated_at")),
+        )
         for r in rows
     ]
-    return table(("id", "status", "model", "submitted (UTC)", "updated (UTC)"), body)
+    return table(("id", "status", "model", "prompt", "submitted (UTC)", "updated (UTC)"), body)
+
+
+def outcomes(rows: Sequence[dict[str, Any]], open_ids: Sequence[str]) -> str:
+    """A batch's end: each job's final status and where its output is (the kept copy, else the provider's URL),
+    or its error; then the ones still open."""
+    body = []
+    for row in rows:
+        kept = [d.get("location") or d["path"] for d in row.get("downloads") or []]
+        where = kept[0] if kept else (row.get("outputs") or ["-"])[0]
+        body.append((row["id"], row.get("status") or "-", row.get("error") or where))
+    counts = {status: sum(1 for r in rows if r.get("status") == status) for status in ("completed", "failed")}
+    other = len(rows) - sum(counts.values())
+    head = f"{counts['completed']} completed, {counts['failed']} failed" + (f", {other} other" if other else "")
+    head += f", {len(open_ids)} still open" if open_ids else ""
+    lines = [head, table(("prediction", "status", "output (or error)"), body)]
+    lines += [f"still open: {prediction_id}" for prediction_id in open_ids]
+    return "\n".join(lines)
 
 
 def prediction(row: dict[str, Any]) -> str:
@@ -104,4 +147,10 @@ def reconcile(counts: ReconcileCounts) -> str:
         f"checked {counts.checked}: {counts.missed} missed webhook(s) ingested, {counts.progressed} progressed, "
         f"{counts.open} still open, {counts.gone} gone, {counts.errors} error(s); doubtful submits: "
         f"{counts.resolved} found, {counts.not_created} not created, {counts.still_unknown} still unknown"
+        + (
+            f" ({counts.too_recent} sent too recently to look up: their request may still be under way; run "
+            "reconcile again once the provider timeouts have passed, 70 s by default)"
+            if counts.too_recent
+            else ""
+        )
     )

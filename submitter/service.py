@@ -26,10 +26,11 @@ from submitter import batch as batches
 from submitter import reconcile as reconciling
 from submitter import resolve, uploads
 from submitter.callback import new_reference, webhook_url
-from submitter.catalog import get_model
+from submitter.catalog import get_model, not_catalogued
 from submitter.client import KEY_HELP, AsyncProviderClient
-from submitter.errors import AmbiguousSubmit, NotConfigured, NotCreated, ProviderError, SubmitterError
+from submitter.errors import AmbiguousId, AmbiguousSubmit, NotConfigured, NotCreated, ProviderError, SubmitterError
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
+from submitter.refusals import RefusalWatch, receiver_summary
 from submitter.validation import unknown_inputs, validate
 from submitter.wait import wait_final
 
@@ -120,7 +121,7 @@ class AsyncSubmitter:
         """
         warnings: tuple[str, ...] = ()
         if get_model(model) is None:
-            warnings = (f"{model} is not in the catalog: its inputs are sent without local validation",)
+            warnings = (f"{not_catalogued(model)}: its inputs are sent without local validation",)
             logger.warning("model_not_catalogued", model=model)
         extra = self.allows_extra(allow_extra)
         if extra:
@@ -235,16 +236,47 @@ class AsyncSubmitter:
         )
 
     async def wait(
-        self, prediction_id: str, *, deadline: float = 3600.0, fallback_after: float | None = None
+        self,
+        prediction_id: str,
+        *,
+        deadline: float = 3600.0,
+        fallback_after: float | None = None,
+        on_refusal: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook."""
+        """The ledger row once final; the provider is asked only after ``fallback_after`` without a webhook.
+
+        ``on_refusal`` is told, once each, of deliveries of this job the receiver refused while waiting.
+        """
         after = self.settings.submit.wait_fallback_seconds if fallback_after is None else fallback_after
+        watch = None
+        if on_refusal is not None:
+            summary = receiver_summary(self.settings)
+            watch = RefusalWatch(self.ledger, prediction_id, since=self.clock() - self._window, summary=summary)
         return await wait_final(
-            self.ingestor, self.client, prediction_id, deadline=deadline, fallback_after=after, sleep=self.sleep
+            self.ingestor,
+            self.client,
+            prediction_id,
+            deadline=deadline,
+            fallback_after=after,
+            sleep=self.sleep,
+            refusals=watch,
+            notify=on_refusal or (lambda _text: None),
         )
 
     async def status(self, prediction_id: str) -> dict[str, Any] | None:
-        return await self.ledger.get_prediction(prediction_id)
+        """The ledger's record of ``prediction_id``, or of the one prediction whose id starts with it (the
+        shortened ids of ``runs`` and the dashboard, with or without their trailing ``…``).
+
+        ``AmbiguousId`` when several do."""
+        found = await self.ledger.get_prediction(prediction_id)
+        prefix = prediction_id.rstrip("…").strip()
+        if found is not None or not prefix:
+            return found
+        candidates = await self.ledger.ids_starting(prefix, limit=6)
+        if len(candidates) > 1:
+            shown = ", ".join(candidates[:5]) + (", …" if len(candidates) > 5 else "")
+            raise AmbiguousId(f"{prediction_id} is the start of several prediction ids ({shown}): give more of it")
+        return await self.ledger.get_prediction(candidates[0]) if candidates else None
 
     async def submission(self, reference: str) -> dict[str, Any] | None:
         return await self.ledger.get_submission(reference)

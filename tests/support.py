@@ -9,8 +9,10 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -139,3 +141,16 @@ def running(process: Process, health_url: str, *, timeout: float = 30.0) -> Iter
         yield process
     finally:
         process.stop()
+
+
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[str]:
+    """Run ``server`` (bound to a loopback port) in a thread; its base URL meanwhile; shut down afterwards."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping
+from typing import TextIO, cast
 
 import click
 
 from receiver.errors import ConfigError
 from receiver.settings import Settings
+from wavehook.terminal import HoldableStream
 
 
 @dataclasses.dataclass
 class Bootstrap:
     environ: Mapping[str, str] = dataclasses.field(default_factory=lambda: os.environ)
+    level: str | None = None  # --quiet (warning) or --verbose (debug) over WAVEHOOK_LOG_LEVEL
+    # Where log lines go: stderr, held back while a progress bar is drawn on it.
+    log_stream: HoldableStream = dataclasses.field(default_factory=lambda: HoldableStream(sys.stderr))
     _settings: Settings | None = None
     _logging: bool = False
 
@@ -35,7 +41,8 @@ class Bootstrap:
         if not self._logging:
             from receiver import logs
 
-            logs.configure(log_format=settings.log_format, level=settings.log_level)
+            level = self.level or settings.log_level
+            logs.configure(log_format=settings.log_format, level=level, stream=cast(TextIO, self.log_stream))
             self._logging = True
         return settings
 

@@ -13,6 +13,7 @@ import importlib
 import click
 
 from wavehook.bootstrap import Bootstrap
+from wavehook.environment import with_environment
 
 # name -> (where the command lives, the start of its help), in the order ``--help`` lists them
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": (
         "wavehook.commands.receiver:verify",
         "Check a delivery's signature; if it fails, say why and which usual mistake explains it.",
+    ),
+    "doctor": (
+        "wavehook.commands.doctor:doctor",
+        "Check a deployment end to end (secret, clock, public URL, a signed round trip, ledger, handlers).",
     ),
     "replay": (
         "wavehook.commands.dispatch:replay",
@@ -43,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "batch": (
         "wavehook.commands.submitter:batch",
-        "Submit every job of a JSON Lines file …",
+        "Submit every job of a JSON Lines file; a re-run sends only what was never sent.",
     ),
     "status": (
         "wavehook.commands.submitter:status",
@@ -76,7 +81,7 @@ def load_command(name: str) -> click.Command:
     module, _, attribute = COMMANDS[name][0].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     assert isinstance(command, click.Command)
-    return command
+    return with_environment(name, command)
 
 
 class LazyGroup(click.Group):
@@ -95,7 +100,11 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wavehook")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors (over WAVEHOOK_LOG_LEVEL).")
+@click.option("-v", "--verbose", is_flag=True, help="Log everything, debug lines too (over WAVEHOOK_LOG_LEVEL).")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Event-driven WaveSpeedAI jobs: signed webhooks, recorded once, dispatched to handlers."""
-    ctx.obj = Bootstrap()
+    if quiet and verbose:
+        raise click.UsageError("give --quiet or --verbose, not both")
+    ctx.obj = Bootstrap(level="warning" if quiet else "debug" if verbose else None)

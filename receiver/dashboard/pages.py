@@ -107,6 +107,7 @@ async def _index_sections(request: Request) -> tuple[dict[str, str], dict[str, A
         "total": data["total"],
         "next_cursor": cursor_after(rows[-1]) if data["more"] else None,
         "models": data["models"],
+        "refused": state.refusals.panel(),
     }
     sections = {
         "summary": render("_summary.html", **context),

@@ -31,7 +31,7 @@ from receiver.dispatch.backoff import backoff_delay
 from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
-from receiver.handlers.context import Context, Resolver, system_resolve
+from receiver.handlers.context import Context, Resolver, StoredOutput, system_resolve
 from receiver.handlers.errors import GiveUp, RetryLater
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
@@ -212,6 +212,7 @@ class Dispatcher:
                 handlers=names,
                 max_attempts=attempts,
                 limit=limit,
+                after=self.handlers.after,
             )
         except StorageUnavailable as exc:
             logger.warning("dispatch_claim_failed", error=exc.message)
@@ -243,6 +244,7 @@ class Dispatcher:
             http=await self.client(),
             resolve=self.resolve,
             clock=self.clock,
+            downloads=tuple(StoredOutput.from_row(row) for row in run.downloads),
             _ledger=self.ledger,
         )
         started = time.perf_counter()

@@ -2,8 +2,9 @@
 
 This is the whole API a handler gets, on purpose narrow: it logs through ``logger`` (bound to the run),
 reads ``settings``, calls out through ``http`` (the process's one long-lived client), checks addresses
-with ``resolve``, reads the time with ``clock``, knows which ``attempt`` of ``max_attempts`` this is, and
-records or reads the outputs kept for its own prediction. It never holds a database connection: a slow
+with ``resolve``, reads the time with ``clock``, knows which ``attempt`` of ``max_attempts`` this is, sees
+the outputs kept for its own prediction (``downloads``: complete once the handlers it runs ``after=`` have
+succeeded) and records new ones. It never holds a database connection: a slow
 handler cannot stall anyone else's commit.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from receiver.store.records import Download
@@ -34,6 +35,27 @@ async def system_resolve(host: str, port: int) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StoredOutput:
+    """One output of the prediction kept by ``download_outputs``: the provider's ``url`` (deleted after 7
+    days), where the copy is (``location``: a local path, or an object URL), its ``size`` in bytes and
+    ``sha256``."""
+
+    url: str
+    location: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredOutput:
+        location = row.get("location") or row["path"]
+        return cls(str(row["url"]), str(location), int(row["size"]), str(row["sha256"]), row.get("content_type"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "location": self.location, "size": self.size, "sha256": self.sha256}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Context:
     """The run a handler is called for, and the shared resources it may use."""
 
@@ -48,6 +70,8 @@ class Context:
     resolve: Resolver
     clock: Callable[[], float]
     _ledger: Ledger = dataclasses.field(repr=False)
+    # The prediction's kept outputs when the run was claimed; empty when nothing was stored.
+    downloads: tuple[StoredOutput, ...] = ()
 
     @property
     def last_attempt(self) -> bool:
@@ -59,7 +83,3 @@ class Context:
         """Record an output of this run's prediction kept at ``path`` (replacing an earlier copy of ``url``)."""
         download = Download(self.prediction_id, url, path, size, sha256, content_type)
         await self._ledger.record_download(download, now=self.clock())
-
-    async def downloads(self) -> list[dict[str, Any]]:
-        """The outputs of this run's prediction kept so far: ``url``, ``path``, ``size``, ``sha256``, …"""
-        return await self._ledger.list_downloads(self.prediction_id)

@@ -7,14 +7,19 @@ register into it at import time, and start-up turns it into an immutable ``Handl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import structlog
+
 from receiver.handlers.errors import HandlerConfigError
+from receiver.handlers.modules import import_handler_module
 from receiver.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +37,7 @@ class Handler:
     max_attempts: int | None = None
     enabled: Callable[[Settings], bool] | None = None  # None: always on
     is_async: bool = False
+    after: tuple[str, ...] = ()  # handlers whose runs for the same outcome must succeed first
 
     def matches(self, model: str | None, status: str) -> bool:
         if self.statuses is not None and status not in self.statuses:
@@ -45,6 +51,8 @@ class Handlers:
     def __init__(self, handlers: Iterable[Handler]) -> None:
         self._by_name = {handler.name: handler for handler in handlers}
         self.names = tuple(sorted(self._by_name))
+        # handler -> the handlers it runs after, for the dispatcher's claims
+        self.after = {name: handler.after for name, handler in self._by_name.items() if handler.after}
 
     def route(self, model: str | None, status: str) -> tuple[str, ...]:
         """Names of the handlers that want a run for this outcome: what ingest enqueues."""
@@ -73,18 +81,25 @@ class Registry:
         timeout: float | None = None,
         max_attempts: int | None = None,
         enabled: Callable[[Settings], bool] | None = None,
+        after: str | Sequence[str] = (),
     ) -> Callable[[F], F]:
-        """Register the decorated function (async or sync) for models matching the glob ``model``."""
+        """Register the decorated function (async or sync) for models matching the glob ``model``.
+
+        ``after``: handler names whose runs for the same outcome must have succeeded before this one runs.
+        """
         if timeout is not None and timeout <= 0:
             raise HandlerConfigError(f"handler timeout={timeout} must be positive")
         if max_attempts is not None and max_attempts < 1:
             raise HandlerConfigError(f"handler max_attempts={max_attempts} must be at least 1")
         statuses = (status,) if isinstance(status, str) else (tuple(status) if status is not None else None)
+        dependencies = (after,) if isinstance(after, str) else tuple(after)
 
         def decorate(func: F) -> F:
+            handler_name = name or f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
+            _check_signature(handler_name, func)
             self.add(
                 Handler(
-                    name=name or f"{func.__module__}.{func.__qualname__}",
+                    name=handler_name,
                     func=func,
                     model=model,
                     statuses=statuses,
@@ -92,11 +107,20 @@ class Registry:
                     max_attempts=max_attempts,
                     enabled=enabled,
                     is_async=inspect.iscoroutinefunction(func),
+                    after=dependencies,
                 )
             )
             return func
 
         return decorate
+
+    def registered_by(self, module: str) -> list[str]:
+        """Names of the handlers whose function lives in ``module`` or one of its submodules."""
+        return [
+            name
+            for name, handler in self._handlers.items()
+            if handler.func.__module__ == module or handler.func.__module__.startswith(module + ".")
+        ]
 
     def add(self, handler: Handler) -> None:
         existing = self._handlers.get(handler.name)
@@ -108,21 +132,83 @@ class Registry:
         self._handlers[handler.name] = handler
 
     def select(self, settings: Settings) -> Handlers:
-        """The handlers enabled under ``settings``, their timeout and attempts defaulted from it."""
+        """The handlers enabled under ``settings``, their timeout and attempts defaulted from it.
+
+        A status no handler can ever see (not one of the terminal statuses) stops the start.
+        """
+        for handler in self._handlers.values():
+            _check_statuses(handler, settings.terminal_statuses)
+        _check_order(self._handlers)
         dispatch = settings.dispatch
+        enabled = [h for h in self._handlers.values() if h.enabled is None or h.enabled(settings)]
+        on = {handler.name for handler in enabled}
         return Handlers(
             dataclasses.replace(
                 handler,
                 timeout=handler.timeout or dispatch.handler_timeout_seconds,
                 max_attempts=handler.max_attempts or dispatch.max_attempts,
+                # A dependency switched off by its settings holds nothing back (ctx.downloads stays empty
+                # without download_outputs, say).
+                after=tuple(name for name in handler.after if name in on),
             )
-            for handler in self._handlers.values()
-            if handler.enabled is None or handler.enabled(settings)
+            for handler in enabled
         )
 
 
 def _origin(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _check_signature(name: str, func: Callable[..., Any]) -> None:
+    """A handler is called as ``func(prediction, ctx)``: refuse, at registration, one that cannot be."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins and C callables have none to check
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise HandlerConfigError(
+            f"handler {name!r} ({_origin(func)}{signature}) must take two arguments, (prediction, ctx)"
+        ) from None
+
+
+def _check_order(handlers: dict[str, Handler]) -> None:
+    """Every ``after=`` name is a registered handler, and no handler waits, however indirectly, for itself."""
+    for handler in handlers.values():
+        for name in handler.after:
+            if name not in handlers:
+                close = difflib.get_close_matches(name, list(handlers), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; registered: {', '.join(sorted(handlers))}"
+                raise HandlerConfigError(f"handler {handler.name!r} runs after={name!r}, which is no handler{hint}")
+    done: set[str] = set()
+    for start in sorted(handlers):
+        path: list[str] = []
+        _visit(start, handlers, path, done)
+
+
+def _visit(name: str, handlers: dict[str, Handler], path: list[str], done: set[str]) -> None:
+    if name in done:
+        return
+    if name in path:
+        cycle = [*path[path.index(name) :], name]
+        raise HandlerConfigError(f"handlers wait for each other in a cycle: {' -> '.join(cycle)} (after=)")
+    path.append(name)
+    for dependency in handlers[name].after:
+        _visit(dependency, handlers, path, done)
+    path.pop()
+    done.add(name)
+
+
+def _check_statuses(handler: Handler, terminal: tuple[str, ...]) -> None:
+    for status in handler.statuses or ():
+        if status not in terminal:
+            close = difflib.get_close_matches(status, terminal, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise HandlerConfigError(
+                f"handler {handler.name!r}: status={status!r} is not a final status, so it would never run; "
+                f"{hint}handlers run on {', '.join(terminal)} (WAVEHOOK_TERMINAL_STATUSES)"
+            )
 
 
 def _import(module: str, source: str) -> None:
@@ -134,6 +220,26 @@ def _import(module: str, source: str) -> None:
         raise HandlerConfigError(f"{source}: cannot import handler module {module!r}: {exc}") from exc
 
 
+def unmatched_globs(handlers: Iterable[Handler], known_models: Collection[str]) -> list[Handler]:
+    """Handlers whose model glob matches none of ``known_models`` (a typo, or a model outside the catalog)."""
+    return [h for h in handlers if not any(fnmatch.fnmatchcase(model, h.model) for model in known_models)]
+
+
+def _warn_unmatched(handlers: Handlers, known_models: Collection[str]) -> None:
+    for handler in unmatched_globs(handlers, known_models):
+        # Compare the glob's literal start with the ids cut to its length: "seedanse-*" is near "seedance-".
+        literal = re.split(r"[*?\[]", handler.model, maxsplit=1)[0]
+        starts = {model[: len(literal)] for model in known_models}
+        close = difflib.get_close_matches(literal, sorted(starts), n=1, cutoff=0.6) if literal else []
+        structlog.get_logger().warning(
+            "handler_glob_matches_no_catalogued_model",
+            handler=handler.name,
+            model=handler.model,
+            did_you_mean=close[0] + handler.model[len(literal) :] if close else None,
+            detail="it runs only for models matching the glob; fine for a model outside the catalog",
+        )
+
+
 EntryPoints = Callable[..., Iterable[importlib.metadata.EntryPoint]]
 
 
@@ -142,11 +248,22 @@ def load_handlers(
     *,
     registry: Registry | None = None,
     entry_points: EntryPoints = importlib.metadata.entry_points,
+    known_models: Collection[str] = (),
 ) -> Handlers:
-    """Import the built-ins, the modules in WAVEHOOK_HANDLERS and the ``wavehook.handlers`` entry points."""
+    """Import the built-ins, the modules in WAVEHOOK_HANDLERS and the ``wavehook.handlers`` entry points.
+
+    Each WAVEHOOK_HANDLERS entry (a module name, or a ``.py`` file's path) must register at least one handler.
+    With ``known_models`` (the catalog), a model glob matching none of them is logged as a warning.
+    """
+    chosen = registry or default_registry
     _import(BUILTIN_MODULE, "built-in handlers")
-    for module in settings.handler_modules:
-        _import(module, "WAVEHOOK_HANDLERS")
+    for spec in settings.handler_modules:
+        module = import_handler_module(spec, "WAVEHOOK_HANDLERS")
+        if not chosen.registered_by(module):
+            raise HandlerConfigError(
+                f"WAVEHOOK_HANDLERS: module {spec!r} registers no handler; decorate its functions with "
+                "@on('model/glob-*') from receiver.handlers"
+            )
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()
@@ -156,7 +273,10 @@ def load_handlers(
             raise HandlerConfigError(
                 f"entry point {entry_point.name!r} ({entry_point.value}) in group {ENTRY_POINT_GROUP}: {exc}"
             ) from exc
-    return (registry or default_registry).select(settings)
+    handlers = chosen.select(settings)
+    if known_models:
+        _warn_unmatched(handlers, known_models)
+    return handlers
 
 
 def lazy_route(settings: Settings) -> Callable[[str | None, str], tuple[str, ...]]:

@@ -26,9 +26,11 @@ from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
+from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
 from receiver.store.ledger import open_ledger
+from receiver.store.location import describe
 
 logger = structlog.get_logger()
 
@@ -61,6 +63,7 @@ def create_app(
         route = handlers.route
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    refusals = Refusals(clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
@@ -77,8 +80,9 @@ def create_app(
                 metrics=app_metrics,
                 correlation_secret=await ledger.correlation_secret(),
                 clock=clock,
+                refusals=refusals,
             )
-            logger.info("receiver_started", db=str(settings.db_path), pid=os.getpid())
+            logger.info("receiver_started", ledger=describe(settings.db), pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 state.dispatcher = dispatcher
                 receiver_app.state.receiver = state

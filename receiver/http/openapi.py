@@ -141,6 +141,11 @@ _SUMMARY = {
         "dead_runs": {"type": "integer"},
         "outbox_depth": {"type": "integer"},
         "oldest_pending_age_seconds": _nullable("number"),
+        "refused_deliveries": {
+            "type": "object",
+            "description": "reason -> count, last_at, last_webhook_id of the deliveries answered 4xx",
+            "additionalProperties": {"type": "object", "required": ["count"]},
+        },
     },
 }
 _REPLAY = {

@@ -33,7 +33,8 @@ async def get_prediction(request: Request) -> JSONResponse:
 
 
 async def summary(request: Request) -> JSONResponse:
-    """Counts per model and status, runs per handler and state, the outbox, dead runs and missed webhooks."""
+    """Counts per model and status, runs per handler and state, the outbox, dead runs, missed webhooks, and the
+    deliveries this process refused, by reason."""
     state = receiver_state(request.app)
     stats = await state.ledger.stats(now=state.clock())
-    return JSONResponse(stats.as_json())
+    return JSONResponse({**stats.as_json(), "refused_deliveries": state.refusals.as_json()})

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from receiver.http.auth import Gate
     from receiver.http.metrics import Metrics
     from receiver.ingest import Ingestor
+    from receiver.refusals import Refusals
     from receiver.settings import Settings
     from receiver.signature import Verifier
     from receiver.store.ledger import Ledger
@@ -37,6 +38,7 @@ class ReceiverState:
     metrics: Metrics
     correlation_secret: str
     clock: Callable[[], float]
+    refusals: Refusals
     dispatcher: Dispatcher | None = None
     gate: Gate | None = None  # the access gate, made on first use
 

@@ -79,6 +79,8 @@ class WebhookEndpoint:
             result = await _ingest(state.ingestor, delivery)
         except HTTPError as exc:
             state.metrics.delivery("rejected", reason=exc.reason)
+            if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
+                state.refusals.record(exc.reason, log["webhook_id"])
             logger.info(
                 "webhook_rejected",
                 **log,
@@ -157,14 +159,10 @@ async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receiv
             await _keep(ingestor, webhook_id, body, exc, timestamp=timestamp)
         raise
     try:
-        reference = None
-        if scope["query_string"]:
-            query = QueryParams(scope["query_string"])
-            reference = correlation.check(
-                state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
-            )
+        reference = _reference(state, scope)
         return parse(body, webhook_id=verified.webhook_id, webhook_timestamp=verified.timestamp, reference=reference)
     except (BadRequest, TokenMismatch) as exc:
+        # Signed by the provider: a wrong token (a job submitted against another ledger) is kept like a bad body.
         await _keep(ingestor, verified.webhook_id, body, exc, timestamp=verified.timestamp)
         raise
 
@@ -176,6 +174,16 @@ async def _ingest(ingestor: Ingestor, delivery: Delivery) -> IngestResult:
     except TokenMismatch as exc:
         await _keep(ingestor, delivery.webhook_id, delivery.body, exc, timestamp=delivery.webhook_timestamp)
         raise
+
+
+def _reference(state: Any, scope: Scope) -> str | None:
+    """The job reference of a delivery whose webhook URL carries one, checked against its token."""
+    if not scope["query_string"]:
+        return None
+    query = QueryParams(scope["query_string"])
+    return correlation.check(
+        state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
+    )
 
 
 async def _keep(

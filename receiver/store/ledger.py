@@ -42,9 +42,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+
+import structlog
 
 from receiver.errors import ConfigError
 from receiver.store.records import (
@@ -132,10 +134,16 @@ class Ledger(abc.ABC):
         handlers: Sequence[str],
         max_attempts: dict[str, int],
         limit: int,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[ClaimedRun]:
         """Lease up to ``limit`` due runs of ``handlers`` (pending and due, or running with an expired lease),
         oldest due first, each with a new attempt. A run taken back from a dead owner with no attempt left
-        (``max_attempts`` per handler) comes back ``exhausted``, already dead."""
+        (``max_attempts`` per handler) comes back ``exhausted``, already dead.
+
+        ``after`` maps a handler to those whose runs for the same outcome must have succeeded before its run
+        is claimed; when one of those ended dead, the waiting run ends dead without running, its error
+        starting ``NOT_RUN_PREFIX`` and naming the dependency. A dependency without a run for that outcome
+        does not hold anything back. Each claimed run carries its prediction's kept ``downloads``."""
 
     @abc.abstractmethod
     async def renew_leases(self, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:
@@ -191,6 +199,10 @@ class Ledger(abc.ABC):
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         """One prediction with its ``events``, ``quarantined`` deliveries, ``handler_runs`` (each with its
         ``attempt_history``) and ``downloads``."""
+
+    @abc.abstractmethod
+    async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Prediction ids beginning with ``prefix`` (the shortened ids listings show), sorted, at most ``limit``."""
 
     @abc.abstractmethod
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
@@ -293,6 +305,10 @@ def ledger_for(settings: Settings) -> Ledger:
 
 async def open_ledger(settings: Settings) -> Ledger:
     """Open the ledger ``settings.db`` names: schema created or upgraded, ready for reads and writes."""
+    from receiver.store.location import describe, is_new
+
     ledger = ledger_for(settings)
+    created = is_new(settings.db)
     await ledger.open()
+    structlog.get_logger().info("ledger_opened", ledger=describe(settings.db), created=created)
     return ledger

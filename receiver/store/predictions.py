@@ -137,6 +137,16 @@ def open_predictions(
     return [dict(row) for row in rows]
 
 
+def ids_starting(conn: sqlite3.Connection, prefix: str, *, limit: int) -> list[str]:
+    """Prediction ids that start with ``prefix`` (a shortened id, as listings show them), sorted."""
+    # A range on the primary key (exact, case-sensitive, indexed), where LIKE would ignore case.
+    rows = conn.execute(
+        "SELECT id FROM predictions WHERE id >= :p AND id < :p || char(1114111) ORDER BY id LIMIT :limit",
+        {"p": prefix, "limit": limit},
+    )
+    return [str(row[0]) for row in rows]
+
+
 def prediction_state(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
     """Status, rank and reference of one prediction: the cheap read a waiter repeats."""
     row = conn.execute(

@@ -15,6 +15,7 @@ RUN_STATES = ("pending", "running", "succeeded", "dead")
 REPLAYABLE = ("dead", "succeeded")
 # Runs still owed work: waiting for their turn, or held by a dispatcher right now.
 OPEN_RUN_STATES = ("pending", "running")
+NOT_RUN_PREFIX = "not run: "  # the error of a run whose dependency (after=) ended dead
 LOST_LEASE = "lease expired: the worker running this attempt stopped renewing it (crashed or was killed)"
 
 # Submissions: sending (written before the request leaves) | submitted | unknown (the task may exist) | failed.
@@ -59,6 +60,7 @@ class ClaimedRun:
     attempt: int
     prediction: dict[str, Any]
     exhausted: bool = False  # claimed back from a dead worker with no attempt left: already marked dead
+    downloads: tuple[dict[str, Any], ...] = ()  # the prediction's kept outputs at the claim
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

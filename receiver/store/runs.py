@@ -11,11 +11,54 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from receiver.store.records import LOST_LEASE, ClaimedRun, ReplayResult, RunEnd, RunSelection
+from receiver.store.records import LOST_LEASE, NOT_RUN_PREFIX, ClaimedRun, ReplayResult, RunEnd, RunSelection
 
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
+
+
+# A run's dependency (``after=``) of the same outcome that has not succeeded: (handler, dependency) pairs in
+# :after, as a JSON array. A dependency with no run for this outcome (it does not apply to it) does not hold.
+_UNMET = """
+    SELECT 1 FROM json_each(:after) pair
+    JOIN handler_runs d ON d.prediction_id = r.prediction_id AND d.status = r.status
+        AND d.handler = json_extract(pair.value, '$[1]')
+    WHERE json_extract(pair.value, '$[0]') = r.handler AND d.state {test}
+"""
+
+
+# The error of a run that never ran: "not run: <dependency> ended dead", built in SQL from the dead dependency.
+NOT_RUN_SQL = """(
+    SELECT :not_run || d.handler || ' ended dead for this outcome (replay it, or the prediction, to run both)'
+    FROM json_each(:after) pair
+    JOIN handler_runs d ON d.prediction_id = r.prediction_id AND d.status = r.status
+        AND d.handler = json_extract(pair.value, '$[1]')
+    WHERE json_extract(pair.value, '$[0]') = r.handler AND d.state = 'dead' LIMIT 1
+)"""
+
+
+def _pairs(after: Mapping[str, Sequence[str]]) -> str:
+    return json.dumps([[handler, dependency] for handler, deps in after.items() for dependency in deps])
+
+
+def _end_blocked(conn: sqlite3.Connection, pairs: str, *, now: float) -> None:
+    """Pending runs one of whose dependencies ended dead are never run: they end dead, saying which one.
+
+    Repeated until nothing changes, so a chain (a after b after c) ends in one claim when c dies.
+    """
+    while True:
+        ended = conn.execute(
+            f"""
+            UPDATE handler_runs AS r
+            SET state = 'dead', finished_at = :now, updated_at = :now, lease_owner = NULL, lease_until = NULL,
+                last_error = {NOT_RUN_SQL}
+            WHERE r.state = 'pending' AND EXISTS ({_UNMET.format(test="= 'dead'")})
+            """,  # noqa: S608 (fixed text only)
+            {"now": now, "after": pairs, "not_run": NOT_RUN_PREFIX},
+        ).rowcount
+        if not ended:
+            return
 
 
 def claim(
@@ -27,19 +70,28 @@ def claim(
     handlers: Sequence[str],
     max_attempts: Mapping[str, int],
     limit: int,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ClaimedRun]:
-    """Lease up to ``limit`` due runs of the given handlers: pending ones and those whose lease expired."""
+    """Lease up to ``limit`` due runs of the given handlers: pending ones and those whose lease expired.
+
+    A run whose handler runs ``after`` others waits until their runs for the same outcome have succeeded, and
+    ends dead (never run) if one of them ended dead.
+    """
     if limit <= 0 or not handlers:
         return []
+    pairs = _pairs(after or {})
+    if pairs != "[]":
+        _end_blocked(conn, pairs, now=now)
     candidates = conn.execute(
-        """
-        SELECT id, state FROM handler_runs
+        f"""
+        SELECT id, state FROM handler_runs AS r
         WHERE ((state = 'pending' AND next_at <= :now) OR (state = 'running' AND lease_until <= :now))
           AND handler IN (SELECT value FROM json_each(:handlers))
+          AND NOT EXISTS ({_UNMET.format(test="!= 'succeeded'")})
         ORDER BY next_at, id
         LIMIT :limit
-        """,
-        {"now": now, "handlers": json.dumps(list(handlers)), "limit": limit},
+        """,  # noqa: S608 (fixed text only)
+        {"now": now, "handlers": json.dumps(list(handlers)), "limit": limit, "after": pairs},
     ).fetchall()
     if not candidates:
         return []
@@ -62,6 +114,7 @@ def claim(
         [owner, now + lease_seconds, now, now, *ids],
     ).fetchall()
     predictions = _predictions(conn, {row["prediction_id"] for row in rows})
+    stored = _downloads(conn, {row["prediction_id"] for row in rows})
     claimed: list[ClaimedRun] = []
     for row in sorted(rows, key=lambda r: ids.index(r["id"])):
         exhausted = row["id"] in expired and row["attempts"] > max_attempts.get(row["handler"], 1)
@@ -80,6 +133,7 @@ def claim(
             attempt=row["attempts"],
             prediction=predictions.get(row["prediction_id"], {"id": row["prediction_id"]}),
             exhausted=exhausted,
+            downloads=tuple(stored.get(row["prediction_id"], ())),
         )
         if exhausted:
             finish(conn, run, RunEnd(state="dead", outcome="lost", error=LOST_LEASE), owner=owner, now=now)
@@ -92,6 +146,20 @@ def _predictions(conn: sqlite3.Connection, ids: set[str]) -> dict[str, dict[str,
         return {}
     rows = conn.execute(f"SELECT * FROM predictions WHERE id IN ({_marks(list(ids))})", list(ids))  # noqa: S608
     return {row["id"]: dict(row) for row in rows}
+
+
+def _downloads(conn: sqlite3.Connection, ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The outputs kept so far of each prediction, oldest first: what its handlers see as ``ctx.downloads``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not ids:
+        return found
+    rows = conn.execute(
+        f"SELECT * FROM downloads WHERE prediction_id IN ({_marks(list(ids))}) ORDER BY id",  # noqa: S608
+        list(ids),
+    )
+    for row in rows:
+        found.setdefault(row["prediction_id"], []).append(dict(row))
+    return found
 
 
 def renew(conn: sqlite3.Connection, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:
@@ -211,8 +279,27 @@ def replay_selection(conn: sqlite3.Connection, selection: RunSelection, *, now: 
         since=selection.since,
     )
     ids = [run["id"] for run in matched]
+    if not dry_run:
+        ids += _never_run_beside(conn, matched)
     replayed = [] if dry_run else replay(conn, ids, now=now)
     return ReplayResult(matched=matched, replayed=replayed, dry_run=dry_run)
+
+
+def _never_run_beside(conn: sqlite3.Connection, matched: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Runs of the same outcomes that ended dead without running because a dependency had died: replaying the
+    dependency gives them their turn again (they still wait for it to succeed)."""
+    outcomes = {(run["prediction_id"], run["status"]) for run in matched}
+    found: list[int] = []
+    for prediction_id, status in outcomes:
+        found += [
+            row["id"]
+            for row in conn.execute(
+                "SELECT id FROM handler_runs WHERE prediction_id = ? AND status = ? AND state = 'dead' "
+                "AND attempts = 0 AND last_error LIKE ?",
+                (prediction_id, status, NOT_RUN_PREFIX + "%"),
+            )
+        ]
+    return found
 
 
 def get_run(conn: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from receiver.store import downloads, events, meta, predictions, runs, sessions, submissions
@@ -92,6 +92,7 @@ class SQLiteLedger(Ledger):
         handlers: Sequence[str],
         max_attempts: dict[str, int],
         limit: int,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[ClaimedRun]:
         return await self._write(
             lambda conn: runs.claim(
@@ -102,6 +103,7 @@ class SQLiteLedger(Ledger):
                 handlers=handlers,
                 max_attempts=max_attempts,
                 limit=limit,
+                after=after,
             )
         )
 
@@ -167,6 +169,9 @@ class SQLiteLedger(Ledger):
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: predictions.get_prediction(conn, prediction_id))
+
+    async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        return await self._read(lambda conn: predictions.ids_starting(conn, prefix, limit=limit))
 
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
         return await self._read(lambda conn: predictions.prediction_state(conn, prediction_id))

@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.dispatch_support import dispatch_env, query
-from tests.support import Process, prediction_body, signed_headers, wait_for
+from tests.support import Process, prediction_body, serving, signed_headers, wait_for
 
 CLIP = b"\x00\x00\x00\x20ftypisom" + bytes(range(256)) * 200
 
@@ -33,16 +32,8 @@ class _Files(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def file_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def file_server() -> contextlib.AbstractContextManager[str]:
+    return serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files))
 
 
 @pytest.mark.integration

@@ -421,7 +421,7 @@ def _size_cases() -> list[Case]:
 
 def _correlation_cases() -> list[Case]:
     def query(name: str, what: str, value: str, status: int, reason: str, mentions: str) -> Case:
-        # Signed, so kept in quarantine under the reason it was refused for.
+        # Signed by the provider, so kept in quarantine like any other signed refusal.
         return Case(name, what, Sent(headers(), query=value), status, reason, quarantine=reason, mentions=mentions)
 
     zeros = "0" * 32

@@ -84,7 +84,8 @@ async def test_uncatalogued_model_sent_unchecked_with_a_warning(open_submitter: 
         result = await sub.submit("bytedance/seedance-v1-lite-t2v-720p", {"prompt": "x", "anything": [1]})
     assert json.loads(provider.submits[0].content) == {"prompt": "x", "anything": [1]}
     assert result.warnings == (
-        "bytedance/seedance-v1-lite-t2v-720p is not in the catalog: its inputs are sent without local validation",
+        "bytedance/seedance-v1-lite-t2v-720p is not in the catalog "
+        "(did you mean bytedance/seedance-v1-lite-t2v-480p?): its inputs are sent without local validation",
     )
 
 

@@ -13,6 +13,7 @@ from receiver.errors import ConfigError
 from receiver.store.records import RUN_STATES
 from receiver.timestamps import utc_text
 from wavehook.bootstrap import Bootstrap, pass_bootstrap
+from wavehook.checks import catalogued_models, expect_ledger
 from wavehook.durations import parse_since
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def _handlers(settings: Settings) -> Handlers:
     from receiver.handlers.registry import load_handlers
 
     try:
-        return load_handlers(settings)
+        return load_handlers(settings, known_models=catalogued_models())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -71,7 +72,8 @@ def replay(
 
     if sum([run_id is not None, prediction_id is not None, dead]) != 1:
         raise click.UsageError("give exactly one of RUN_ID, --prediction ID or --dead")
-    settings = boot.settings()
+    settings = boot.logging()
+    expect_ledger(settings, "replay")
     now = time.time()
     selection = RunSelection(
         run_id=run_id,
@@ -86,6 +88,9 @@ def replay(
             return await ledger.replay_runs(selection, now=now, dry_run=dry_run)
 
     result = asyncio.run(replaying())
+    if not result.matched and dead:
+        click.echo("nothing to replay: no dead run" + (" matches" if handler or since else ""))
+        return
     if not result.matched:
         raise click.ClickException("no handler run matches")
     ids = result.would_replay if dry_run else result.replayed
@@ -112,7 +117,8 @@ def runs(
     """List handler runs, newest first."""
     from receiver.store.ledger import open_ledger
 
-    settings = boot.settings()
+    settings = boot.logging()
+    expect_ledger(settings, "runs")
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:

@@ -13,6 +13,7 @@ import click
 
 from receiver.errors import ConfigError
 from wavehook.bootstrap import Bootstrap, pass_bootstrap
+from wavehook.checks import catalogued_models
 
 if TYPE_CHECKING:
     from receiver.store.ledger import Ledger
@@ -41,13 +42,14 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
     from receiver.signature import Verifier
     from receiver.store.ledger import ledger_for, open_ledger
 
-    settings = boot.settings()
+    settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
     if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
         click.echo(f"error: {refusal}", err=True)
         sys.exit(2)
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
-        handlers = load_handlers(settings)  # an unimportable module or a duplicate handler name stops the start here
+        # An unimportable module, a duplicate name, a bad status or signature stops the start here.
+        handlers = load_handlers(settings, known_models=catalogued_models())
         if workers > 1:
             # The ledger is created or upgraded once, here, before any worker process opens it.
             asyncio.run(_close(open_ledger(settings)))
@@ -56,7 +58,6 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    boot.logging()
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))

@@ -10,20 +10,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from receiver.errors import ConfigError
 from submitter import render
 from submitter.batch import read_jobs
-from submitter.catalog import get_model
-from submitter.errors import AmbiguousSubmit, BatchError, SubmitterError, ValidationError, WaitTimeout
+from submitter.catalog import get_model, not_catalogued
+from submitter.errors import (
+    AmbiguousId,
+    AmbiguousSubmit,
+    BatchError,
+    SubmitterError,
+    UploadError,
+    ValidationError,
+    WaitTimeout,
+)
 from submitter.validation import validate
 from wavehook.bootstrap import Bootstrap
+from wavehook.checks import expect_ledger
 from wavehook.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -49,7 +59,7 @@ def _run(settings: Settings, work: Callable[[AsyncSubmitter], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(main())
-    except (ValidationError, BatchError) as exc:
+    except (ValidationError, BatchError, UploadError, AmbiguousId) as exc:  # a bad local file or URL: invalid input
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except AmbiguousSubmit as exc:
@@ -107,7 +117,7 @@ def models(model: str | None, as_json: bool) -> None:
     spec = get_model(model)
     if spec is None:
         raise click.ClickException(
-            f"{model} is not in the catalog: it can still be submitted, without local validation "
+            f"{not_catalogued(model)}: it can still be submitted, without local validation "
             f"(catalogued: {', '.join(MODELS)})"
         )
     click.echo(json.dumps(dataclasses.asdict(spec), indent=2) if as_json else render.model(spec))
@@ -151,9 +161,15 @@ def submit(
             click.echo(render.submission(result))
         final = None
         if wait and result.prediction_id:
-            final = await sub.wait(result.prediction_id, deadline=deadline, fallback_after=fallback)
+            final = await sub.wait(
+                result.prediction_id,
+                deadline=deadline,
+                fallback_after=fallback,
+                on_refusal=lambda text: click.echo(f"warning: {text}", err=True),
+            )
         return result, final
 
+    expect_ledger(settings, "submit", may_create=True)
     result, final = _run(settings, work)
     if as_json:
         _echo_json({"submission": result.as_dict(), "prediction": final})
@@ -164,11 +180,14 @@ def submit(
 
 
 @contextlib.contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], None]]:
+def _progress(total: int, enabled: bool, label: str = "submitting") -> Iterator[Callable[[Any, Any], None]]:
+    """A bar on stderr; on a terminal, log lines written meanwhile wait until it is done (never inside it)."""
     if not enabled:
         yield lambda _job, _result: None
         return
-    with click.progressbar(length=total, label="submitting", file=sys.stderr, show_pos=True) as bar:
+    boot = click.get_current_context().ensure_object(Bootstrap)
+    holding = boot.log_stream.holding() if sys.stderr.isatty() else contextlib.nullcontext()
+    with holding, click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
         yield lambda _job, _result: bar.update(1)
 
 
@@ -190,6 +209,8 @@ def _limits(raw: tuple[str, ...]) -> dict[str, int]:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--allow-extra", is_flag=True, help="Send inputs the models' pages do not list (default: refuse them).")
+@click.option("--wait", is_flag=True, help="Then follow every job to its final status (a second bar) and list them.")
+@click.option("--timeout", default="1h", show_default=True, help="With --wait: give up after this long.")
 def batch(
     jobs_file: Path,
     concurrency: int,
@@ -198,32 +219,111 @@ def batch(
     progress: bool,
     as_json: bool,
     allow_extra: bool,
+    wait: bool,
+    timeout: str,
 ) -> None:
-    """Submit every job of a JSON Lines file ({"model": …, "input": {…}, "key": optional}); re-running it
-    sends only what was never sent."""
+    """Submit every job of a JSON Lines file; a re-run sends only what was never sent.
+
+    Each line: {"model": …, "input": {…}, "key": optional}. Relative image paths are relative to the file's
+    directory."""
+    from submitter.follow import resolve_paths
+
     limits = _limits(model_limit)
+    deadline = parse_duration(timeout)
     settings = _settings()
+    expect_ledger(settings, "batch", may_create=True)
     try:
         jobs = read_jobs(jobs_file.read_text(encoding="utf-8").splitlines())
     except BatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    jobs = resolve_paths(jobs, jobs_file.resolve().parent)
+    sent: list[str] = []
+    followed: tuple[dict[str, dict[str, Any]], list[str]] = ({}, [])
 
     async def work(sub: AsyncSubmitter) -> Any:
-        with _progress(len(jobs), progress and not as_json) as tick:
-            return await sub.batch(
+        nonlocal followed
+        show = progress and not as_json
+        with _progress(len(jobs), show) as tick:
+
+            def on_result(job: Any, result: Any) -> None:
+                tick(job, result)
+                if result.prediction_id:
+                    sent.append(result.prediction_id)
+
+            summary = await sub.batch(
                 jobs,
                 concurrency=concurrency,
                 per_model=per_model,
                 model_limits=limits,
-                on_result=tick,
+                on_result=on_result,
                 allow_extra=allow_extra or None,
             )
+        if wait:
+            followed = await _follow(sub, sent, deadline, show)
+        return summary
 
-    summary = _run(settings, work)
-    click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else render.batch(summary))
+    try:
+        summary = _run(settings, work)
+    except KeyboardInterrupt:
+        _interrupted(settings, jobs_file, [job.key for job in jobs])
+    final, still_open = followed
+    if as_json:
+        report = summary.as_dict()
+        if wait:
+            report |= {"predictions": list(final.values()), "still_open": still_open}
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(render.batch(summary))
+        if wait:
+            click.echo(render.outcomes([final[i] for i in dict.fromkeys(sent) if i in final], still_open))
     if summary.failed or summary.unknown:
         sys.exit(1)
+    if still_open:
+        sys.exit(4)
+    if any(row.get("status") != "completed" for row in final.values()):
+        sys.exit(1)
+
+
+def _interrupted(settings: Settings, jobs_file: Path, keys: list[str]) -> NoReturn:
+    """After Ctrl-C: what was sent, what is unknown, and the exact commands that finish the batch; exit 130."""
+    from receiver.store.ledger import open_ledger
+
+    async def states() -> dict[str, dict[str, Any]]:
+        async with await open_ledger(settings) as ledger:
+            return await ledger.submissions_by_job_keys(keys)
+
+    rows = asyncio.run(states())
+    sent = sum(1 for row in rows.values() if row["state"] == "submitted")
+    unknown = sum(1 for row in rows.values() if row["state"] in ("sending", "unknown"))
+    failed = sum(1 for row in rows.values() if row["state"] == "failed")
+    not_sent = len(keys) - len(rows)
+    click.echo(
+        f"\ninterrupted: {sent} of {len(keys)} job(s) sent, {unknown} unknown (sent, no answer recorded), "
+        f"{failed} refused, {not_sent} not sent",
+        err=True,
+    )
+    command = f"wavehook batch {shlex.quote(str(jobs_file.resolve()))}"
+    click.echo(f"to finish the batch: {command}", err=True)
+    if unknown:
+        click.echo(
+            "  (it looks the unknown ones up before anything is sent again, so no job goes twice; "
+            "`wavehook reconcile` resolves them alone, once the provider timeouts have passed: 70 s by default)",
+            err=True,
+        )
+    sys.exit(130)
+
+
+async def _follow(
+    sub: AsyncSubmitter, prediction_ids: list[str], deadline: float, show: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The second bar: predictions reaching their final status, read from the ledger where webhooks land."""
+    from submitter.follow import follow
+
+    with _progress(len(set(prediction_ids)), show, label="finishing") as tick:
+        return await follow(
+            sub.ledger, prediction_ids, deadline=deadline, sleep=sub.sleep, on_final=lambda row: tick(row, None)
+        )
 
 
 @click.command()
@@ -233,10 +333,12 @@ def status(prediction_id: str, as_json: bool) -> None:
     """Show one prediction from the ledger (events, handler runs); the provider is asked if it is not there."""
 
     async def work(sub: AsyncSubmitter) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        row = await sub.status(prediction_id)
+        row = await sub.status(prediction_id)  # a shortened id, as `runs` and the dashboard show, works too
         return row, (await sub.client.result(prediction_id) if row is None else None)
 
-    row, remote = _run(_settings(), work)
+    settings = _settings()
+    expect_ledger(settings, "status")
+    row, remote = _run(settings, work)
     if row is None:
         click.echo(f"{prediction_id} is not in the ledger; the provider says:", err=True)
         _echo_json(remote)
@@ -248,16 +350,45 @@ def status(prediction_id: str, as_json: bool) -> None:
 @click.option("--status", "status_", help="Only predictions with this status.")
 @click.option("--model", help="Only predictions of this model.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many.")
+@click.option(
+    "--batch",
+    "batch_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Only the jobs of this batch file.",
+)
+@click.option("--key", "job_key", help="Only the job with this key (a batch line's key).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def list_predictions(status_: str | None, model: str | None, limit: int, as_json: bool) -> None:
-    """List predictions in the ledger, most recently updated first."""
-    from receiver.store.ledger import open_ledger
+def list_predictions(
+    status_: str | None, model: str | None, limit: int, batch_file: Path | None, job_key: str | None, as_json: bool
+) -> None:
+    """List predictions in the ledger, most recently updated first.
 
-    settings = _settings(logging=False)
+    Each row shows the start of its prompt; --batch and --key narrow it to the jobs of a batch file."""
+    from receiver.store.ledger import open_ledger
+    from submitter.follow import jobs_predictions
+
+    settings = _settings()
+    expect_ledger(settings, "list")
+    keys: list[str] | None = None
+    if batch_file is not None:
+        try:
+            keys = [job.key for job in read_jobs(batch_file.read_text(encoding="utf-8").splitlines())]
+        except BatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    if job_key is not None:
+        keys = [job_key] if keys is None else [key for key in keys if key == job_key]
 
     async def read() -> list[dict[str, Any]]:
         async with await open_ledger(settings) as ledger:
-            return await ledger.list_predictions(status=status_, model=model, limit=limit)
+            if keys is None:
+                return await ledger.list_predictions(status=status_, model=model, limit=limit)
+            rows = await jobs_predictions(ledger, keys)
+            return [
+                row
+                for row in rows
+                if (status_ is None or row.get("status") == status_) and (model is None or row.get("model") == model)
+            ][:limit]
 
     rows = asyncio.run(read())
     if as_json:

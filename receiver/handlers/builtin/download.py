@@ -230,7 +230,7 @@ async def download_outputs(prediction: Prediction, ctx: Context) -> None:
     directory = prediction_dir(media, prediction.model, prediction.id)
     import httpx  # loaded by now: ctx.http is its client
 
-    kept = {row["url"] for row in await ctx.downloads()}
+    kept = {stored.url for stored in ctx.downloads}  # as claimed: kept by an earlier attempt
     failures: list[str] = []
     retry = False
     for url, name in zip(prediction.outputs, file_names(prediction.outputs), strict=True):

@@ -12,9 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from receiver.handlers.context import Context
+from receiver.handlers.context import Context, StoredOutput
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 from receiver.timestamps import iso_utc
@@ -30,7 +31,7 @@ def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def notification(prediction: Prediction, now: float) -> dict[str, Any]:
+def notification(prediction: Prediction, now: float, stored: Sequence[StoredOutput] = ()) -> dict[str, Any]:
     return {
         "type": f"prediction.{prediction.status}",
         "timestamp": iso_utc(now),
@@ -41,11 +42,18 @@ def notification(prediction: Prediction, now: float) -> dict[str, Any]:
             "outputs": list(prediction.outputs),
             "error": prediction.error,
             "reference": prediction.reference,
+            # The kept copies (download_outputs runs first): the provider deletes its outputs after 7 days.
+            "stored": [output.as_json() for output in stored],
         },
     }
 
 
-@on("*", name="forward", enabled=lambda settings: settings.dispatch.forward_url is not None)
+@on(
+    "*",
+    name="forward",
+    enabled=lambda settings: settings.dispatch.forward_url is not None,
+    after="download_outputs",  # so the notification can include the stored copies
+)
 async def forward(prediction: Prediction, ctx: Context) -> None:
     """Send the outcome to the configured URL; anything but a 2xx answer fails the attempt."""
     url = ctx.settings.dispatch.forward_url
@@ -53,7 +61,7 @@ async def forward(prediction: Prediction, ctx: Context) -> None:
     if url is None or secret is None:
         raise ForwardError("WAVEHOOK_FORWARD_URL and WAVEHOOK_FORWARD_SECRET are both needed")
     now = ctx.clock()
-    body = json.dumps(notification(prediction, now), separators=(",", ":")).encode()
+    body = json.dumps(notification(prediction, now, ctx.downloads), separators=(",", ":")).encode()
     message_id = f"msg_{prediction.id}_{prediction.status}"
     timestamp = int(now)
     response = await ctx.http.post(

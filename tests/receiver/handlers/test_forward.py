@@ -66,6 +66,7 @@ def test_the_notification_verifies_with_the_standard_webhooks_library(
         "outputs": ["https://cdn.example.com/p1/output.mp4"],
         "error": None,
         "reference": None,
+        "stored": [],
     }
     assert received[0].headers["webhook-id"] == received[1].headers["webhook-id"] == "msg_p1_completed"
     tampered = json.dumps({**payload, "type": "prediction.failed"}).encode()

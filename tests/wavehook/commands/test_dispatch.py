@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from structlog.testing import capture_logs
 
 from receiver import logs
 from receiver.handlers.registry import default_registry
@@ -48,6 +49,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
         enqueue_runs(conn, pid, "completed", ("cmd_handler",), now=time.time() - 60)
     conn.execute("COMMIT")
     conn.close()
+    # Log lines would go to stdout under structlog's defaults (configure is patched out): keep them out of listings.
+    capturing = capture_logs()
+    capturing.__enter__()
     yield {
         "WAVEHOOK_DB": str(db),
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
@@ -56,6 +60,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
         "WAVEHOOK_LOG_OUTCOMES": "false",
         "WAVEHOOK_LOG_FORMAT": "json",
     }
+    capturing.__exit__(None, None, None)
     sys.modules.pop(MODULE, None)
     default_registry._handlers.pop("cmd_handler", None)
     assert all(options["log_format"] == "json" for options in configured)

@@ -1,0 +1,120 @@
+"""``wavehook doctor`` against real processes: a sound deployment passes; a redirecting public URL, a secret
+that differs from the receiver's, another ledger and a skewed clock each fail, saying what to fix."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT, WAVEHOOK, Process, serving
+
+pytestmark = pytest.mark.integration
+
+OTHER = "whsec_c29tZS1vdGhlci1hY2NvdW50cy1zZWNyZXQ="
+
+
+class _Odd(http.server.BaseHTTPRequestHandler):
+    """A redirecting front (every path answers 301) whose Date header is an hour behind."""
+
+    def do_GET(self) -> None:
+        self.send_response(301)
+        self.send_header("location", "https://elsewhere.example/healthz")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return super().date_time_string(time.time() - 3600)
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+def odd_server() -> contextlib.AbstractContextManager[str]:
+    return serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd))
+
+
+def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [WAVEHOOK, "doctor"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """check name -> its lines (one after the other), e.g. "public URL" -> "WARN  public URL: …"."""
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        match = re.match(r"(OK|WARN|FAIL) +([^:]+):", line)
+        if match:
+            found[match.group(2)] = (found.get(match.group(2), "") + "\n" + line).strip()
+    return found
+
+
+@pytest.fixture
+def deployment(sandbox_factory: Callable[..., Process], serve_factory: Callable[..., Process]) -> dict[str, str]:
+    sandbox = sandbox_factory()
+    receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
+    return {
+        **receiver.env,
+        "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_LOG_FORMAT": "json",
+    }
+
+
+def test_a_sound_deployment_passes(deployment: dict[str, str]) -> None:
+    """Every check passes (plain http on loopback is only a warning); a signed delivery made the round trip."""
+    done = doctor(deployment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = lines(done)
+    assert found["secret"].startswith("OK")
+    assert found["clock"].startswith("OK")
+    assert found["public URL"].startswith("WARN")
+    assert "not https" in found["public URL"]
+    assert found["ledger"].startswith("OK")
+    assert found["round trip"].startswith("OK")
+    assert found["handlers"].startswith("OK")
+    assert "every check passed" in done.stdout
+
+
+def test_a_redirect_and_a_skewed_clock_fail(deployment: dict[str, str]) -> None:
+    """A public URL that answers 301 loses deliveries; a provider whose Date is an hour off means stale refusals."""
+    with odd_server() as odd:
+        done = doctor({**deployment, "WAVEHOOK_PUBLIC_URL": odd, "WAVESPEED_BASE_URL": odd})
+    assert done.returncode == 1
+    found = lines(done)
+    assert "FAIL  public URL" in found["public URL"]
+    assert "answers 301 to https://elsewhere.example/healthz" in found["public URL"]
+    assert found["clock"].startswith("FAIL")
+    assert "3600 s ahead of the provider's" in found["clock"]
+    assert "round trip" not in found  # not tried through a URL that already failed
+
+
+def test_another_secret_fails_the_round_trip(deployment: dict[str, str]) -> None:
+    """This shell's secret is not the receiver's: the signed self-delivery is refused, and doctor says why."""
+    done = doctor({**deployment, "WAVESPEED_WEBHOOK_SECRET": OTHER})
+    assert done.returncode == 1
+    assert "401 signature_mismatch" in lines(done)["round trip"]
+    assert "another WAVESPEED_WEBHOOK_SECRET" in lines(done)["round trip"]
+
+
+def test_another_ledger_fails_the_round_trip(
+    deployment: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The receiver accepts the delivery but writes it to its own ledger, not the one this shell names."""
+    other = tmp_path_factory.mktemp("other") / "wavehook.db"
+    env = {**deployment, "WAVEHOOK_DB": str(other)}
+    missing = doctor(env)
+    assert lines(missing)["ledger"].startswith("FAIL")
+    assert f"no ledger at {other}" in lines(missing)["ledger"]
+    subprocess.run([WAVEHOOK, "worker", "--burst"], env=env, cwd=ROOT, capture_output=True, timeout=60, check=True)
+    done = doctor(env)  # now the ledger exists, but is not the receiver's
+    assert done.returncode == 1
+    assert lines(done)["ledger"].startswith("OK")
+    assert "not in this ledger" in lines(done)["round trip"]
