@@ -1,8 +1,10 @@
 # wavehook as a container (Cloud Run, Fly, Render, Knative, ECS, Kubernetes): `wavehook serve` on $PORT.
 #   docker build -t wavehook .                      # --build-arg EXTRAS=s3,postgres is the default
 #   docker run -e WAVESPEED_WEBHOOK_SECRET=whsec_... -e WAVEHOOK_ADMIN_TOKEN=... -e PORT=8080 -p 8080:8080 wavehook
-# The container's disk is not kept: give it WAVEHOOK_MEDIA_URL (outputs in object storage) and a ledger that
-# outlives it; see README.md, "Deploying". tests/test_dockerfile.py runs this file's install step and command.
+# It listens on every interface (WAVEHOOK_HOST=0.0.0.0), so serve refuses to start without WAVEHOOK_ADMIN_TOKEN
+# (24+ characters: python -c 'import secrets; print(secrets.token_urlsafe(32))'), unless
+# WAVEHOOK_ALLOW_NO_ADMIN_TOKEN=true. The container's disk is not kept: give it WAVEHOOK_MEDIA_URL (outputs in
+# object storage) and a ledger that outlives it; see README.md, "Deploying". tests/test_dockerfile.py runs this file's install step and command.
 
 # The build stage: every dependency ships binary wheels, so no compiler is ever installed; pip, the sources
 # and the build's leftovers stay behind in this stage.

@@ -40,13 +40,26 @@ CONCURRENCY = 2
 
 
 class MediaStoreError(WavehookError):
-    """An output could not be stored (the store refused it or could not be reached); the run is retried."""
+    """An output could not be stored. ``permanent`` when no retry can change it (a key that would leave the
+    store); otherwise (the store refused or could not be reached) the run is retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class MediaStore(Protocol):
-    """Keeps downloaded outputs. ``key`` is a relative, ``/``-separated path of safe segments."""
+    """Keeps downloaded outputs. ``key`` is a relative, ``/``-separated path of safe segments.
+
+    Every store refuses, permanently, a key that would leave it (``check_key``: before anything is fetched,
+    and again in ``save``), so the download handler's path rules hold wherever the outputs go.
+    """
 
     description: str  # where outputs go, for logs; never a credential
+
+    def check_key(self, key: str) -> None:
+        """Raise a permanent ``MediaStoreError`` when ``key`` would not stay inside this store."""
+        ...
 
     async def save(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> str:
         """Store every chunk under ``key``, all or nothing, and return the location the ledger records."""
@@ -55,6 +68,16 @@ class MediaStore(Protocol):
     async def share(self, location: str) -> str | None:
         """A short-lived URL a browser may fetch ``location`` from; None when the dashboard serves it itself."""
         ...
+
+
+def key_segments(key: str) -> list[str]:
+    """The segments of ``key``, refused (permanently) when one is empty, ``.`` or ``..``, or holds a backslash or
+    a NUL: such a key could name a place outside the directory or prefix, or a different object than meant."""
+    segments = key.split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or "\\" in segment or "\0" in segment:
+            raise MediaStoreError(f"{key!r} would leave the media store", permanent=True)
+    return segments
 
 
 def _summary(exc: Exception) -> str:
@@ -77,10 +100,14 @@ class LocalMedia:
         self.description = str(root)
 
     def path_for(self, key: str) -> Path:
-        dest = self.root.joinpath(*key.split("/"))
+        dest = self.root.joinpath(*key_segments(key))
+        # Resolved: a link inside the directory must not lead out of it either.
         if not dest.resolve().is_relative_to(self.root.resolve()):
-            raise MediaStoreError(f"{key!r} would leave the media directory")
+            raise MediaStoreError(f"{key!r} would leave the media directory", permanent=True)
         return dest
+
+    def check_key(self, key: str) -> None:
+        self.path_for(key)
 
     async def save(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> str:
         dest = self.path_for(key)
@@ -114,10 +141,14 @@ class S3Media:
         self.description = url
         self.store = store
 
+    def check_key(self, key: str) -> None:
+        key_segments(key)
+
     async def save(self, key: str, chunks: AsyncIterable[bytes], *, content_type: str) -> str:
         import obstore
         from obstore.exceptions import BaseError
 
+        self.check_key(key)
         try:
             # Always multipart: the length is unknown until the stream ends, and a single PUT would buffer it all.
             await obstore.put_async(
@@ -180,4 +211,4 @@ def open_media_store(settings: Settings) -> MediaStore:
     return S3Media(settings.media_url, _s3_store(settings.media_url, aws))
 
 
-__all__ = ["LocalMedia", "MediaStore", "MediaStoreError", "S3Media", "open_media_store"]
+__all__ = ["LocalMedia", "MediaStore", "MediaStoreError", "S3Media", "key_segments", "open_media_store"]

@@ -145,15 +145,17 @@ def _targets(results: Results) -> list[str]:
         if "e" in m and "d" in m:
             e = m["e"]
             lines.append(
-                at_least(f"c={concurrency} PostgreSQL: wavehook vs naive", ratio(e.rate, m["d"].rate), PG_NAIVE_RATIO)
+                at_least(f"c={concurrency} wavehook vs naive on PostgreSQL", ratio(e.rate, m["d"].rate), PG_NAIVE_RATIO)
             )
             lines.append(
-                at_least(f"c={concurrency} wavehook: PostgreSQL vs SQLite", ratio(e.rate, m["c"].rate), PG_SQLITE_RATIO)
+                at_least(
+                    f"c={concurrency} wavehook on PostgreSQL vs on SQLite", ratio(e.rate, m["c"].rate), PG_SQLITE_RATIO
+                )
             )
             if concurrency == 32:
                 lines.append(at_most("p99 answer on PostgreSQL at concurrency 32", e.p99_ms, PG_P99_MS, "ms"))
             if e.errors:
-                lines.append(f"MISS  c={concurrency} PostgreSQL: {e.errors} answers were not 200")
+                lines.append(f"MISS  c={concurrency} answers on PostgreSQL that were not 200: {e.errors}")
     if results.handler_start is not None:
         lines.append(at_most("delivery-to-handler-start p50", results.handler_start.p50_ms, START_P50_MS, "ms"))
     if results.handler_start_pg is not None:

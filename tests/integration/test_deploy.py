@@ -66,6 +66,21 @@ def test_a_bad_port_is_refused_with_its_name(tmp_path: Path) -> None:
     assert "PORT=70000 is not a TCP port (1-65535)" in result.stderr
 
 
+def test_wavehook_host_beyond_loopback_needs_the_admin_token_like_host(tmp_path: Path) -> None:
+    """WAVEHOOK_HOST=0.0.0.0 without WAVEHOOK_ADMIN_TOKEN is refused at start as --host 0.0.0.0 is, naming both
+    variables and the opt-in, before anything listens."""
+    port = free_port()
+    env = {"WAVESPEED_WEBHOOK_SECRET": SECRET, "WAVEHOOK_DB": str(tmp_path / "x.db"), "PORT": str(port)}
+    result = subprocess.run(
+        [WAVEHOOK, "serve"], env={**env, "WAVEHOOK_HOST": "0.0.0.0"}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "serve would listen on 0.0.0.0 (--host, else WAVEHOOK_HOST)" in result.stderr
+    assert "WAVEHOOK_ADMIN_TOKEN" in result.stderr
+    assert "WAVEHOOK_ALLOW_NO_ADMIN_TOKEN=true" in result.stderr
+    assert not answers("127.0.0.1", port)
+
+
 def _cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([WAVEHOOK, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
 

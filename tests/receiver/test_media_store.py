@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -172,3 +173,73 @@ def test_a_stored_location_outside_the_configured_bucket_is_not_signed(bucket: B
     with pytest.raises(MediaStoreError, match="is not under WAVEHOOK_MEDIA_URL"):
         run(store.share("s3://someone-else/outputs/x.mp4"))
     assert run(LocalMedia(tmp_path).share(str(tmp_path / "x.mp4"))) is None
+
+
+# The download handler's other security rules are run on both stores in tests/receiver/handlers/test_download.py.
+
+
+def test_a_compression_bomb_is_refused_at_once_and_leaves_no_upload(
+    settings_factory: Callable[..., Settings], bucket: Bucket
+) -> None:
+    """Identity is asked for; a gzip answer is decompressed piece by piece on its way to the bucket. One that
+    expands past the cap ends the run at its first attempt (the cap's refusal keeps its reason through the
+    S3 client), with neither an object nor an unfinished multipart upload left; one within the cap is kept
+    decompressed."""
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    asked: list[str | None] = []
+
+    async def network(data: bytes) -> AsyncIterator[bytes]:  # as the bytes arrive from a socket
+        for start in range(0, len(data), 16_384):
+            yield data[start : start + 16_384]
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("accept-encoding"))
+        data = bomb if request.url.path.endswith("bomb.mp4") else gzip.compress(VIDEO)
+        headers = {"content-type": "video/mp4", "content-encoding": "gzip"}
+        return httpx.Response(200, headers=headers, content=network(data))
+
+    settings = _s3_settings(settings_factory, bucket, download_max_bytes=CHUNK_BYTES + 1, max_attempts=5)
+    counts, rows, runs = _download(settings, cdn, ["https://cdn.example.com/p1/bomb.mp4"])  # type: ignore[misc]
+    assert (counts.dead, counts.retried, rows) == (1, 0, [])
+    assert runs[0]["attempts"] == 1
+    assert f"more than the cap of {CHUNK_BYTES + 1} bytes" in runs[0]["last_error"]
+    assert bucket.objects() == {}
+    assert bucket.pending_uploads() == []
+
+    settings = settings.replace(db=str(settings.db_path.with_name("second.db")))
+    counts, rows, _runs = _download(settings, cdn, ["https://cdn.example.com/p1/small.mp4"])  # type: ignore[misc]
+    assert counts.succeeded == 1
+    (row,) = rows
+    assert (row["size"], row["sha256"]) == (len(VIDEO), hashlib.sha256(VIDEO).hexdigest())
+    assert bucket.read(f"outputs/{MODEL}/p1/small.mp4").content == VIDEO
+    assert asked == ["identity", "identity"]
+
+
+@pytest.mark.parametrize("key", ["../escape.mp4", "m/../../escape.mp4", "m//x.mp4", "/abs.mp4", "m/.", "m\\..\\x"])
+def test_both_stores_refuse_a_key_that_would_leave_them_for_good(bucket: Bucket, tmp_path: Path, key: str) -> None:
+    """The media store interface refuses a key that could name a place outside its directory or prefix, before
+    anything is fetched and again when saving, as a refusal no retry can change."""
+    settings = Settings.from_env({"WAVESPEED_WEBHOOK_SECRET": "whsec_x", **bucket.env()})
+
+    async def one_chunk() -> AsyncIterator[bytes]:
+        yield VIDEO
+
+    for store in (open_media_store(settings), LocalMedia(tmp_path / "media")):
+        with pytest.raises(MediaStoreError, match="would leave the media") as refused:
+            store.check_key(key)
+        assert refused.value.permanent
+        with pytest.raises(MediaStoreError, match="would leave the media"):
+            run(store.save(key, one_chunk(), content_type="video/mp4"))
+    assert bucket.objects() == {}
+    assert not any(tmp_path.rglob("*.mp4"))
+
+
+def test_a_link_out_of_the_media_directory_is_refused_for_good(tmp_path: Path) -> None:
+    """A directory inside WAVEHOOK_MEDIA_DIR that links elsewhere cannot carry an output out of it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "model").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(MediaStoreError, match="would leave the media directory") as refused:
+        LocalMedia(tmp_path / "media").check_key("model/p1/out.mp4")
+    assert refused.value.permanent

@@ -100,8 +100,8 @@ def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
     assert [label for _verdict, label in verdicts] == [
         "c=8 durable ingest vs bare",
         "c=8 durable ingest vs naive",
-        "c=8 PostgreSQL: wavehook vs naive",
-        "c=8 wavehook: PostgreSQL vs SQLite",
+        "c=8 wavehook vs naive on PostgreSQL",
+        "c=8 wavehook on PostgreSQL vs on SQLite",
         "delivery-to-handler-start p50",
         "delivery-to-handler-start p50 across instances (PostgreSQL)",
         "RSS after 1,000 deliveries (fewer than the 100,000 of the target)",

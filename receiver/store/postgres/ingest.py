@@ -14,6 +14,7 @@ from typing import Any
 
 from receiver.delivery import Delivery
 from receiver.statuses import TERMINAL, rank
+from receiver.store.events import refuse_reference
 from receiver.store.postgres.connection import RUNS_CHANNEL, Conn
 from receiver.store.postgres.writer import Pipelined
 from receiver.store.records import IngestResult, Quarantined
@@ -74,6 +75,16 @@ FROM ev
 """  # noqa: S608 (interpolates constants, never input)
 
 
+# Which job (if any) owns this prediction, and whether the delivery's ref belongs to another prediction.
+_OWNER = """
+SELECT (SELECT reference FROM submissions WHERE prediction_id = %(id)s
+        UNION ALL SELECT reference FROM predictions WHERE id = %(id)s AND reference IS NOT NULL LIMIT 1) AS owner,
+       EXISTS (SELECT 1 FROM submissions WHERE reference = %(reference)s AND prediction_id IS NOT NULL
+                                          AND prediction_id <> %(id)s
+               UNION ALL SELECT 1 FROM predictions WHERE reference = %(reference)s AND id <> %(id)s) AS elsewhere
+"""
+
+
 def _storable(params: dict[str, Any]) -> dict[str, Any]:
     """PostgreSQL text cannot hold NUL, which a signed JSON body may carry (``"\\u0000"``) in a field stored
     as text: there it becomes U+FFFD, as an undecodable byte would. The body itself is kept byte for byte."""
@@ -113,10 +124,27 @@ class RecordDelivery(Pipelined):
         # Deliveries under one webhook-id take turns, so the second body of an id is flagged ``conflict``
         # even when the first is being stored by another instance at this very moment.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.delivery.webhook_id,))
-        return await conn.execute(_RECORD, self.params, prepare=True)
+        owner = None
+        if self.delivery.source == "webhook":
+            # Read before the delivery's own statement (which may record its reference): what it is checked against.
+            owner = await conn.execute(
+                _OWNER, {"id": self.params["prediction_id"], "reference": self.params["reference"]}, prepare=True
+            )
+        return owner, await conn.execute(_RECORD, self.params, prepare=True)
 
     async def receive(self, conn: Conn, sent: Any) -> IngestResult:
-        row = await sent.fetchone()
+        owner, record = sent
+        if owner is not None:
+            # Refused: raising makes the writer roll the group back and run the others again without it.
+            found = await owner.fetchone()
+            assert found is not None
+            refuse_reference(
+                self.delivery.prediction_id,
+                self.delivery.reference,
+                owner=found["owner"],
+                claimed_elsewhere=lambda: bool(found["elsewhere"]),
+            )
+        row = await record.fetchone()
         assert row is not None
         event_id, duplicates, conflict, moved = row["id"], row["duplicates"], row["conflict"], row["moved"]
         if duplicates:

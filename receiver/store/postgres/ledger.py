@@ -95,6 +95,25 @@ class PostgresLedger(Ledger):
                     with contextlib.suppress(Exception):
                         await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, key))
 
+    # -- dashboard sessions ----------------------------------------------------------------------------------
+
+    async def revoke_session(self, session_id: str, *, forget_after: float, now: float) -> None:
+        async def revoke(conn: Conn) -> None:
+            await conn.execute("DELETE FROM revoked_sessions WHERE forget_after < %s", (now,))
+            await conn.execute(
+                "INSERT INTO revoked_sessions (session_id, forget_after) VALUES (%s, %s) "
+                "ON CONFLICT (session_id) DO NOTHING",
+                (session_id, forget_after),
+            )
+
+        await self._write(revoke)
+
+    async def session_revoked(self, session_id: str) -> bool:
+        async def revoked(conn: Conn) -> bool:
+            return bool(await fetch_all(conn, "SELECT 1 FROM revoked_sessions WHERE session_id = %s", (session_id,)))
+
+        return await self._read(revoked)
+
     # -- meta and readiness ----------------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:

@@ -179,7 +179,15 @@ def _ledger(cur: psycopg.Cursor[object]) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "ledger", _ledger),)
+def _revoked_sessions(cur: psycopg.Cursor[object]) -> None:
+    # Dashboard sessions ended by logout before their cookie expires: every instance refuses them.
+    cur.execute("CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, forget_after DOUBLE PRECISION NOT NULL)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "ledger", _ledger),
+    Migration(2, "revoked_sessions", _revoked_sessions),
+)
 
 
 def migrate(conn: psycopg.Connection[object], migrations: tuple[Migration, ...] = MIGRATIONS) -> list[str]:
