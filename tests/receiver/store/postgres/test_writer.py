@@ -111,17 +111,21 @@ async def test_server_down_is_503_without_the_password_and_the_pool_recovers(
 
 
 async def test_read_only_server_is_503(writer: GroupWriter, own_server: postgres.Cluster) -> None:
-    """A server switched to read-only (as a failed-over replica is) refuses with StorageUnavailable."""
-    admin = psycopg.connect(own_server.url(), autocommit=True)
+    """A database switched to read-only (as a failed-over replica is) refuses with StorageUnavailable naming
+    the read-only transaction; switched back, writes go through again."""
+    url = own_server.url()
+    postgres.make_read_only(url)
     try:
-        admin.execute("ALTER SYSTEM SET default_transaction_read_only = on")
-        admin.execute("SELECT pg_reload_conf()")
         with pytest.raises(StorageUnavailable, match="read-only"):
-            await _eventually(lambda: writer.run(put("ro")), expect=StorageUnavailable)
+            await writer.run(put("ro"))
     finally:
-        admin.execute("ALTER SYSTEM RESET default_transaction_read_only")
-        admin.execute("SELECT pg_reload_conf()")
-        admin.close()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SET default_transaction_read_only = off")
+            admin.execute("ALTER DATABASE postgres RESET default_transaction_read_only")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
+            )
     await _eventually(lambda: writer.run(put("rw")))
     assert committed(own_server) == {"rw"}
 
