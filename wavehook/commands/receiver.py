@@ -76,6 +76,8 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
             log_config=None,
             log_level=settings.log_level,
             server_header=False,
+            # No route is a WebSocket: uvicorn need not load its WebSocket protocol (part of a cold start).
+            ws="none",
         )
     finally:
         remove_multiprocess(metrics_dir)
