@@ -1,8 +1,10 @@
 """Correlation tokens: a second factor carried in the webhook URL of jobs we submitted ourselves.
 
 The submitter adds ``ref=<local reference>&token=<HMAC(local secret, ref)>`` to the webhook URL; the receiver
-refuses a delivery whose token does not match its ref, so a leaked provider secret alone cannot forge events
-for our jobs. Deliveries without a ref (jobs submitted by other tools) are accepted on the signature alone.
+refuses a delivery whose token does not match its ref, and the ledger refuses a delivery for one of our
+predictions that does not carry that prediction's own ref (``store.ingest.check_reference``), so a leaked
+provider secret alone cannot forge events for our jobs. Deliveries for predictions the ledger holds no reference
+for (jobs submitted by other tools) are accepted on the signature alone.
 """
 
 from __future__ import annotations

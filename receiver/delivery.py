@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -80,11 +81,64 @@ def _load_prediction(body: bytes) -> tuple[Any, dict[str, str | None]]:
         except orjson.JSONDecodeError:
             data = None
         if isinstance(data, dict):
+            _check_shapes(data)
             columns = _columns(data)
             if not any(text is not None and "e+" in text for text in columns.values()):
+                # orjson holds no NaN, infinity or lone surrogate, and no integer beyond 64 bits as an integer.
                 return data, columns
     data = load_json(body)
-    return data, _columns(data) if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return data, {}
+    _check_shapes(data)
+    for name in _JSON_FIELDS:
+        _check_values(data.get(name), name)
+    return data, _columns(data)
+
+
+# What the ledger's JSON columns may hold: anything else is not a prediction a reader could show.
+_SHAPES: dict[str, tuple[Any, Any, str]] = {
+    "input": (dict, None, "an object"),
+    "outputs": (list, str, "an array of URL strings"),
+    "has_nsfw_contents": (list, bool, "an array of booleans"),
+    "timings": (dict, None, "an object"),
+}
+_MAX_INTEGER = 2**64
+
+
+def _check_shapes(data: dict[str, Any]) -> None:
+    for name, (container, item, wanted) in _SHAPES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, container) or (item is not None and not all(isinstance(x, item) for x in value)):
+            raise BadRequest(f'body field "{name}" must be {wanted}', reason="invalid_field")
+
+
+def _check_values(value: Any, path: str) -> None:
+    """Refuse what ``json.loads`` accepts but JSON cannot carry back out: NaN, infinities (``1e999``), lone
+    surrogates, and integers beyond 64 bits, anywhere inside a stored field."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not is_text(key):
+                    raise BadRequest(
+                        f'body field "{where}" holds a key that is not Unicode text', reason="invalid_text"
+                    )
+                stack.append((inner, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}[{index}]") for index, inner in enumerate(item))
+        elif isinstance(item, str):
+            if not item.isascii() and not is_text(item):
+                raise BadRequest(
+                    f'body field "{where}" holds a lone surrogate escape, which is not Unicode text',
+                    reason="invalid_text",
+                )
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadRequest(f'body field "{where}" is not a finite number', reason="invalid_number")
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= _MAX_INTEGER:
+            raise BadRequest(f'body field "{where}" is an integer beyond 64 bits', reason="invalid_number")
 
 
 def _columns(data: dict[str, Any]) -> dict[str, str | None]:
@@ -147,3 +201,38 @@ def parse(
 
 def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def decode_column(name: str, raw: str | None) -> Any:
+    """A stored JSON column as every reader may rely on, whatever an older version let in: the shape ingest
+    requires (else ``None``; list items of another type dropped), no NaN or infinity (``None`` instead), no
+    lone surrogate (U+FFFD instead). A listing must never fail on one odd row."""
+    if raw is None:
+        return None
+    try:
+        value = _scrubbed(json.loads(raw))
+    except (ValueError, RecursionError):
+        return None
+    container, item, _wanted = _SHAPES.get(name, (object, None, ""))
+    if not isinstance(value, container):
+        return None
+    if item is not None:
+        value = [x for x in value if isinstance(x, item)]
+    return value
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_scrubbed(key): _scrubbed(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(inner) for inner in value]
+    if isinstance(value, str):
+        return value if value.isascii() or is_text(value) else text_of(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def text_of(value: str) -> str:
+    """``value`` with each lone surrogate replaced by U+FFFD, so that it can be encoded as UTF-8."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -15,6 +15,7 @@ code; one exception handler renders them all as ``{"error": <sentence>, "reason"
         ├── NotFound                status = 404
         ├── Conflict                status = 409  (the resource is not in a state that allows the action)
         ├── PayloadTooLarge         status = 413
+        ├── TooManyAttempts         status = 429  (too many failed logins or bearer tokens from one client)
         └── StorageUnavailable      status = 503  (the database refused the write: the provider retries)
 """
 
@@ -90,6 +91,15 @@ class PayloadTooLarge(HTTPError):
     status = 413
     reason = "body_too_large"
     close_connection = True
+
+
+class TooManyAttempts(HTTPError):
+    status = 429
+    reason = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts to authenticate from this client; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class StorageUnavailable(HTTPError):

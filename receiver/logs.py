@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import MutableMapping
@@ -23,10 +24,33 @@ _SECRET_KEYS = frozenset(
 )
 
 
+# A correlation token in a URL, plain (``token=…``) or URL-encoded inside another URL (``token%3D…``): the value
+# runs to the next parameter, space or quote.
+_TOKEN_IN_URL = re.compile(r"(?i)(token(?:=|%3D))(?:(?!%26)[^&\s\"'])+")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the value of every ``token=`` URL parameter masked."""
+    return _TOKEN_IN_URL.sub(r"\1[redacted]", text) if "oken" in text else text
+
+
 def _drop_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in _SECRET_KEYS.intersection(event_dict):
         event_dict[key] = "[redacted]"
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "oken" in value:
+            event_dict[key] = redact_urls(value)
     return event_dict
+
+
+class _RedactTokens(logging.Filter):
+    """Standard-library lines (httpx's request line, uvicorn's access line) are formatted here, tokens masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "oken" in message:
+            record.msg, record.args = redact_urls(message), ()
+        return True
 
 
 def _add_pid(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -89,6 +113,7 @@ def configure(*, log_format: str = "auto", level: str = "info", stream: TextIO |
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)
+    handler.addFilter(_RedactTokens())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

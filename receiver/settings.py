@@ -20,6 +20,8 @@ SECRET_HELP = (
     "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MIN_ADMIN_TOKEN = 24
+TOKEN_HELP = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class Secret:
@@ -194,6 +196,27 @@ class SubmitSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    """How long ``serve`` waits for each part of a request, and how many connections it holds at once."""
+
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ConnectionSettings:
+        return cls(
+            header_timeout_seconds=_float(environ, "WAVEHOOK_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            body_timeout_seconds=_float(environ, "WAVEHOOK_BODY_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+            keep_alive_seconds=_int(environ, "WAVEHOOK_KEEP_ALIVE_SECONDS", 5, minimum=1),
+            max_connections=_int(environ, "WAVEHOOK_MAX_CONNECTIONS", 1000, minimum=1),
+            max_header_bytes=_int(environ, "WAVEHOOK_MAX_HEADER_BYTES", 65536, minimum=4096),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Every setting wavehook reads. ``from_env`` reads them from the environment, once per process (the
     command line's bootstrap, or ``create_app_from_env`` in each worker process); click options that name an
@@ -207,6 +230,10 @@ class Settings:
     media_dir: Path = Path("media")
     handler_modules: tuple[str, ...] = ()
     admin_token: Secret | None = None
+    # Start on a non-loopback interface without an admin token (the dashboard then answers loopback clients only).
+    allow_no_admin_token: bool = False
+    # Peers whose X-Forwarded-For/-Proto uvicorn believes (a proxy's address; "*" when only the proxy can connect).
+    forwarded_allow_ips: str = "127.0.0.1"
     tolerance_seconds: int = 300
     max_body_bytes: int = DEFAULT_MAX_BODY
     busy_timeout_ms: int = 5000
@@ -217,6 +244,7 @@ class Settings:
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()
+    connections: ConnectionSettings = ConnectionSettings()
     # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
     metrics_dir: Path | None = None
 
@@ -225,6 +253,11 @@ class Settings:
         log_format = _choice(environ, "WAVEHOOK_LOG_FORMAT", ("auto", "json", "console"), "auto")
         api_key = environ.get("WAVESPEED_API_KEY", "").strip()
         admin_token = environ.get("WAVEHOOK_ADMIN_TOKEN", "").strip()
+        if admin_token and len(admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(
+                f"WAVEHOOK_ADMIN_TOKEN is {len(admin_token)} characters long; it must be at least {MIN_ADMIN_TOKEN} "
+                f"characters (a short token can be guessed, and it opens the dashboard and API); {TOKEN_HELP}"
+            )
         terminal = _list(environ, "WAVEHOOK_TERMINAL_STATUSES") or cls.terminal_statuses
         return cls(
             webhook_secrets=tuple(Secret(s) for s in _list(environ, "WAVESPEED_WEBHOOK_SECRET")),
@@ -235,6 +268,8 @@ class Settings:
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
             admin_token=Secret(admin_token) if admin_token else None,
+            allow_no_admin_token=_bool(environ, "WAVEHOOK_ALLOW_NO_ADMIN_TOKEN", False),
+            forwarded_allow_ips=environ.get("WAVEHOOK_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
             tolerance_seconds=_int(environ, "WAVEHOOK_TOLERANCE_SECONDS", 300, minimum=1),
             max_body_bytes=_int(environ, "WAVEHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024),
             busy_timeout_ms=_int(environ, "WAVEHOOK_BUSY_TIMEOUT_MS", 5000, minimum=0),
@@ -244,6 +279,7 @@ class Settings:
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
             submit=SubmitSettings.from_env(environ),
+            connections=ConnectionSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )
 
@@ -261,4 +297,4 @@ class Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-__all__ = ["DispatchSettings", "Secret", "Settings", "SubmitSettings"]
+__all__ = ["ConnectionSettings", "DispatchSettings", "Secret", "Settings", "SubmitSettings"]

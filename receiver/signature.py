@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
+from hmac import compare_digest as hmac_compare
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 
 from receiver.errors import ConfigError, SignatureError
@@ -23,11 +23,18 @@ HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-_MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = 256
 # Unix seconds have 10 digits until the year 2286; a longer run of digits is not a timestamp (and Python
 # refuses to parse integers of more than 4300 digits, which would otherwise escape as ValueError).
 _MAX_TIMESTAMP_DIGITS = 18
 _MAX_SCHEME_SHOWN = 16
+# The provider's secrets are far longer; anything this short is a typo, a placeholder or a fragment of a secret
+# that held a comma (the rotation separator), and would let anyone guess their way to a valid signature.
+MIN_SECRET_LENGTH = 12
+# A sender signs with one secret, two while rotating: a handful of entries is plenty. Bounding them (and the
+# header) keeps what an unauthenticated request can make us parse and compare small and fixed.
+MAX_SIGNATURES = 8
+MAX_SIGNATURE_HEADER = 1024
 
 
 def signing_key(secret: str) -> bytes:
@@ -61,6 +68,13 @@ class Verifier:
         if not all(keys):
             # An empty key would make every sender able to sign: refuse it rather than verify with it.
             raise ConfigError(f"a webhook secret is empty once its {SECRET_PREFIX} prefix is removed")
+        for position, key in enumerate(keys, start=1):
+            if len(key) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"webhook secret #{position} is {len(key)} characters once its {SECRET_PREFIX} prefix is "
+                    f"removed; at least {MIN_SECRET_LENGTH} are needed (a short one can be guessed). Secrets are "
+                    "separated by commas while rotating, so a secret cannot itself contain a comma"
+                )
         # Keyed once: copying a keyed HMAC costs half of keying a new one, on every delivery.
         self._macs = tuple(hmac.HMAC(key, hashes.SHA256()) for key in keys)
         self._tolerance = tolerance_seconds
@@ -70,9 +84,9 @@ class Verifier:
         webhook_id = _header(headers, HEADER_ID)
         raw_timestamp = _header(headers, HEADER_TIMESTAMP)
         raw_signatures = _header(headers, HEADER_SIGNATURE)
-        if len(webhook_id) > _MAX_ID_LENGTH or not webhook_id.isprintable():
+        if len(webhook_id) > MAX_ID_LENGTH or not webhook_id.isprintable():
             raise SignatureError(
-                f"header {HEADER_ID} must be printable and at most {_MAX_ID_LENGTH} characters",
+                f"header {HEADER_ID} must be printable and at most {MAX_ID_LENGTH} characters",
                 reason="malformed_header",
             )
         if not (raw_timestamp.isascii() and raw_timestamp.isdigit()) or len(raw_timestamp) > _MAX_TIMESTAMP_DIGITS:
@@ -105,16 +119,16 @@ class Verifier:
         return VerifiedDelivery(webhook_id=webhook_id, timestamp=timestamp)
 
     def _matches(self, content: bytes, digests: list[bytes]) -> bool:
+        """One HMAC over the content per secret, compared in constant time with every entry."""
+        matched = False
         for keyed in self._macs:
+            mac = keyed.copy()
+            mac.update(content)
+            expected = mac.finalize()
             for digest in digests:
-                mac = keyed.copy()
-                mac.update(content)
-                try:
-                    mac.verify(digest)  # constant-time comparison
-                except InvalidSignature:
-                    continue
-                return True
-        return False
+                # No early return: the time taken does not depend on which entry (if any) matched.
+                matched |= hmac_compare(expected, digest)
+        return matched
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -129,9 +143,19 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _v3_digests(raw: str) -> list[bytes]:
     """The ``v3`` digests of a signature header (space-separated ``scheme,hex`` entries)."""
+    if len(raw) > MAX_SIGNATURE_HEADER:
+        raise SignatureError(
+            f"header {HEADER_SIGNATURE} is longer than {MAX_SIGNATURE_HEADER} characters", reason="malformed_header"
+        )
+    entries = raw.split()
+    if len(entries) > MAX_SIGNATURES:
+        raise SignatureError(
+            f"header {HEADER_SIGNATURE} holds {len(entries)} signatures; at most {MAX_SIGNATURES} are accepted",
+            reason="malformed_header",
+        )
     digests: list[bytes] = []
     schemes: list[str] = []
-    for entry in raw.split():
+    for entry in entries:
         scheme, comma, value = entry.partition(",")
         if not comma or not scheme:
             raise SignatureError(

@@ -53,7 +53,7 @@ def block(marker: str, language: str = "sh") -> str:
 # Each shell block, by a line it holds: run by the named test here, or skipped with the reason.
 RUN = {
     ".venv/bin/wavehook demo": "test_quick_start_demo",
-    "export WAVESPEED_WEBHOOK_SECRET=whsec_...": "test_receiving_webhooks_session",
+    "export WAVESPEED_WEBHOOK_SECRET=whsec_your": "test_receiving_webhooks_session",
     "openssl dgst -sha256 -hmac": "test_receiving_webhooks_session",
     "printf '%s' \"$body\" > body.json": "test_receiving_webhooks_session",
     "export WAVEHOOK_ADMIN_TOKEN=$(openssl rand -hex 24)": "test_admin_api_recipe",
@@ -194,7 +194,7 @@ def curl_again(example: str) -> str:
 @pytest.mark.integration
 def test_receiving_webhooks_session(session: Session) -> None:
     """serve, the signed curl (accepted, then a duplicate), verify on the body it sent, and the admin API."""
-    serve = block("export WAVESPEED_WEBHOOK_SECRET=whsec_...")
+    serve = block("export WAVESPEED_WEBHOOK_SECRET=whsec_your")
     secret_line, serve_line = serve.strip().splitlines()
     with session.background(serve):
         wait_for(lambda: ready(session.url("8000") + "/readyz"), timeout=30, what="the README's serve")
@@ -229,7 +229,7 @@ def json_values(text: str) -> list[Any]:
 @pytest.mark.integration
 def test_admin_api_recipe(session: Session) -> None:
     """The bearer-token recipe: serve started with the token, the listing and replay-dead answered to it."""
-    secret_line = block("export WAVESPEED_WEBHOOK_SECRET=whsec_...").splitlines()[0]  # the user's, from above
+    secret_line = block("export WAVESPEED_WEBHOOK_SECRET=whsec_your").splitlines()[0]  # the user's, from above
     done = session.run(secret_line + "\n" + block("export WAVEHOOK_ADMIN_TOKEN=$(openssl rand -hex 24)"))
     assert done.returncode == 0, done.stderr
     listing, replayed = json_values(done.stdout)

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from receiver.dashboard.pages import html_page
-from receiver.errors import BadRequest, Forbidden
+from receiver.errors import Forbidden
 from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, gate_for, same_origin, token_matches
 from receiver.http.state import base_path, receiver_state
+from receiver.http.webhook import read_body
 
 logger = structlog.get_logger()
 MAX_FORM_BYTES = 4096
@@ -41,15 +42,24 @@ async def login(request: Request) -> Response:
         return RedirectResponse(f"{base_path(request.scope)}/", status_code=303)
     if not same_origin(request):
         raise Forbidden("cross-site login refused", reason="cross_site_request")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise BadRequest(f"login form over {MAX_FORM_BYTES} bytes")
+    # Refused from Content-Length before reading, or as soon as a streamed form passes the cap.
+    body = await read_body(request.receive, request.headers.get("content-length"), MAX_FORM_BYTES)
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
     next_path = _next_path(form.get("next"), request)
+    gate = gate_for(request.scope, admin_token, state.clock)
+    client = request.client.host if request.client else None
+    if (wait := gate.throttle.retry_after(client)) is not None:
+        logger.warning("login_throttled", client=client, retry_after=wait)
+        error = f"Too many failed attempts from here; try again in {wait} s."
+        page = html_page(request, "login.html", status_code=429, next=next_path, error=error)
+        page.headers["retry-after"] = str(wait)
+        return page
     if not token_matches(admin_token, form.get("token", "").strip()):
-        logger.warning("login_failed", client=request.client.host if request.client else None)
+        gate.throttle.failed(client)
+        logger.warning("login_failed", client=client)
         return html_page(request, "login.html", status_code=401, next=next_path, error="That is not the admin token.")
-    cookie = gate_for(request.scope, admin_token, state.clock).sessions.issue()
+    gate.throttle.succeeded(client)
+    cookie = gate.sessions.issue()
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         COOKIE_NAME,
@@ -65,7 +75,16 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """Reached only through the access gate and its CSRF check (a POST with the page's token)."""
+    """Reached only through the access gate and its CSRF check (a POST with the page's token).
+
+    The session is revoked in the ledger, not only deleted from this browser: a copy of the cookie is refused.
+    """
+    access = getattr(request.state, "access", None)
+    if access is not None and access.session_id is not None:
+        state = receiver_state(request.app)
+        now = state.clock()
+        await state.ledger.revoke_session(access.session_id, forget_after=now + SESSION_SECONDS, now=now)
+        logger.info("logout", session_revoked=True)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", secure=_secure(request), httponly=True, samesite="strict")
     return response

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from receiver.errors import NotFound
+from receiver.http.params import MAX_ROW_ID
 from receiver.http.state import receiver_state
 
 _INLINE = ("video/", "image/")
@@ -23,6 +24,8 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
 
 async def local_copy(request: Request) -> FileResponse:
     download_id: int = request.path_params["download_id"]
+    if download_id > MAX_ROW_ID:
+        raise NotFound(f"no local copy with id {download_id} in the ledger")
     state = receiver_state(request.app)
     row = await state.ledger.get_download(download_id)
     if row is None:

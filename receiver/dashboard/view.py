@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from receiver import timestamps
+from receiver.delivery import text_of
 from receiver.statuses import TERMINAL_STATUSES
 
 STATUS_ORDER = ("created", "processing", *TERMINAL_STATUSES)
@@ -100,15 +102,19 @@ def media_kind(url: str, content_type: str | None = None) -> str:
 
 
 def pretty_json(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    """Indented JSON; NaN and infinities as JSON writes them, lone surrogates as U+FFFD (a page is UTF-8)."""
+    try:
+        return text_of(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, nesting too deep to indent
+        return text_of(repr(value))
 
 
 def pretty_body(body: str) -> str:
     """A stored delivery body, indented when it is JSON, as received otherwise."""
     try:
         return pretty_json(json.loads(body))
-    except ValueError:
-        return body
+    except (ValueError, RecursionError):
+        return text_of(body)
 
 
 def short_id(value: str, keep: int = 12) -> str:
@@ -120,6 +126,8 @@ def outputs(prediction: Mapping[str, Any], *, base: str = "") -> list[dict[str, 
     local = {d["url"]: d for d in prediction.get("downloads", [])}
     found: list[dict[str, Any]] = []
     for url in prediction.get("outputs") or []:
+        if not isinstance(url, str):
+            continue
         download = local.get(url)
         remote = safe_url(url)
         source = f"{base}/media/{download['id']}" if download else remote
@@ -194,7 +202,14 @@ def timeline(prediction: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def duration_ms(value: float | None) -> str | None:
-    return None if value is None else duration(value / 1000)
+    """Milliseconds as ``duration`` shows seconds; ``None`` for what is not a finite number."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = value / 1000
+    except OverflowError:  # an integer too large to divide as a float
+        return None
+    return duration(seconds) if math.isfinite(seconds) else None
 
 
 FILTERS = {
@@ -204,4 +219,5 @@ FILTERS = {
     "pretty_json": pretty_json,
     "pretty_body": pretty_body,
     "short_id": short_id,
+    "duration_ms": duration_ms,
 }

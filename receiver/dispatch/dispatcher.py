@@ -32,7 +32,7 @@ from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
 from receiver.handlers.context import Context, Resolver, StoredOutput, system_resolve
-from receiver.handlers.errors import RetryLater
+from receiver.handlers.errors import GiveUp, RetryLater
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
 from receiver.settings import Settings
@@ -232,8 +232,7 @@ class Dispatcher:
         assert handler is not None  # claims are limited to this process's handlers
         max_attempts = handler.max_attempts or self.config.max_attempts
         timeout = handler.timeout or self.config.handler_timeout_seconds
-        prediction = Prediction.from_row(run.prediction, status=run.status)
-        bound = _fields(run) | {"model": prediction.model}
+        bound = _fields(run) | {"model": run.prediction.get("model")}
         ctx = Context(
             run_id=run.id,
             handler=run.handler,
@@ -254,9 +253,13 @@ class Dispatcher:
         try:
             with structlog.contextvars.bound_contextvars(**bound):
                 try:
+                    # Inside the try: a row the handler cannot be given is the attempt's failure, recorded at once.
+                    prediction = Prediction.from_row(run.prediction, status=run.status)
                     await call(handler, prediction, ctx, timeout)
                 except RetryLater as exc:
                     failure = Failure(f"retry requested: {exc.reason}", "retry", delay=exc.delay)
+                except GiveUp as exc:
+                    failure = Failure(f"gave up: {exc}", final=True)
                 except HandlerTimedOut as exc:
                     failure = Failure(str(exc), "timeout")
                 except Exception as exc:
@@ -280,7 +283,7 @@ class Dispatcher:
         error = failure.error if failure else None
         if failure is None:
             state = outcome = "succeeded"
-        elif run.attempt >= max_attempts:
+        elif run.attempt >= max_attempts or failure.final:
             state = outcome = "dead"
         else:
             state, outcome = "pending", "retried"

@@ -26,3 +26,4 @@ class Failure:
     kind: str = "failed"  # failed | timeout | retry (asked for by the handler)
     traceback: str | None = None
     delay: float | None = None  # the handler's own retry delay, if it gave one
+    final: bool = False  # the handler gave up: no further attempt

@@ -2,6 +2,7 @@
 
 Exception
 ├── RetryLater                  raised by a handler: try this run again later (counts as an attempt)
+├── GiveUp                      raised by a handler: no retry can fix this; the run is dead at once
 └── ConfigError (receiver)
     └── HandlerConfigError      a handler module cannot be imported, or two handlers share a name
 """
@@ -20,6 +21,11 @@ class RetryLater(Exception):
             raise ValueError(f"RetryLater delay={delay} must not be negative")
         self.reason = reason
         self.delay = delay
+
+
+class GiveUp(Exception):
+    """Raise from a handler when no later attempt could succeed (a refused configuration, a file that is gone):
+    the run ends dead at once, with this message, instead of using up its remaining attempts."""
 
 
 class HandlerConfigError(ConfigError):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from receiver.delivery import decode_column
 from receiver.timestamps import from_unix, parse_iso
 
 
@@ -18,10 +18,6 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(item) for item in value)
     return value
-
-
-def _loads(raw: str | None) -> Any:
-    return None if raw is None else json.loads(raw)
 
 
 def _timestamp(value: object) -> datetime.datetime | None:
@@ -48,16 +44,18 @@ class Prediction:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, status: str) -> Prediction:
-        outputs = _loads(row.get("outputs")) or []
+        def column(name: str) -> Any:
+            return decode_column(name, row.get(name))
+
         return cls(
             id=str(row["id"]),
             model=row.get("model"),
             status=status,
-            input=_freeze(_loads(row.get("input")) or {}),
-            outputs=tuple(str(url) for url in outputs if isinstance(url, str)),
+            input=_freeze(column("input") or {}),
+            outputs=tuple(column("outputs") or ()),
             error=row.get("error") or None,
-            has_nsfw_contents=tuple(bool(flag) for flag in _loads(row.get("has_nsfw_contents")) or []),
-            timings=_freeze(_loads(row.get("timings")) or {}),
+            has_nsfw_contents=tuple(column("has_nsfw_contents") or ()),
+            timings=_freeze(column("timings") or {}),
             created_at=_timestamp(row.get("provider_created_at")),
             completed_at=_timestamp(row.get("completed_at")),
             reference=row.get("reference"),

@@ -21,7 +21,7 @@ from receiver.dashboard import routes as dashboard
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
-from receiver.http import auth, health, predictions, runs, webhook
+from receiver.http import auth, health, openapi, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState
@@ -108,6 +108,7 @@ def create_app(
             Route("/api/runs/{run_id:str}", runs.get_run, methods=["GET"]),
             Route("/api/runs/{run_id:str}/replay", runs.replay_run, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route(openapi.PATH, openapi.openapi, methods=["GET"]),
             *dashboard.routes(),
         ],
         middleware=[

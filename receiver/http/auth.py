@@ -28,17 +28,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from receiver.correlation import WEBHOOK_PATH
-from receiver.errors import Forbidden, HTTPError, Unauthorized
+from receiver.errors import Forbidden, HTTPError, TooManyAttempts, Unauthorized
 from receiver.http.responses import error_response
 from receiver.http.state import base_path, receiver_state, route_path
-from receiver.settings import Secret
+from receiver.http.throttle import Throttle
+from receiver.settings import TOKEN_HELP, Secret
 
 logger = structlog.get_logger()
 
 PUBLIC_PATHS = frozenset({WEBHOOK_PATH, "/healthz", "/readyz", "/login"})
 PUBLIC_PREFIXES = ("/static/",)
 # Paths whose refusal is a redirect to the login form rather than a JSON error.
-API_PREFIXES = ("/api/", "/metrics", "/media/", "/fragments/")
+API_PREFIXES = ("/api/", "/metrics", "/media/", "/fragments/", "/openapi.json")
 COOKIE_NAME = "wavehook_session"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 12 * 3600
@@ -55,6 +56,7 @@ class Access:
     kind: Kind
     csrf_token: str | None = None
     login_required: bool = False
+    session_id: str | None = None  # the cookie's session, which logout revokes
 
 
 class Sessions:
@@ -87,7 +89,8 @@ class Sessions:
         if not cookie or cookie.count(".") != 2:
             return None
         session_id, expires, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(f"{session_id}.{expires}")):
+        # Compared as bytes: compare_digest raises on a str holding non-ASCII characters.
+        if not hmac.compare_digest(signature.encode(), self._sign(f"{session_id}.{expires}").encode()):
             return None
         if not expires.isdigit() or int(expires) < self._clock():
             return None
@@ -141,7 +144,11 @@ def check_csrf(conn: HTTPConnection, access: Access, supplied: str | None) -> No
             "cross-site request refused: this action only accepts requests from the dashboard itself",
             reason="cross_site_request",
         )
-    if not supplied or access.csrf_token is None or not hmac.compare_digest(supplied, access.csrf_token):
+    if (
+        not supplied
+        or access.csrf_token is None
+        or not hmac.compare_digest(supplied.encode(), access.csrf_token.encode())
+    ):
         raise Forbidden(
             f"header {CSRF_HEADER.title()} is missing or does not match this session's CSRF token",
             reason="csrf_token_mismatch",
@@ -151,18 +158,28 @@ def check_csrf(conn: HTTPConnection, access: Access, supplied: str | None) -> No
 class Gate:
     """The decision for one request; raises an ``HTTPError`` when it may not pass."""
 
-    def __init__(self, admin_token: Secret | None, sessions: Sessions) -> None:
+    def __init__(self, admin_token: Secret | None, sessions: Sessions, throttle: Throttle | None = None) -> None:
         self.admin_token = admin_token
         self.sessions = sessions
+        self.throttle = throttle or Throttle()
+
+    def check_throttle(self, client: str | None) -> None:
+        """Refuse a client that failed too often lately, before any comparison with the token."""
+        if (wait := self.throttle.retry_after(client)) is not None:
+            raise TooManyAttempts(wait)
 
     def admit(self, conn: HTTPConnection) -> Access:
         if self.admin_token is None:
             return self._loopback(conn)
         authorization = conn.headers.get("authorization")
         if authorization is not None:
+            client = conn.client.host if conn.client else None
+            self.check_throttle(client)
             scheme, _, value = authorization.partition(" ")
             if scheme.lower() == "bearer" and token_matches(self.admin_token, value.strip()):
+                self.throttle.succeeded(client)
                 return Access("bearer")
+            self.throttle.failed(client)
             raise Unauthorized("header Authorization is not 'Bearer <WAVEHOOK_ADMIN_TOKEN>'", reason="bad_token")
         session_id = self.sessions.verify(conn.cookies.get(COOKIE_NAME))
         if session_id is None:
@@ -170,7 +187,7 @@ class Gate:
                 "this needs 'Authorization: Bearer <WAVEHOOK_ADMIN_TOKEN>' or a dashboard login",
                 reason="login_required",
             )
-        return Access("cookie", csrf_token=self.sessions.csrf_token(session_id))
+        return Access("cookie", csrf_token=self.sessions.csrf_token(session_id), session_id=session_id)
 
     def _loopback(self, conn: HTTPConnection) -> Access:
         client = conn.client.host if conn.client else None
@@ -192,7 +209,8 @@ def gate_for(scope: Scope, admin_token: Secret | None, clock: Callable[[], float
     """The app's Gate, made on first use: its key needs the ledger secret the lifespan reads."""
     state = receiver_state(scope["app"])
     if state.gate is None:
-        state.gate = Gate(admin_token, Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock))
+        sessions = Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock)
+        state.gate = Gate(admin_token, sessions, Throttle(clock=clock))
     return state.gate
 
 
@@ -212,6 +230,8 @@ class AccessControl:
         conn = HTTPConnection(scope)
         try:
             access = gate_for(scope, self.admin_token, self.clock).admit(conn)
+            if access.session_id is not None:
+                await _refuse_revoked(scope, access.session_id)
             if scope["method"] not in SAFE_METHODS:
                 check_csrf(conn, access, conn.headers.get(CSRF_HEADER))
         except HTTPError as exc:
@@ -227,9 +247,35 @@ class AccessControl:
             base = base_path(conn.scope)
             return RedirectResponse(f"{base}/login?next={quote(base + path)}", status_code=303)
         response = error_response(exc)
-        if exc.status == 401:
+        if exc.status == 401 and exc.reason != "too_many_attempts":
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+
+async def _refuse_revoked(scope: Scope, session_id: str) -> None:
+    """A session ended by logout stays ended, whichever process it comes back to."""
+    if await receiver_state(scope["app"]).ledger.session_revoked(session_id):
+        raise Unauthorized("this session was ended by logging out; log in again", reason="login_required")
+
+
+def loopback_host(host: str) -> bool:
+    """Whether ``serve --host`` listens on loopback only."""
+    return host.lower() in LOOPBACK_NAMES or is_loopback(host.strip("[]"))
+
+
+def startup_refusal(admin_token: Secret | None, host: str, allowed: bool) -> str | None:
+    """Why ``serve`` will not start: beyond loopback without a token, unless explicitly allowed.
+
+    Without a token the dashboard trusts loopback clients; a proxy on this host makes every client look like
+    one (nginx's ``proxy_pass http://127.0.0.1:…`` sends no X-Forwarded-For), so the default is to refuse.
+    """
+    if admin_token is not None or allowed or loopback_host(host):
+        return None
+    return (
+        f"--host {host} listens beyond loopback but WAVEHOOK_ADMIN_TOKEN is not set. Set it ({TOKEN_HELP}); or, "
+        "if no proxy on this host forwards outside requests, set WAVEHOOK_ALLOW_NO_ADMIN_TOKEN=true to serve the "
+        "dashboard, /api and /metrics to loopback clients only"
+    )
 
 
 def startup_warning(admin_token: Secret | None, host: str) -> str | None:

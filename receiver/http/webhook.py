@@ -21,8 +21,8 @@ from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureErr
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState, receiver_state, route_path
 from receiver.ingest import Ingestor
-from receiver.signature import HEADER_ID, HEADER_TIMESTAMP
-from receiver.store.records import Quarantined
+from receiver.signature import HEADER_ID, HEADER_TIMESTAMP, MAX_ID_LENGTH
+from receiver.store.records import IngestResult, Quarantined
 
 logger = structlog.get_logger()
 
@@ -72,11 +72,11 @@ class WebhookEndpoint:
             await error_response(exc)(scope, receive, send)
             return
         headers = headers_of(scope)
-        log: dict[str, Any] = {"webhook_id": headers.get(HEADER_ID)}
+        log: dict[str, Any] = {"webhook_id": _loggable_id(headers.get(HEADER_ID))}
         try:
             delivery = await _verified_delivery(state, scope, receive, headers)
             log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
-            result = await state.ingestor.ingest(delivery)
+            result = await _ingest(state.ingestor, delivery)
         except HTTPError as exc:
             state.metrics.delivery("rejected", reason=exc.reason)
             if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
@@ -112,6 +112,13 @@ class WebhookEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+def _loggable_id(raw: str | None) -> str | None:
+    """The webhook-id as logged before it is checked: never more than the longest id the verifier accepts."""
+    if raw is None or len(raw) <= MAX_ID_LENGTH:
+        return raw
+    return f"{raw[:MAX_ID_LENGTH]}…[{len(raw)} characters]"
 
 
 class WebhookFastPath:
@@ -157,6 +164,15 @@ async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receiv
     except (BadRequest, TokenMismatch) as exc:
         # Signed by the provider: a wrong token (a job submitted against another ledger) is kept like a bad body.
         await _keep(ingestor, verified.webhook_id, body, exc, timestamp=verified.timestamp)
+        raise
+
+
+async def _ingest(ingestor: Ingestor, delivery: Delivery) -> IngestResult:
+    """Commit a verified delivery; one the ledger refuses for its reference is quarantined instead."""
+    try:
+        return await ingestor.ingest(delivery)
+    except TokenMismatch as exc:
+        await _keep(ingestor, delivery.webhook_id, delivery.body, exc, timestamp=delivery.webhook_timestamp)
         raise
 
 

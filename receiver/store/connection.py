@@ -8,7 +8,7 @@ from pathlib import Path
 
 # How many migrations ``schema`` holds. An opened ledger records it as its ``user_version``; a ledger at this
 # version is opened without loading the migrations (and sqlite-utils) at all, which a cold start feels.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def connect(path: Path, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> sqlite3.Connection:

@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import Sequence
 
 from receiver.delivery import Delivery
+from receiver.errors import TokenMismatch
 from receiver.statuses import TERMINAL, rank
 from receiver.store.records import IngestResult, Quarantined
+from receiver.store.submissions import claimed_by
 
 
 def _moves_forward(new: str, old: str) -> str:
@@ -63,6 +65,30 @@ ON CONFLICT (prediction_id, status, handler) DO NOTHING
 """
 
 
+# Whether a reference already belongs to another prediction than this one (its token vouches for that one only).
+_CLAIMED_ELSEWHERE = """
+SELECT 1 FROM submissions WHERE reference = :reference AND prediction_id IS NOT NULL AND prediction_id <> :id
+UNION ALL
+SELECT 1 FROM predictions WHERE reference = :reference AND id <> :id
+LIMIT 1
+"""
+
+
+def check_reference(conn: sqlite3.Connection, prediction_id: str, reference: str | None) -> None:
+    """Refuse a webhook for one of our jobs that does not carry that job's ``ref`` (whose token the endpoint has
+    checked), and a ``ref`` that belongs to another job: a leaked provider secret alone must not forge our events."""
+    owner = claimed_by(conn, prediction_id)
+    if owner is not None and reference != owner:
+        raise TokenMismatch(
+            f"prediction {prediction_id!r} was submitted by this service: its delivery must carry the ref and "
+            "token of the webhook URL it was submitted with"
+        )
+    if owner is None and reference is not None:
+        params = {"reference": reference, "id": prediction_id}
+        if conn.execute(_CLAIMED_ELSEWHERE, params).fetchone() is not None:
+            raise TokenMismatch(f"query parameter ref={reference} belongs to another prediction than {prediction_id!r}")
+
+
 def record_delivery(
     conn: sqlite3.Connection,
     delivery: Delivery,
@@ -72,7 +98,10 @@ def record_delivery(
     handlers: Sequence[str],
 ) -> IngestResult:
     """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. The caller
-    owns the transaction (the writer's group commit)."""
+    owns the transaction (the writer's group commit). A webhook refused by ``check_reference`` raises before
+    anything is written."""
+    if delivery.source == "webhook":
+        check_reference(conn, delivery.prediction_id, delivery.reference)
     new_rank = rank(delivery.status, terminal_statuses)
     event_id, duplicates, applied, conflict = conn.execute(
         _INSERT_EVENT,

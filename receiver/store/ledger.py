@@ -238,6 +238,16 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     async def get_download(self, download_id: int) -> dict[str, Any] | None: ...
 
+    # -- dashboard sessions ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def revoke_session(self, session_id: str, *, forget_after: float, now: float) -> None:
+        """End a dashboard session before its cookie expires (logout); the row is forgotten after
+        ``forget_after``, once no cookie of that session can still be valid."""
+
+    @abc.abstractmethod
+    async def session_revoked(self, session_id: str) -> bool: ...
+
     # -- the submitter's submissions -------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -3,11 +3,11 @@ ingest path's, in ``events``, and the submitter's merge, in ``submissions``)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from receiver.correlation import redact
+from receiver.delivery import decode_column
 from receiver.statuses import TERMINAL
 from receiver.store.downloads import list_downloads
 
@@ -17,8 +17,7 @@ _JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
 def _prediction(row: sqlite3.Row) -> dict[str, Any]:
     item = dict(row)
     for column in _JSON_COLUMNS:
-        if item.get(column) is not None:
-            item[column] = json.loads(item[column])
+        item[column] = decode_column(column, item.get(column))
     item.pop("status_rank", None)
     if item.get("webhook_url"):
         item["webhook_url"] = redact(item["webhook_url"])

@@ -198,3 +198,18 @@ def m004_submitter_submissions(db: Database) -> None:
         CREATE INDEX predictions_reference ON predictions (reference)
         """,
     )
+
+
+@migrations()
+def m005_revoked_sessions(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        -- Dashboard sessions ended by logout before their cookie expires: every process refuses them.
+        -- A row outlives the longest session and is then pruned.
+        CREATE TABLE revoked_sessions (
+            session_id TEXT PRIMARY KEY,
+            forget_after REAL NOT NULL
+        )
+        """,
+    )

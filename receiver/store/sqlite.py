@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from receiver.store import downloads, events, meta, predictions, runs, submissions
+from receiver.store import downloads, events, meta, predictions, runs, sessions, submissions
 from receiver.store import stats as aggregates
 from receiver.store.connection import open_database
 from receiver.store.ledger import Ledger
@@ -202,6 +202,14 @@ class SQLiteLedger(Ledger):
 
     async def get_download(self, download_id: int) -> dict[str, Any] | None:
         return await self._read(lambda conn: downloads.get_download(conn, download_id))
+
+    # -- dashboard sessions ----------------------------------------------------------------------------------
+
+    async def revoke_session(self, session_id: str, *, forget_after: float, now: float) -> None:
+        await self._write(lambda conn: sessions.revoke(conn, session_id, forget_after=forget_after, now=now))
+
+    async def session_revoked(self, session_id: str) -> bool:
+        return await self._read(lambda conn: sessions.is_revoked(conn, session_id))
 
     # -- the submitter's submissions -------------------------------------------------------------------------
 

@@ -115,3 +115,26 @@ def test_forged_delivery_with_wrong_token_refused(loop: Loop) -> None:
         result.prediction_id: "completed",
         "from-another-tool": "completed",
     }
+
+
+def test_our_jobs_refuse_a_plain_or_borrowed_webhook_url(loop: Loop) -> None:
+    """With the provider secret alone, a delivery for one of our jobs sent to the plain URL, or with another
+    job's genuine ref and token, is refused (401 token_mismatch), kept in quarantine, and applies nothing."""
+    with Submitter(loop.settings) as sub:
+        first = sub.submit(T2V, {"prompt": "a fox [sandbox:drop]"})
+        second = sub.submit(T2V, {"prompt": "a hare [sandbox:drop]"})
+    assert first.webhook_url is not None
+    plain = f"{loop.receiver.url}/webhooks/wavespeed"  # type: ignore[attr-defined]
+    attempts = [(plain, first.prediction_id, "plain"), (first.webhook_url, second.prediction_id, "borrowed")]
+    for url, prediction_id, webhook_id in attempts:
+        body = prediction_body(str(prediction_id), "completed", model=T2V)
+        forged = httpx.post(url, content=body, headers=signed_headers(SECRET, body, webhook_id=webhook_id))
+        assert (forged.status_code, forged.json()["reason"]) == (401, "token_mismatch"), webhook_id
+    assert loop.rows("SELECT id FROM events") == []
+    assert loop.rows("SELECT DISTINCT status FROM predictions") == [{"status": "created"}]
+    assert loop.rows("SELECT id FROM handler_runs") == []
+    kept = loop.rows("SELECT webhook_id, reason FROM quarantine ORDER BY webhook_id")
+    assert kept == [
+        {"webhook_id": "borrowed", "reason": "token_mismatch"},
+        {"webhook_id": "plain", "reason": "token_mismatch"},
+    ]

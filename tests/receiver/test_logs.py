@@ -151,3 +151,36 @@ def test_json_lines_carry_a_utc_timestamp_and_render_what_orjson_refuses() -> No
     assert before - datetime.timedelta(milliseconds=1) <= stamped <= after
     assert plain["prompt"] == "caf\u00e9"
     assert (odd["big"], odd["text"], odd["keyed"]) == (2**70, "\ud800", {"1": "one"})
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_correlation_tokens_never_reach_a_log_line(log_format: str) -> None:
+    """A per-job token in a URL is masked wherever a URL is logged: httpx's request line (the webhook URL
+    URL-encoded inside the submit URL), uvicorn's access line, and any value bound to a structlog line."""
+    stream = io.StringIO()
+    logs.configure(log_format=log_format, level="info", stream=stream)
+    submit = "http://api.example/api/v3/m?webhook=https%3A%2F%2Fh.example%2Fwebhooks%2Fwavespeed%3Fref%3Dwh_1%26token%3Dtok111111"
+    logging.getLogger("httpx").info('HTTP Request: %s %s "%s %d %s"', "POST", submit, "HTTP/1.1", 200, "OK")
+    access = '%s - "%s %s HTTP/%s" %d'
+    logging.getLogger("uvicorn.access").info(
+        access, "127.0.0.1:5", "POST", "/webhooks/wavespeed?ref=wh_1&token=tok222222", "1.1", 200
+    )
+    structlog.get_logger().info("submission_sent", webhook_url="https://h.example/w?ref=wh_1&token=tok333333&x=1")
+    text = stream.getvalue()
+    assert [secret for secret in ("tok1", "tok2", "tok3") if secret in text] == [], text
+    assert text.count("[redacted]") >= 3
+    assert [kept for kept in ("ref%3Dwh_1", "ref=wh_1", "x=1") if kept not in text] == []  # the rest of each URL
+
+
+def test_a_huge_webhook_id_is_logged_only_up_to_its_limit(app_client: Callable[..., TestClient], secret: str) -> None:
+    """A refused 200 kB webhook-id costs at most its 256-character limit (and a marker) of log, not 200 kB."""
+    client = app_client()
+    body = prediction_body("p1")
+    headers = signed_headers(secret, body, webhook_id="w" * 200_000, timestamp=NOW)
+    with capture_logs() as captured:
+        response = client.post(URL, content=body, headers=headers)
+    assert (response.status_code, response.json()["reason"]) == (401, "malformed_header")
+    (line,) = [entry for entry in captured if entry["event"] == "webhook_rejected"]
+    assert line["webhook_id"].startswith("w" * 256)
+    assert len(line["webhook_id"]) < 300

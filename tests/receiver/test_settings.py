@@ -35,7 +35,12 @@ ENVIRONMENT: list[tuple[str, str, str, Any]] = [
     ("WAVEHOOK_PUBLIC_URL", "https://hooks.example.com/", "public_url", "https://hooks.example.com"),
     ("WAVEHOOK_MEDIA_DIR", "/srv/media", "media_dir", Path("/srv/media")),
     ("WAVEHOOK_HANDLERS", "a.b, c", "handler_modules", ("a.b", "c")),
-    ("WAVEHOOK_ADMIN_TOKEN", "t0ken", "admin_token", Secret("t0ken")),
+    (
+        "WAVEHOOK_ADMIN_TOKEN",
+        " an-admin-token-of-24-characters ",
+        "admin_token",
+        Secret("an-admin-token-of-24-characters"),
+    ),
     ("WAVEHOOK_TOLERANCE_SECONDS", "30", "tolerance_seconds", 30),
     ("WAVEHOOK_TERMINAL_STATUSES", "completed,failed", "terminal_statuses", ("completed", "failed")),
 ]

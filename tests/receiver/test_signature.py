@@ -286,3 +286,70 @@ def test_verification_is_total(
         "future_timestamp",
         "invalid_timestamp",
     }
+
+
+class CountingMac:
+    """A keyed HMAC that counts how often it is copied: once per HMAC computed over a delivery."""
+
+    def __init__(self, mac: hmac.HMAC) -> None:
+        self.mac = mac
+        self.copies = 0
+
+    def copy(self) -> hmac.HMAC:
+        self.copies += 1
+        return self.mac.copy()
+
+
+def test_one_hmac_per_secret_however_many_entries() -> None:
+    """Eight entries (the most accepted) under two secrets cost two HMACs over the body, not sixteen."""
+    other = "whsec_b3RoZXItc2VjcmV0LWZvci10ZXN0cw"
+    verifier = Verifier([Secret(other), Secret(SECRET)], clock=lambda: NOW)
+    counting = [CountingMac(mac) for mac in verifier._macs]
+    verifier._macs = tuple(counting)  # type: ignore[assignment]
+    body = b'{"id": "p1"}'
+    headers = headers_for(body)
+    headers["webhook-signature"] = " ".join(["v3," + "0" * 64] * 7 + [headers["webhook-signature"]])
+    assert verifier.verify(headers, body).webhook_id == "msg_1"
+    assert [mac.copies for mac in counting] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        " ".join(["v3," + "0" * 64] * 9),  # one entry more than the eight accepted
+        " ".join(["v3," + "0" * 64] * 12_000),  # what froze the event loop for seconds
+        "v1," + "A" * 2000,  # one entry, but a header beyond the size limit
+        "v3," + "0" * 64 + " " * 2000 + "v3," + "1" * 64,
+    ],
+    ids=["nine-entries", "twelve-thousand-entries", "oversized-other-scheme", "oversized-whitespace"],
+)
+def test_too_many_entries_or_too_long_a_header_is_malformed(signature: str) -> None:
+    """Beyond eight entries or 1024 characters the header is refused as malformed, before any HMAC."""
+    body = b'{"id": "p1"}'
+    verifier = Verifier([Secret(SECRET)], clock=lambda: NOW)
+    counting = CountingMac(verifier._macs[0])
+    verifier._macs = (counting,)  # type: ignore[assignment]
+    headers = headers_for(body)
+    headers["webhook-signature"] = signature
+    with pytest.raises(SignatureError) as info:
+        verifier.verify(headers, body)
+    assert info.value.reason == "malformed_header"
+    assert "webhook-signature" in info.value.message
+    assert counting.copies == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "position"),
+    [("whsec_abc", 1), ("Zq9", 1), ("whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r,xyz", 2), ("whsec_ab,cd", 1)],
+)
+def test_secrets_too_short_to_be_secrets_are_refused(configured: str, position: int) -> None:
+    """A secret (or a fragment of one split at a comma, the rotation separator) under 12 characters is a
+    configuration error naming which one, its length and the comma rule; the secret itself is never shown."""
+    secrets = [Secret(part) for part in configured.split(",")]
+    with pytest.raises(ConfigError) as info:
+        Verifier(secrets)
+    message = str(info.value)
+    assert f"#{position}" in message
+    assert "at least 12" in message
+    assert "comma" in message
+    assert all(part.removeprefix("whsec_") not in message for part in configured.split(","))

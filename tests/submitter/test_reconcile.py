@@ -76,8 +76,9 @@ async def test_open_progressed_gone_and_young(open_submitter: Opener, provider: 
 async def test_webhook_that_came_is_not_counted_missed(open_submitter: Opener, provider: FakeProvider) -> None:
     """A prediction already final in the ledger is not fetched again."""
     async with open_submitter() as sub:
-        await sub.submit(T2V, {"prompt": "a fox"})
-        await sub.ingestor.ingest_result(provider.finish("task0001"), reference=None, source="webhook")
+        result = await sub.submit(T2V, {"prompt": "a fox"})
+        # Our job's webhook carries its reference (a delivery for it without one is refused).
+        await sub.ingestor.ingest_result(provider.finish("task0001"), reference=result.reference, source="webhook")
         counts = await sub.reconcile(older_than=0)
     assert counts.checked == 0
     assert len([r for r in provider.requests if r.url.path.endswith("/result")]) == 0

@@ -83,7 +83,11 @@ def test_demo_with_failure_expects_the_failed_job(tmp_path: Path) -> None:
     """--with-failure adds a job the sandbox fails; it ends failed as expected, so the demo still exits 0, and the
     user's own wavehook settings (an admin token, handler modules) do not reach the demo's processes."""
     args = ["demo", "--dir", str(tmp_path / "run"), "--with-failure", "--queue-time", "0.1", "--run-time", "0.3"]
-    users = {"WAVEHOOK_ADMIN_TOKEN": "t0ken", "WAVEHOOK_HANDLERS": "no_such_module", "WAVESPEED_BASE_URL": "http://x"}
+    users = {
+        "WAVEHOOK_ADMIN_TOKEN": "a-users-own-admin-token-0123456789",
+        "WAVEHOOK_HANDLERS": "no_such_module",
+        "WAVESPEED_BASE_URL": "http://x",
+    }
     result = subprocess.run([WAVEHOOK, *args], capture_output=True, text=True, timeout=90, env={**os.environ, **users})
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^bytedance/seedance-v1-lite-t2v-480p\s+failed\s+failed\s", result.stdout, re.M)

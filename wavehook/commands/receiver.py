@@ -36,11 +36,16 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
 
     from receiver.handlers.registry import load_handlers
     from receiver.http import auth
+    from receiver.http.connections import GuardedProtocol
+    from receiver.http.file_descriptors import raise_soft_limit
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
     from receiver.signature import Verifier
     from receiver.store.ledger import ledger_for, open_ledger
 
     settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
+    if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
+        click.echo(f"error: {refusal}", err=True)
+        sys.exit(2)
     try:
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         # An unimportable module, a duplicate name, a bad status or signature stops the start here.
@@ -56,6 +61,8 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
+    limits = settings.connections
+    max_connections = raise_soft_limit(limits.max_connections)
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     # One process serves the app built here from what was just checked (a cold start pays for it once); worker
     # processes each build their own from the environment.
@@ -76,6 +83,10 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
             log_config=None,
             log_level=settings.log_level,
             server_header=False,
+            http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
+            timeout_keep_alive=limits.keep_alive_seconds,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            limit_concurrency=max_connections,
             # No route is a WebSocket: uvicorn need not load its WebSocket protocol (part of a cold start).
             ws="none",
         )

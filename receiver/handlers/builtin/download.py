@@ -20,12 +20,14 @@ import os
 import re
 import secrets
 import urllib.parse
-from collections.abc import Sequence
+import zlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.context import Context, Resolver
+from receiver.handlers.errors import GiveUp
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 
@@ -34,7 +36,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class DownloadError(Exception):
-    """An output could not be kept; the run is retried like any failure."""
+    """An output could not be kept. ``permanent`` when another attempt would get the same answer (a 4xx, a
+    refused content type or size); otherwise the run is retried like any failure."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,9 +58,19 @@ def safe_segment(raw: str, fallback: str) -> str:
     return cleaned or fallback
 
 
+def unique_segment(raw: str) -> str:
+    """A path segment that no other ``raw`` maps to: ``raw`` itself when it is already safe, else its cleaned
+    form with ``~`` and a digest of ``raw``. ``~`` never survives cleaning, so the two kinds never meet, and
+    ``job!1`` and ``job?1`` (both ``job_1`` once cleaned) get directories of their own."""
+    cleaned = safe_segment(raw, "prediction")
+    if cleaned == raw:
+        return raw
+    return f"{cleaned}~{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 def prediction_dir(media_dir: Path, model: str | None, prediction_id: str) -> Path:
     parts = [safe_segment(part, "model") for part in (model or "unknown-model").split("/") if part]
-    return media_dir.joinpath(*parts, safe_segment(prediction_id, "prediction"))
+    return media_dir.joinpath(*parts, unique_segment(prediction_id))
 
 
 def file_names(urls: Sequence[str]) -> list[str]:
@@ -88,23 +105,83 @@ async def fetch(
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         await check_url(current, policy, resolve)
-        async with http.stream("GET", current, follow_redirects=False) as response:
+        # Identity: a compressed answer would be expanded before any cap could count it. A server that
+        # compresses anyway is decompressed piece by piece (``_Decoder``).
+        headers = {"accept-encoding": "identity"}
+        async with http.stream("GET", current, headers=headers, follow_redirects=False) as response:
             if response.is_redirect and "location" in response.headers:
                 current = str(response.url.join(response.headers["location"]))
                 continue
             if response.status_code != 200:
-                raise DownloadError(f"GET {current} answered {response.status_code}")
+                status = response.status_code
+                gone = 400 <= status < 500 and status not in (408, 425, 429)
+                raise DownloadError(f"GET {current} answered {status}", permanent=gone)
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if not _content_type_allowed(content_type, content_types):
                 raise DownloadError(
-                    f"GET {current}: content type {content_type or 'none'!r} is not one of {', '.join(content_types)}"
+                    f"GET {current}: content type {content_type or 'none'!r} is not one of {', '.join(content_types)}",
+                    permanent=True,
                 )
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadError(f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes")
+                raise DownloadError(
+                    f"GET {current}: {declared} bytes exceed the cap of {max_bytes} bytes", permanent=True
+                )
             size, digest = await _stream_to(response, dest, max_bytes, current)
             return Fetched(path=dest, size=size, sha256=digest, content_type=content_type)
-    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects", permanent=True)
+
+
+class _Decoder:
+    """The bytes a response encodes, at most ``PIECE`` at a time: a small gzip body may expand a thousandfold,
+    and the cap must be able to stop it before it is all in memory."""
+
+    PIECE = 256 * 1024
+    _WBITS: ClassVar[dict[str, int]] = {
+        "gzip": 16 + zlib.MAX_WBITS,
+        "x-gzip": 16 + zlib.MAX_WBITS,
+        "deflate": zlib.MAX_WBITS,
+    }
+
+    def __init__(self, encoding: str, url: str) -> None:
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._inflate = None
+        elif encoding in self._WBITS:
+            self._inflate = zlib.decompressobj(self._WBITS[encoding])
+        else:
+            raise DownloadError(
+                f"GET {url}: content encoding {encoding!r} is not identity, gzip or deflate", permanent=True
+            )
+        self._url = url
+
+    def pieces(self, raw: bytes) -> Iterator[bytes]:
+        if self._inflate is None:
+            yield raw
+            return
+        data = raw
+        try:
+            while data:
+                piece = self._inflate.decompress(data, self.PIECE)
+                if piece:
+                    yield piece
+                data = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise DownloadError(f"GET {self._url}: the compressed body is corrupt: {exc}") from None
+
+
+async def _decoded(response: httpx.Response, url: str) -> AsyncIterator[bytes]:
+    import httpx  # loaded by now: the response came from it
+
+    try:
+        already = response.content  # an answer held in memory (a test transport's), decoded by httpx
+    except httpx.ResponseNotRead:
+        decoder = _Decoder(response.headers.get("content-encoding", ""), url)
+        async for raw in response.aiter_raw():
+            for piece in decoder.pieces(raw):
+                yield piece
+    else:
+        yield already
 
 
 def _sync_and_close(out: BinaryIO) -> None:
@@ -122,10 +199,10 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: 
     out: BinaryIO = await asyncio.to_thread(temporary.open, "wb")
     try:
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in _decoded(response, url):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes")
+                    raise DownloadError(f"GET {url}: more than the cap of {max_bytes} bytes", permanent=True)
                 digest.update(chunk)
                 await asyncio.to_thread(out.write, chunk)
         except BaseException:
@@ -141,29 +218,53 @@ async def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, url: 
 
 @on("*", status="completed", name="download_outputs", enabled=lambda settings: settings.dispatch.download)
 async def download_outputs(prediction: Prediction, ctx: Context) -> None:
-    """Copy every output of a completed prediction into the media directory and record its sha256."""
+    """Copy every output of a completed prediction into the media directory and record its sha256.
+
+    One output that cannot be kept does not stop the others. Outputs kept by an earlier attempt are not fetched
+    again. If only refusals no retry can change remain (a URL the policy refuses, a 404, a wrong content type),
+    the run gives up at once with their reasons; otherwise it is retried.
+    """
     dispatch = ctx.settings.dispatch
     policy = AddressPolicy(dispatch.download_allow_loopback, dispatch.download_allow_private)
     media = ctx.settings.media_dir
     directory = prediction_dir(media, prediction.model, prediction.id)
+    import httpx  # loaded by now: ctx.http is its client
+
+    kept = {stored.url for stored in ctx.downloads}  # as claimed: kept by an earlier attempt
+    failures: list[str] = []
+    retry = False
     for url, name in zip(prediction.outputs, file_names(prediction.outputs), strict=True):
-        dest = directory / name
-        if not _inside(dest, media):
-            raise RefusedURL(f"{url!r}: the file name would leave the media directory")
-        fetched = await fetch(
-            ctx.http,
-            url,
-            dest,
-            policy=policy,
-            resolve=ctx.resolve,
-            max_bytes=dispatch.download_max_bytes,
-            content_types=dispatch.download_content_types,
-        )
-        await ctx.record_download(
-            url=url,
-            path=str(fetched.path),
-            size=fetched.size,
-            sha256=fetched.sha256,
-            content_type=fetched.content_type,
-        )
-        ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)
+        if url in kept:
+            continue
+        try:
+            await _keep_output(prediction, ctx, url, directory / name, policy)
+        except (RefusedURL, DownloadError, httpx.HTTPError) as exc:
+            permanent = getattr(exc, "permanent", False)
+            retry = retry or not permanent
+            failures.append(str(exc) if not isinstance(exc, httpx.HTTPError) else f"GET {url}: {exc!r}")
+            ctx.logger.warning("output_not_downloaded", url=url, error=failures[-1], permanent=permanent)
+    if failures:
+        message = f"{len(failures)} of {len(prediction.outputs)} outputs not kept: " + "; ".join(failures)
+        if retry:
+            raise DownloadError(message)
+        raise GiveUp(message)
+
+
+async def _keep_output(prediction: Prediction, ctx: Context, url: str, dest: Path, policy: AddressPolicy) -> None:
+    media = ctx.settings.media_dir
+    if not _inside(dest, media):
+        raise RefusedURL(f"{url!r}: the file name would leave the media directory")
+    dispatch = ctx.settings.dispatch
+    fetched = await fetch(
+        ctx.http,
+        url,
+        dest,
+        policy=policy,
+        resolve=ctx.resolve,
+        max_bytes=dispatch.download_max_bytes,
+        content_types=dispatch.download_content_types,
+    )
+    await ctx.record_download(
+        url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256, content_type=fetched.content_type
+    )
+    ctx.logger.info("output_downloaded", url=url, path=str(fetched.path), size=fetched.size, sha256=fetched.sha256)

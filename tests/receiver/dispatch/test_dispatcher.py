@@ -329,6 +329,59 @@ def test_a_handler_outliving_its_lease_keeps_the_run(settings_factory: Callable[
     assert calls == [1]
 
 
+def _stubborn(registry: Registry, started: asyncio.Event, **options: Any) -> None:
+    """A handler that swallows the first cancellation and carries on (as `except BaseException: pass` does)."""
+
+    @registry.on("*", name="stubborn", **options)
+    async def stubborn(prediction: Prediction, ctx: Context) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)
+
+
+@pytest.mark.timeout(30)
+def test_a_handler_that_swallows_cancellation_still_times_out(settings_factory: Callable[..., Settings]) -> None:
+    """Past its timeout the attempt ends as a timeout and frees its slot, even though the handler ignored the
+    cancellation; the dispatcher goes on with other runs."""
+    registry = Registry()
+    _stubborn(registry, asyncio.Event(), timeout=0.1, max_attempts=1)
+
+    async def scenario() -> None:
+        async with harness(_settings(settings_factory), registry) as h:
+            await h.deliver("p1")
+            counts = await asyncio.wait_for(h.dispatcher().run_once(), 10)
+            assert counts.dead == 1
+            (row,) = h.runs()
+            assert h.attempts(row["id"])[0]["outcome"] == "timeout"
+
+    run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_is_not_held_by_a_handler_that_swallows_cancellation(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """stop() returns soon after the grace period, and the run is released, though its handler ignored the
+    cancellation."""
+    registry = Registry()
+    started = asyncio.Event()
+    _stubborn(registry, started)
+
+    async def scenario() -> None:
+        async with harness(_settings(settings_factory, shutdown_grace_seconds=0.2), registry) as h:
+            dispatcher = h.dispatcher()
+            dispatcher.start()
+            await h.deliver("p1")
+            await asyncio.wait_for(started.wait(), 5)
+            await asyncio.wait_for(dispatcher.stop(), 10)
+            (row,) = h.runs()
+            assert (row["state"], row["lease_owner"]) == ("pending", None)
+
+    run(scenario())
+
+
 def test_without_a_client_one_is_made_when_a_run_first_needs_it(settings_factory: Callable[..., Settings]) -> None:
     """A dispatcher given no HTTP client makes none to start (a cold start need not wait for httpx), then one,
     shared by the runs that start together."""

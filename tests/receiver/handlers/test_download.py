@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import ipaddress
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.builtin.download import DownloadError, fetch, file_names, prediction_dir
@@ -46,7 +50,8 @@ def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> Non
     assert file_names(urls) == ["passwd", "escape.mp4", "win.mp4", "video.mp4", "4-video.mp4", "output-5", "hidden"]
     directory = prediction_dir(tmp_path, "bytedance/../../seedance", "../p1")
     assert directory.resolve().is_relative_to(tmp_path.resolve())
-    assert directory == tmp_path / "bytedance" / "model" / "model" / "seedance" / "p1"
+    assert directory.parent == tmp_path / "bytedance" / "model" / "model" / "seedance"
+    assert directory.name.startswith("p1~")  # cleaned, and told apart from a prediction really named p1
 
 
 @pytest.mark.parametrize(
@@ -59,7 +64,8 @@ def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> Non
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[::ffff:169.254.169.254]/x", "link-local"),
         ("http://192.168.1.10/a.mp4", "private"),
-        ("https://inside.example.com/a.mp4", "10.1.2.3, a private address"),
+        ("http://100.100.100.200/latest/meta-data", "cloud metadata"),
+        ("https://inside.example.com/a.mp4", "10.1.2.3, a private or otherwise non-global address"),
         ("https://nowhere.example.com/a.mp4", "does not resolve"),
         ("http://0.0.0.0/a.mp4", "unspecified"),
     ],
@@ -75,7 +81,7 @@ def test_the_policy_can_allow_loopback_and_private_but_never_link_local() -> Non
     policy = AddressPolicy(allow_loopback=True, allow_private=True)
     assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
     assert policy.refusal(ipaddress.ip_address("10.0.0.1")) is None
-    assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a link-local address"
+    assert policy.refusal(ipaddress.ip_address("169.254.169.254")) == "a link-local or cloud metadata address"
     assert asyncio.run(check_url("https://cdn.example.com/a.mp4", AddressPolicy(), PUBLIC)).host == "cdn.example.com"  # type: ignore[arg-type]
 
 
@@ -159,3 +165,142 @@ def test_outputs_are_kept_with_their_sha256_recorded(settings_factory: Callable[
     directory = settings.media_dir / MODEL / "p1"
     assert sorted(p.name for p in directory.iterdir()) == ["moved.mp4", "output.mp4"]
     assert requested[-1] == "https://cdn.example.com/p1/output.mp4"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["100.64.0.1", "100.127.255.254", "192.0.0.8", "198.18.0.1", "192.0.2.1", "240.0.0.1", "fc00::1", "2001:db8::1"],
+)
+def test_every_address_that_is_not_global_is_refused_by_default(address: str) -> None:
+    """Carrier-grade NAT (Tailscale), IETF protocol assignments, benchmarking, documentation, reserved and unique
+    local ranges are refused like private ones: only globally routable addresses are fetched."""
+    refusal = AddressPolicy().refusal(ipaddress.ip_address(address))
+    assert refusal is not None
+    assert AddressPolicy(allow_private=True).refusal(ipaddress.ip_address(address)) is None or "reserved" in refusal
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "100.100.100.200", "fd00:ec2::254", "::ffff:100.100.100.200"])
+def test_metadata_services_are_refused_whatever_the_settings(address: str) -> None:
+    """The cloud metadata endpoints (AWS, GCP, Azure, Alibaba Cloud, AWS over IPv6) are never fetched."""
+    policy = AddressPolicy(allow_loopback=True, allow_private=True)
+    assert policy.refusal(ipaddress.ip_address(address)) is not None
+
+
+def test_a_compressed_response_is_decompressed_within_the_cap(tmp_path: Path) -> None:
+    """Identity is asked for; a server that gzips anyway (64 MiB of zeros in 64 kB) is decompressed piece by
+    piece and refused past the cap, without ever holding the whole expansion in memory."""
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    asked: list[str | None] = []
+
+    async def network() -> AsyncIterator[bytes]:  # as the bytes arrive from a socket, 16 kB at a time
+        for start in range(0, len(bomb), 16_384):
+            yield bomb[start : start + 16_384]
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("accept-encoding"))
+        return httpx.Response(200, headers={"content-type": "video/mp4", "content-encoding": "gzip"}, content=network())
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(DownloadError, match="more than the cap of 1048576 bytes"):
+            _fetch(cdn, tmp_path / "out.mp4", max_bytes=1024 * 1024)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert asked == ["identity"]
+    assert peak < 16 * 1024 * 1024
+
+
+def test_a_gzipped_output_within_the_cap_is_kept_decompressed(tmp_path: Path) -> None:
+    """A gzip-encoded answer is stored as the file it encodes."""
+
+    async def network() -> AsyncIterator[bytes]:
+        yield gzip.compress(VIDEO)
+
+    cdn = lambda _r: httpx.Response(  # noqa: E731
+        200, headers={"content-type": "video/mp4", "content-encoding": "gzip"}, content=network()
+    )
+    fetched = _fetch(cdn, tmp_path / "out.mp4")
+    assert (tmp_path / "out.mp4").read_bytes() == VIDEO
+    assert fetched.size == len(VIDEO)  # type: ignore[attr-defined]
+
+
+@given(st.lists(st.text(max_size=140), min_size=2, max_size=6, unique=True))
+def test_distinct_prediction_ids_never_share_a_directory(ids: list[str]) -> None:
+    """The mapping from prediction id to directory is injective, whatever characters or lengths the ids hold."""
+    directories = {prediction_dir(Path("/media"), MODEL, prediction_id) for prediction_id in ids}
+    assert len(directories) == len(ids)
+
+
+def test_ids_that_clean_to_the_same_name_keep_their_own_files(settings_factory: Callable[..., Settings]) -> None:
+    """`job!1` and `job?1` both clean to `job_1`: each output still lands in its own place, and each local copy
+    serves its own prediction's bytes."""
+    bodies = {"job!1": b"first video", "job?1": b"second video"}
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        owner = "job!1" if request.url.path.startswith("/a/") else "job?1"
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=bodies[owner])
+
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False))
+
+    async def scenario() -> list[dict[str, object]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("job!1", outputs=["https://cdn.example.com/a/output.mp4"])
+            await h.deliver("job?1", outputs=["https://cdn.example.com/b/output.mp4"])
+            counts = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert counts.succeeded == 2
+            return h.query("SELECT prediction_id, path FROM downloads ORDER BY id")
+
+    rows = run(scenario())
+    assert len({row["path"] for row in rows}) == 2
+    for row in rows:
+        assert Path(str(row["path"])).read_bytes() == bodies[str(row["prediction_id"])]
+
+
+def test_a_refused_output_fails_the_run_at_once_and_the_others_are_kept(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A loopback output URL (refused by configuration) does not stop the prediction's other outputs from being
+    saved, and the run dies at its first attempt with the reason, instead of being retried as if transient."""
+    cdn = lambda _r: httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)  # noqa: E731
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, max_attempts=5))
+    outputs = ["http://127.0.0.1:9/p1/local.mp4", "https://cdn.example.com/p1/kept.mp4"]
+
+    async def scenario() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("p1", outputs=outputs)
+            counts = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert (counts.dead, counts.retried) == (1, 0)
+            return h.query("SELECT url FROM downloads"), h.runs()
+
+    downloads, runs = run(scenario())
+    assert downloads == [{"url": "https://cdn.example.com/p1/kept.mp4"}]
+    (run_row,) = runs
+    assert (run_row["state"], run_row["attempts"]) == ("dead", 1)
+    assert "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK" in str(run_row["last_error"])
+
+
+def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(settings_factory: Callable[..., Settings]) -> None:
+    """A 503 on one output retries the run; the retry fetches only that output, the other one is kept once."""
+    requested: list[str] = []
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        requested.append(request.url.path)
+        if request.url.path == "/p1/flaky.mp4" and requested.count("/p1/flaky.mp4") == 1:
+            return httpx.Response(503)
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)
+
+    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, retry_base_seconds=0.01))
+    outputs = ["https://cdn.example.com/p1/flaky.mp4", "https://cdn.example.com/p1/steady.mp4"]
+
+    async def scenario() -> list[dict[str, object]]:
+        async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
+            await h.deliver("p1", outputs=outputs)
+            first = await h.dispatcher(resolve=PUBLIC).run_once()
+            h.clock.advance(60)
+            second = await h.dispatcher(resolve=PUBLIC).run_once()
+            assert (first.retried, second.succeeded) == (1, 1)
+            return h.query("SELECT url FROM downloads ORDER BY url")
+
+    assert [row["url"] for row in run(scenario())] == sorted(outputs)
+    assert requested == ["/p1/flaky.mp4", "/p1/steady.mp4", "/p1/flaky.mp4"]

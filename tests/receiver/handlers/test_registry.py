@@ -19,6 +19,7 @@ def test_public_names_are_exactly_these() -> None:
     """The package exports the registry API and nothing else."""
     assert sorted(receiver.handlers.__all__) == [
         "Context",
+        "GiveUp",
         "Handler",
         "HandlerConfigError",
         "Handlers",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from receiver.errors import ConfigError
 from receiver.http.auth import COOKIE_NAME, SESSION_SECONDS, Sessions, is_loopback
 from receiver.settings import Secret, Settings
 from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, failing_handlers, web_client
@@ -200,6 +201,27 @@ def test_logout_needs_the_csrf_token_and_clears_the_cookie(token_client: TestCli
     assert 'wavehook_session=""' in response.headers["set-cookie"]
 
 
+def test_logout_revokes_the_session_on_the_server(token_settings: Settings) -> None:
+    """A cookie kept after logout (copied, stolen, or a browser that ignored the deletion) no longer works, in this
+    app or in another process on the same ledger; other sessions stay valid."""
+    with web_client(token_settings, client=OUTSIDE, base_url="https://wavehook.example.org") as client:
+        login(client)
+        kept = client.cookies[COOKIE_NAME]
+        other = TestClient(client.app, client=OUTSIDE, base_url="https://wavehook.example.org")
+        login(other)
+        token = csrf_token(client.get("/").text)
+        assert (
+            client.post("/logout", headers={"sec-fetch-site": "same-origin", "x-csrf-token": token}).status_code == 204
+        )
+        client.cookies.set(COOKIE_NAME, kept)
+        assert error(client.get("/api/summary")) == (401, "login_required")
+        assert client.get("/").status_code == 303  # to the login form
+        assert other.get("/api/summary").status_code == 200
+    with web_client(token_settings, client=OUTSIDE, base_url="https://wavehook.example.org") as restarted:
+        restarted.cookies.set(COOKIE_NAME, kept)
+        assert error(restarted.get("/api/summary")) == (401, "login_required")
+
+
 # -- CSRF on replay -------------------------------------------------------------------------------------------
 
 
@@ -257,3 +279,44 @@ def test_replay_without_token_is_csrf_checked_for_loopback_clients(
             "cross_site_request",
         )
         assert replay(client, **{"x-csrf-token": token, "origin": BASE}).status_code == 200  # type: ignore[attr-defined]
+
+
+# -- guessing -------------------------------------------------------------------------------------------------
+
+
+def test_wrong_bearer_tokens_are_throttled_per_client(token_settings: Settings) -> None:
+    """After 5 wrong bearer tokens in a minute a client gets 429 with Retry-After, even with the right token;
+    other clients are not affected, and the client is let in again once the minute has passed."""
+    clock = Clock()
+    with web_client(token_settings, clock=clock, client=OUTSIDE) as guesser:
+        other = TestClient(guesser.app, client=("198.51.100.9", 1), base_url=BASE)  # the same app, started
+        for attempt in range(5):
+            answer = guesser.get("/api/summary", headers={"authorization": f"Bearer wrong-{attempt}"})
+            assert error(answer) == (401, "bad_token")
+        refused = guesser.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"})
+        assert error(refused) == (429, "too_many_attempts")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert other.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+        clock.now += 61
+        assert guesser.get("/api/summary", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_wrong_logins_are_throttled(token_settings: Settings) -> None:
+    """After 5 failed logins in a minute the form answers 429 with Retry-After, even for the right token."""
+    with web_client(token_settings, client=OUTSIDE) as client:
+        for attempt in range(5):
+            assert login(client, token=f"wrong-{attempt}").status_code == 401  # type: ignore[attr-defined]
+        refused = login(client)
+        assert refused.status_code == 429  # type: ignore[attr-defined]
+        assert int(refused.headers["retry-after"]) >= 1  # type: ignore[attr-defined]
+        assert "Too many" in refused.text  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["a", "short-token", "x" * 23])
+def test_a_short_admin_token_is_refused_with_how_to_make_one(token: str) -> None:
+    """WAVEHOOK_ADMIN_TOKEN under 24 characters stops the start, and the message says how to make a good one."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"WAVEHOOK_ADMIN_TOKEN": token})
+    assert "at least 24 characters" in str(info.value)
+    assert "secrets.token_urlsafe(32)" in str(info.value)
+    assert "short-token" not in str(info.value)  # never echoed

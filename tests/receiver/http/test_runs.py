@@ -15,7 +15,7 @@ from receiver.store.records import RunEnd
 from tests.receiver.web_support import ledger_call
 from tests.support import prediction_body, signed_headers, wait_for
 
-TOKEN = "admin-token-for-tests"
+TOKEN = "admin-token-for-tests-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
@@ -97,7 +97,7 @@ def test_lists_and_filters_runs(client_factory: Callable[..., tuple[TestClient, 
     [
         ("/api/runs?state=gone", 400, "state='gone' must be one of pending, running, succeeded, dead"),
         ("/api/runs?limit=0", 400, "limit='0' must be an integer from 1 to 500"),
-        ("/api/runs/abc", 400, "run id 'abc' in the path must be a positive integer"),
+        ("/api/runs/abc", 400, "run id 'abc' in the path must be an integer from 1 to"),
         ("/api/runs/999", 404, "no handler run with id 999"),
     ],
 )

@@ -77,6 +77,7 @@ def test_schema_version_counts_the_migrations_whose_names_ledgers_recorded() -> 
         "m002_dispatch_runs",
         "m002_dispatch_downloads",
         "m003_submitter_submissions",
+        "m005_revoked_sessions",
     ]
     numbers = [int(getattr(m.fn, "__name__", "")[1:4]) for m in every]
     assert numbers == list(range(1, len(every) + 1))
