@@ -225,7 +225,12 @@ class Settings:
     webhook_secrets: tuple[Secret, ...] = ()
     api_key: Secret | None = None
     base_url: str = DEFAULT_BASE_URL
-    db: str = "wavehook.db"  # WAVEHOOK_DB as given: a SQLite file path (or a postgresql:// URL)
+    # WAVEHOOK_DB as given: a SQLite file path, or a postgresql:// URL (kept out of repr: it may hold a password).
+    db: str = dataclasses.field(default="wavehook.db", repr=False)
+    # Connections each process keeps to a PostgreSQL ledger (unused with SQLite).
+    db_pool_size: int = 10
+    # WAVEHOOK_CORRELATION_SECRET: tokens are made with the first and accepted with any (and the ledger's own).
+    correlation_secrets: tuple[Secret, ...] = ()
     public_url: str | None = None
     media_dir: Path = Path("media")
     handler_modules: tuple[str, ...] = ()
@@ -264,6 +269,8 @@ class Settings:
             api_key=Secret(api_key) if api_key else None,
             base_url=environ.get("WAVESPEED_BASE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL,
             db=environ.get("WAVEHOOK_DB", "").strip() or "wavehook.db",
+            db_pool_size=_int(environ, "WAVEHOOK_DB_POOL_SIZE", 10, minimum=1),
+            correlation_secrets=tuple(Secret(s) for s in _list(environ, "WAVEHOOK_CORRELATION_SECRET")),
             public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dispatch-duration", type=float, default=10.0, help="seconds of handler-start load")
     parser.add_argument("--busy-slots", type=int, default=8, help="dispatcher slots held by sleeping handlers")
     parser.add_argument("--quick", action="store_true", help="short rounds, one of each, 10,000 for RSS")
+    parser.add_argument(
+        "--no-postgres",
+        dest="postgres",
+        action="store_false",
+        help="skip (d) and (e): no throwaway PostgreSQL cluster (started from /usr/lib/postgresql/15/bin)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--workdir", type=Path, help="keep databases and server logs here (default: temporary)")
     args = parser.parse_args(argv)
@@ -60,16 +67,26 @@ def log(line: str) -> None:
 
 
 async def run(args: argparse.Namespace, work: Workdir) -> Results:
+    with postgres_databases(args.postgres) as postgres:
+        return await run_with(args, work, postgres)
+
+
+async def run_with(args: argparse.Namespace, work: Workdir, postgres: Any) -> Results:
     signer = Signer(SECRET)
     results = Results(options={k: str(v) for k, v in vars(args).items()}, environment=environment.describe())
     results.fsync_start = environment.fsync_ms(work.path)
-    log("comparison: (a) bare, (b) naive, (c) wavehook serve")
+    if postgres is not None:
+        results.postgres = postgres.server.describe()
+    log("comparison: (a) bare, (b) naive, (c) wavehook serve" + (", (d), (e) on PostgreSQL" if postgres else ""))
     with contextlib.ExitStack() as stack:
         targets = {
             "a": stack.enter_context(work.bare()),
             "b": stack.enter_context(work.naive()),
             "c": stack.enter_context(work.wavehook("wavehook")),
         }
+        if postgres is not None:
+            targets["d"] = stack.enter_context(work.naive_pg(postgres.create(migrated=False)))
+            targets["e"] = stack.enter_context(work.wavehook("wavehook-pg", {"WAVEHOOK_DB": postgres.create()}))
         rounds = await compare(
             targets,
             signer,
@@ -96,14 +113,46 @@ async def run(args: argparse.Namespace, work: Workdir) -> Results:
         results.handler_start = await phases.handler_start(
             work, signer, rate=args.dispatch_rate, duration=args.dispatch_duration
         )
+        if postgres is not None:
+            log("delivery-to-handler-start across instances on PostgreSQL: the receiver stores, a worker runs")
+            results.handler_start_pg = await phases.handler_start(
+                work, signer, rate=args.dispatch_rate, duration=args.dispatch_duration, postgres_url=postgres.create()
+            )
         log(f"answers with all {args.busy_slots} handler slots busy")
         results.busy = await phases.busy_handlers(
             work, signer, slots=args.busy_slots, concurrency=min(args.concurrencies), duration=args.duration
         )
     log(f"memory: {args.rss_deliveries:,} deliveries")
     results.memory = await phases.memory(work, signer, deliveries=args.rss_deliveries, concurrency=32)
+    if postgres is not None:
+        log(f"memory on PostgreSQL: {args.rss_deliveries:,} deliveries")
+        results.memory_pg = await phases.memory(
+            work, signer, deliveries=args.rss_deliveries, concurrency=32, postgres_url=postgres.create()
+        )
     results.fsync_end = environment.fsync_ms(work.path)
     return results
+
+
+@contextlib.contextmanager
+def postgres_databases(wanted: bool) -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (the test suite's own helper) handing out fresh databases, or None."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests import postgres
+
+    try:
+        server = postgres.cluster()
+        started = server.__enter__()
+    except postgres.ClusterUnavailable as exc:
+        log(f"no PostgreSQL cluster could be started ({exc}): (d) and (e) are skipped")
+        yield None
+        return
+    try:
+        yield postgres.Databases(started)
+    finally:
+        server.__exit__(None, None, None)
 
 
 def _plain(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Self
 import httpx
 import structlog
 
+from receiver.correlation import Keys
 from receiver.handlers.registry import lazy_route
 from receiver.ingest import Ingestor, Router
 from receiver.settings import Settings
@@ -77,7 +78,8 @@ class AsyncSubmitter:
         """
         ledger = await open_ledger(settings)
         try:
-            secret = await ledger.correlation_secret()
+            configured = [s.reveal() for s in settings.correlation_secrets]
+            secret = Keys.of(configured, await ledger.correlation_secret()).signing
         except BaseException:
             await ledger.close()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 
 from receiver.settings import Secret, Settings
 from receiver.store.ledger import Ledger, open_ledger
-from tests.support import ROOT, WAVEHOOK, Process, free_port, running
+from tests import postgres
+from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
 
@@ -22,13 +24,20 @@ def secret() -> str:
 
 
 @pytest.fixture
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a fresh ledger in the test's own directory; override any field by keyword."""
+def settings_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a fresh ledger in the test's own directory; override any field by keyword.
+
+    A test that uses the ``backend`` fixture (directly, or its module by ``pytest.mark.usefixtures("backend")``)
+    runs once per ledger backend, its ledger on fresh storage of that backend.
+    """
+    db = str(tmp_path / "wavehook.db")
+    if "backend" in request.fixturenames:
+        db = LEDGER_BACKENDS[request.getfixturevalue("backend")](request, db)
 
     def make(**overrides: Any) -> Settings:
         base = Settings(
             webhook_secrets=(Secret(SECRET),),
-            db=str(tmp_path / "wavehook.db"),
+            db=db,
             media_dir=tmp_path / "media",
             log_format="json",
         )
@@ -37,17 +46,48 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
-# Every ledger backend the contract tests run against: name -> settings whose ``db`` points at fresh, empty
-# storage of that backend (a backend that needs a server adds it here, started by a fixture of its own).
-LEDGER_BACKENDS: dict[str, Callable[[Settings], Settings]] = {"sqlite": lambda settings: settings}
+# Every ledger backend the contract tests run against: name -> the ``db`` of fresh storage of that backend
+# (PostgreSQL: a new database on the throwaway server the session starts; see tests/postgres.py).
+LEDGER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, str], str]] = {
+    "sqlite": lambda _request, path: path,
+    "postgresql": lambda request, _path: str(request.getfixturevalue("postgres_url")),
+}
 LedgerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]
 
 
 @pytest.fixture(params=sorted(LEDGER_BACKENDS))
-def ledger_factory(request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]) -> LedgerFactory:
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each ledger backend in turn: tests that take it (directly or through ``ledger_settings``) run on both."""
+    return str(request.param)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``sqlite_only`` (``postgres_only``) in a module that runs on every backend runs on that
+    backend alone."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        wrong = (backend == "postgresql" and item.get_closest_marker("sqlite_only")) or (
+            backend == "sqlite" and item.get_closest_marker("postgres_only")
+        )
+        (dropped if wrong else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture
+def ledger_settings(backend: str, settings_factory: Callable[..., Settings]) -> Callable[..., Settings]:
+    """``settings_factory`` whose ``db`` is fresh storage of the ``backend`` under test."""
+    return settings_factory
+
+
+@pytest.fixture
+def ledger_factory(ledger_settings: Callable[..., Settings]) -> LedgerFactory:
     """``async with ledger_factory(**settings_overrides) as ledger``: an open ledger of each backend in turn,
     on fresh storage, closed afterwards. Two ledgers opened in one test share the storage (as two processes)."""
-    settings = LEDGER_BACKENDS[request.param](settings_factory())
+    settings = ledger_settings()
 
     @contextlib.asynccontextmanager
     async def make(**overrides: Any) -> AsyncIterator[Ledger]:
@@ -71,21 +111,28 @@ def serve_process(tmp: Path, port: int, *, workers: int = 1, env: dict[str, str]
 
 
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+def serve_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> Iterator[Callable[..., Process]]:
     """Start real ``wavehook serve`` processes on free loopback ports; every one is stopped afterwards.
 
-    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger file).
+    Returns a started, healthy Process with ``.url`` (its base URL) and ``.db`` (its ledger: a file, or the
+    PostgreSQL URL of the ``backend`` under test when the test takes that fixture).
     """
     started: list[Any] = []
+    backend_db = settings_factory().db if "backend" in request.fixturenames else None
 
     def start(*, workers: int = 1, env: dict[str, str] | None = None, port: int | None = None) -> Process:
         port = port or free_port()
+        if backend_db is not None:
+            env = {"WAVEHOOK_DB": backend_db, **(env or {})}
         process = serve_process(tmp_path, port, workers=workers, env=env)
         context = running(process, f"http://127.0.0.1:{port}/healthz")
         context.__enter__()
         started.append(context)
         process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        process.db = Path(process.env["WAVEHOOK_DB"])  # type: ignore[attr-defined]
+        db = process.env["WAVEHOOK_DB"]
+        process.db = db if is_url(db) else Path(db)  # type: ignore[attr-defined]
         return process
 
     yield start
@@ -135,3 +182,31 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL server for the whole run (see tests/postgres.py); removed at the end.
+
+    Where none can be started, tests that need it skip with the reason, or fail when ``CI`` is set.
+    """
+    try:
+        with postgres.cluster() as server:
+            yield server
+    except postgres.ClusterUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: postgres.Cluster) -> postgres.Databases:
+    return postgres.Databases(postgres_server)
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: postgres.Databases) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL ledger, dropped after the test."""
+    url = postgres_databases.create()
+    yield url
+    postgres_databases.drop(url)

@@ -143,6 +143,84 @@ def running(process: Process, health_url: str, *, timeout: float = 30.0) -> Iter
         process.stop()
 
 
+class Row(tuple):  # type: ignore[type-arg]
+    """A row read by index or by column name, as ``sqlite3.Row`` is (``dict(row)`` works too)."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, values: tuple[Any, ...], names: tuple[str, ...]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._names
+
+
+class _PostgresResult:
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Row]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+
+class _PostgresDirect:
+    """A PostgreSQL ledger through the SQLite calls tests make: ``?`` placeholders, autocommit, rows as Row."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+
+    def execute(self, sql: str, params: Any = ()) -> _PostgresResult:
+        cur = self._conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
+        if cur.description is None:
+            return _PostgresResult([], cur.rowcount)
+        names = tuple(column.name for column in cur.description)
+        rows = [Row(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r), names) for r in cur.fetchall()]
+        return _PostgresResult(rows, cur.rowcount)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __del__(self) -> None:  # tests drop it as they drop a sqlite3 connection: close, not warn
+        self._conn.close()
+
+    def __enter__(self) -> _PostgresDirect:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def is_url(db: str | Path) -> bool:
+    """Whether a ledger location is a PostgreSQL URL (else a SQLite file)."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+def direct(db: str | Path) -> Any:
+    """A direct connection to a ledger's storage, whichever backend ``db`` names (a SQLite path or a
+    PostgreSQL URL), for a test to read what was stored or to prepare a state: SQL with ``?`` placeholders."""
+    if is_url(db):
+        return _PostgresDirect(str(db))
+    from receiver.store.connection import connect
+
+    return connect(Path(db))
+
+
 @contextlib.contextmanager
 def serving(server: socketserver.BaseServer) -> Iterator[str]:
     """Run ``server`` (bound to a loopback port) in a thread; its base URL meanwhile; shut down afterwards."""

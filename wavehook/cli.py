@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wavehook.commands.submitter:reconcile",
         "Fetch predictions still open from the provider and ingest them like webhooks; resolve doubtful submits.",
     ),
+    "ledger": (
+        "wavehook.commands.ledger:ledger",
+        "Move a ledger between backends (SQLite, PostgreSQL): ledger copy SOURCE TARGET.",
+    ),
     "sandbox": (
         "wavehook.commands.sandbox:sandbox",
         "Run the local provider sandbox: the v3 API, real media, signed webhooks, injectable faults.",

@@ -8,11 +8,14 @@ worker's own ingestor, so their handler runs are enqueued in the same transactio
 from __future__ import annotations
 
 import httpx
+import structlog
 
 from receiver.dispatch.worker import PeriodicTask, WorkerContext
 from receiver.settings import Settings
 from submitter.client import AsyncProviderClient
 from submitter.reconcile import reconcile_pass
+
+logger = structlog.get_logger()
 
 
 class Reconciler:
@@ -25,9 +28,14 @@ class Reconciler:
         self._client: AsyncProviderClient | None = None
 
     async def __call__(self, ctx: WorkerContext) -> None:
-        if self._client is None:
-            self._client = AsyncProviderClient.from_settings(self.settings, transport=self.transport)
-        await reconcile_pass(ctx.ingestor, self._client, self.settings)
+        async with ctx.ingestor.ledger.exclusive("reconcile") as mine:
+            if not mine:
+                # Every worker on a shared ledger schedules the pass; one at a time runs it.
+                logger.info("reconcile_skipped", reason="another instance is running the pass")
+                return
+            if self._client is None:
+                self._client = AsyncProviderClient.from_settings(self.settings, transport=self.transport)
+            await reconcile_pass(ctx.ingestor, self._client, self.settings)
 
     async def close(self) -> None:
         if self._client is not None:

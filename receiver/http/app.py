@@ -71,6 +71,9 @@ def create_app(
         # that mounts the receiver runs this from its own lifespan.
         ledger = await open_ledger(settings)
         try:
+            keys = correlation.Keys.of(
+                [s.reveal() for s in settings.correlation_secrets], await ledger.correlation_secret()
+            )
             ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=route, clock=clock)
             state = ReceiverState(
                 settings=settings,
@@ -78,7 +81,9 @@ def create_app(
                 ledger=ledger,
                 ingestor=ingestor,
                 metrics=app_metrics,
-                correlation_secret=await ledger.correlation_secret(),
+                correlation_secret=keys.signing,
+                correlation_keys=keys,
+                session_secret=await ledger.session_secret(),
                 clock=clock,
                 refusals=refusals,
             )

@@ -62,7 +62,7 @@ class Access:
 class Sessions:
     """Signed, stateless session cookies: every worker process (and a restart) accepts them.
 
-    The key is derived from the ledger's local secret and the admin token, so changing the token ends every
+    The key is derived from the ledger's session secret and the admin token, so changing the token ends every
     session. The cookie holds a random session id, its expiry and an HMAC, never the token.
     """
 
@@ -206,10 +206,10 @@ class Gate:
 
 
 def gate_for(scope: Scope, admin_token: Secret | None, clock: Callable[[], float]) -> Gate:
-    """The app's Gate, made on first use: its key needs the ledger secret the lifespan reads."""
+    """The app's Gate, made on first use: its key needs the ledger's session secret the lifespan reads."""
     state = receiver_state(scope["app"])
     if state.gate is None:
-        sessions = Sessions.for_ledger(state.correlation_secret, admin_token, clock=clock)
+        sessions = Sessions.for_ledger(state.session_secret, admin_token, clock=clock)
         state.gate = Gate(admin_token, sessions, Throttle(clock=clock))
     return state.gate
 

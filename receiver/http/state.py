@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from receiver.errors import StorageUnavailable
 
 if TYPE_CHECKING:
+    from receiver.correlation import Keys
     from receiver.dispatch.dispatcher import Dispatcher
     from receiver.http.auth import Gate
     from receiver.http.metrics import Metrics
@@ -36,7 +37,9 @@ class ReceiverState:
     ledger: Ledger
     ingestor: Ingestor
     metrics: Metrics
-    correlation_secret: str
+    correlation_secret: str  # the one new tokens are made with
+    correlation_keys: Keys  # every secret a token may have been made with
+    session_secret: str  # the ledger's key behind dashboard logins
     clock: Callable[[], float]
     refusals: Refusals
     dispatcher: Dispatcher | None = None

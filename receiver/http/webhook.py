@@ -182,7 +182,7 @@ def _reference(state: Any, scope: Scope) -> str | None:
         return None
     query = QueryParams(scope["query_string"])
     return correlation.check(
-        state.correlation_secret, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
+        state.correlation_keys.accepted, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
     )
 
 

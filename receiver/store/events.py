@@ -4,7 +4,7 @@ caller's transaction) and the signed deliveries kept aside."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from receiver.delivery import Delivery
 from receiver.errors import TokenMismatch
@@ -77,16 +77,26 @@ LIMIT 1
 def check_reference(conn: sqlite3.Connection, prediction_id: str, reference: str | None) -> None:
     """Refuse a webhook for one of our jobs that does not carry that job's ``ref`` (whose token the endpoint has
     checked), and a ``ref`` that belongs to another job: a leaked provider secret alone must not forge our events."""
-    owner = claimed_by(conn, prediction_id)
+    params = {"reference": reference, "id": prediction_id}
+    refuse_reference(
+        prediction_id,
+        reference,
+        owner=claimed_by(conn, prediction_id),
+        claimed_elsewhere=lambda: conn.execute(_CLAIMED_ELSEWHERE, params).fetchone() is not None,
+    )
+
+
+def refuse_reference(
+    prediction_id: str, reference: str | None, *, owner: str | None, claimed_elsewhere: Callable[[], bool]
+) -> None:
+    """The decision of ``check_reference`` (every backend's): raise TokenMismatch, or return."""
     if owner is not None and reference != owner:
         raise TokenMismatch(
             f"prediction {prediction_id!r} was submitted by this service: its delivery must carry the ref and "
             "token of the webhook URL it was submitted with"
         )
-    if owner is None and reference is not None:
-        params = {"reference": reference, "id": prediction_id}
-        if conn.execute(_CLAIMED_ELSEWHERE, params).fetchone() is not None:
-            raise TokenMismatch(f"query parameter ref={reference} belongs to another prediction than {prediction_id!r}")
+    if owner is None and reference is not None and claimed_elsewhere():
+        raise TokenMismatch(f"query parameter ref={reference} belongs to another prediction than {prediction_id!r}")
 
 
 def record_delivery(

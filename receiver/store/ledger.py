@@ -41,14 +41,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 
-from receiver.errors import ConfigError
 from receiver.store.records import (
     ClaimedRun,
     Download,
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 CORRELATION_SECRET = "correlation_secret"
+SESSION_SECRET = "session_secret"
 
 
 class Ledger(abc.ABC):
@@ -92,6 +93,13 @@ class Ledger(abc.ABC):
     ) -> None:
         await self.close()
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Hold the ledger-wide lock ``name`` while the block runs: True if this process got it, False if
+        another holds it (the block then skips its work). The SQLite ledger lives on one machine, whose
+        passes are idempotent: it always says True. PostgreSQL uses an advisory lock."""
+        yield True
+
     # -- meta and readiness ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -109,6 +117,12 @@ class Ledger(abc.ABC):
         """The ledger's secret behind correlation tokens, made once and shared by every process using it."""
         return await self.get_meta(CORRELATION_SECRET) or await self.set_meta_if_absent(
             CORRELATION_SECRET, secrets.token_urlsafe(32)
+        )
+
+    async def session_secret(self) -> str:
+        """The ledger's key behind dashboard sessions: any instance on this ledger accepts any login."""
+        return await self.get_meta(SESSION_SECRET) or await self.set_meta_if_absent(
+            SESSION_SECRET, secrets.token_urlsafe(32)
         )
 
     # -- the write path of a delivery ------------------------------------------------------------------------
@@ -293,11 +307,12 @@ def is_postgres_url(db: str) -> bool:
 def ledger_for(settings: Settings) -> Ledger:
     """The backend ``settings.db`` names, not yet opened (``open_ledger`` opens it)."""
     if is_postgres_url(settings.db):
-        # Never echo the URL: it may carry a password.
-        raise ConfigError(
-            "WAVEHOOK_DB is a PostgreSQL URL, and the PostgreSQL ledger is not available in this version yet; "
-            "set WAVEHOOK_DB to a SQLite file path (the default is wavehook.db)"
-        )
+        from receiver.store.postgres.driver import require_driver
+
+        require_driver()  # a clear ConfigError naming the extra to install, never an ImportError
+        from receiver.store.postgres.ledger import PostgresLedger
+
+        return PostgresLedger(settings)
     from receiver.store.sqlite import SQLiteLedger
 
     return SQLiteLedger(settings)

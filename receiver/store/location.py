@@ -9,20 +9,15 @@ webhook (``token_mismatch``: the job's token was made with the other ledger's se
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from receiver.store.ledger import is_postgres_url
+from receiver.store.postgres.url import masked
 
 
 def describe(db: str) -> str:
     """The ledger's absolute path, or its URL with any password masked."""
     if is_postgres_url(db):
-        parts = urlsplit(db.strip())
-        if parts.password is None:
-            return db.strip()
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return masked(db.strip())
     return str(Path(db).expanduser().absolute())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib.util
 import sqlite3
@@ -54,11 +55,22 @@ class HandlerStart:
     max_ms: float
 
 
-async def handler_start(work: Workdir, signer: Signer, *, rate: float, duration: float) -> HandlerStart:
-    """Deliveries at a steady ``rate``; each one's handler records its start: time from send to start."""
-    log = work.path / "handler-starts.log"
+async def handler_start(
+    work: Workdir, signer: Signer, *, rate: float, duration: float, postgres_url: str | None = None
+) -> HandlerStart:
+    """Deliveries at a steady ``rate``; each one's handler records its start: time from send to start.
+
+    With ``postgres_url``: the receiver only receives (``WAVEHOOK_DISPATCH_IN_WEB=false``) and a separate
+    ``wavehook worker`` runs the handlers, so each run crosses from one instance to another (LISTEN/NOTIFY).
+    """
+    name = "wavehook-dispatch-pg" if postgres_url else "wavehook-dispatch"
+    log = work.path / f"{name}-starts.log"
     env = {"WAVEHOOK_HANDLERS": "bench.handlers", "BENCH_HANDLER_LOG": str(log)}
-    with work.wavehook("wavehook-dispatch", env) as server:
+    with contextlib.ExitStack() as stack:
+        if postgres_url:
+            env |= {"WAVEHOOK_DB": postgres_url, "WAVEHOOK_DISPATCH_IN_WEB": "false"}
+            stack.enter_context(work.worker(f"{name}-worker", env))
+        server = stack.enter_context(work.wavehook(name, env))
         pool = signer.pool_with_ids(int(rate * duration) + 10)
         ids = [prediction_id for prediction_id, _request in pool]
         result = await drive(
@@ -144,10 +156,29 @@ def database_size(path: Path) -> tuple[int, int]:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0), int(events)
 
 
-async def memory(work: Workdir, signer: Signer, *, deliveries: int, concurrency: int) -> Memory:
+def postgres_size(url: str) -> tuple[int, int]:
+    """(bytes of every table and index of the ledger, events stored) of a PostgreSQL ledger."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute("CHECKPOINT")
+        row = conn.execute(
+            "SELECT (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'), "
+            "(SELECT count(*) FROM events)"
+        ).fetchone()
+    assert row is not None
+    return int(row[0] or 0), int(row[1])
+
+
+async def memory(
+    work: Workdir, signer: Signer, *, deliveries: int, concurrency: int, postgres_url: str | None = None
+) -> Memory:
     """RSS of a fresh ``wavehook serve`` before and after ``deliveries`` deliveries; ledger bytes per delivery."""
     chunk = 20_000  # signed just before sending: timestamps stay well inside the 300 s tolerance
-    with work.wavehook("wavehook-memory") as server:
+    name = "wavehook-memory-pg" if postgres_url else "wavehook-memory"
+    extra = {"WAVEHOOK_DB": postgres_url} if postgres_url else None
+    with work.wavehook(name, extra) as server:
         await drive("127.0.0.1", server.port, signer.pool(500), concurrency=concurrency, duration=60)
         rss_start = rss_bytes(server.pid)
         sent = 500
@@ -158,6 +189,6 @@ async def memory(work: Workdir, signer: Signer, *, deliveries: int, concurrency:
                 raise RuntimeError(f"{result.errors} deliveries refused during the memory phase; see {server.log}")
             sent += result.completed
         rss_after = rss_bytes(server.pid)
-        db_bytes, events = database_size(work.db("wavehook-memory"))
+        db_bytes, events = postgres_size(postgres_url) if postgres_url else database_size(work.db(name))
         peak = _peak(server.pid)
     return Memory(sent, rss_start, rss_after, peak, db_bytes, events)

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from bench.loadgen import RoundResult
 
-TARGETS = {"a": "(a) bare Starlette", "b": "(b) naive sqlite-utils", "c": "(c) wavehook serve"}
+TARGETS = {
+    "a": "(a) bare Starlette",
+    "b": "(b) naive sqlite-utils",
+    "c": "(c) wavehook serve",
+    "d": "(d) naive PostgreSQL",
+    "e": "(e) wavehook serve on PostgreSQL",
+}
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -84,13 +90,21 @@ def results_table(by_concurrency: dict[int, dict[str, Round]]) -> str:
 
 
 def ratios_table(by_concurrency: dict[int, dict[str, Round]]) -> str:
-    lines = ["| concurrency | (c)/(a) wavehook vs bare | (c)/(b) wavehook vs naive | (b)/(a) naive vs bare |"]
-    lines.append("|---:|---:|---:|---:|")
+    postgres = all("e" in r and "d" in r for r in by_concurrency.values())
+    head = "| concurrency | (c)/(a) wavehook vs bare | (c)/(b) wavehook vs naive | (b)/(a) naive vs bare |"
+    rule = "|---:|---:|---:|---:|"
+    if postgres:
+        head += " (e)/(d) wavehook vs naive, PostgreSQL | (e)/(c) PostgreSQL vs SQLite |"
+        rule += "---:|---:|"
+    lines = [head, rule]
     for concurrency, r in by_concurrency.items():
-        lines.append(
+        line = (
             f"| {concurrency} | {ratio(r['c'].rate, r['a'].rate):.2f}× | {ratio(r['c'].rate, r['b'].rate):.2f}× | "
             f"{ratio(r['b'].rate, r['a'].rate):.2f}× |"
         )
+        if postgres:
+            line += f" {ratio(r['e'].rate, r['d'].rate):.2f}× | {ratio(r['e'].rate, r['c'].rate):.2f}× |"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -6,7 +6,11 @@ import argparse
 
 import uvicorn
 
-APPS = {"bare": "bench.bare_app:create_app", "naive": "bench.naive_app:create_app"}
+APPS = {
+    "bare": "bench.bare_app:create_app",
+    "naive": "bench.naive_app:create_app",
+    "naive-pg": "bench.naive_pg_app:create_app",
+}
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ from bench.wrk import WrkResult
 
 MB = 1024 * 1024
 BARE_RATIO, NAIVE_RATIO, P99_MS, START_P50_MS, RSS_MB = 0.33, 2.5, 15.0, 20.0, 120.0
+# wavehook on PostgreSQL: vs the naive PostgreSQL receiver, vs wavehook on SQLite, its p99 at c=32.
+PG_NAIVE_RATIO, PG_SQLITE_RATIO, PG_P99_MS = 2.5, 0.7, 20.0
 SATURATED = 0.9  # a core this busy is what bounds the figure
 NOISY = 0.10  # other processes taking this much of the server's core make a run unrepresentative
 
@@ -29,6 +31,9 @@ class Results:
     handler_start: HandlerStart | None = None
     busy: Busy | None = None
     memory: Memory | None = None
+    postgres: str | None = None  # the server (d) and (e) ran on, when they ran
+    handler_start_pg: HandlerStart | None = None
+    memory_pg: Memory | None = None
 
 
 def _generator(results: Results) -> list[str]:
@@ -65,6 +70,31 @@ def _handlers(results: Results, idle: Round | None) -> list[str]:
         f"enqueues a run): {b.rate:,.0f}/s, p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms, p99.9 "
         f"{b.p999_ms:.2f} ms{compared}."
     )
+    return lines
+
+
+def _postgres(results: Results) -> list[str]:
+    if results.postgres is None:
+        return ["- **PostgreSQL**: no cluster was started (`--no-postgres`, or none could be): (d) and (e) skipped."]
+    lines = [
+        f"- **PostgreSQL** for (d) and (e): {results.postgres}, on the same two cores (the servers' pinning "
+        "leaves it free to use both); one throwaway cluster started by the script, a fresh database per target."
+    ]
+    start, m = results.handler_start_pg, results.memory_pg
+    if start is not None:
+        lines.append(
+            f"- **Delivery to handler start across instances on PostgreSQL** (the receiver with "
+            f"`WAVEHOOK_DISPATCH_IN_WEB=false` stores, a separate `wavehook worker` is woken by LISTEN/NOTIFY) at "
+            f"{start.rate:g}/s: p50 {start.p50_ms:.1f} ms, p99 {start.p99_ms:.1f} ms, max {start.max_ms:.1f} ms "
+            f"({start.started:,} of {start.deliveries:,} started)."
+        )
+    if m is not None:
+        lines.append(
+            f"- **Memory and size on PostgreSQL**: RSS of `wavehook serve`: {m.rss_start / MB:.0f} MB after "
+            f"start-up, {m.rss_after / MB:.0f} MB after {m.deliveries:,} deliveries (peak {m.rss_peak / MB:.0f} "
+            f"MB). Ledger: {m.bytes_per_delivery:,.0f} bytes per delivery (tables and indexes, over {m.events:,} "
+            "events)."
+        )
     return lines
 
 
@@ -111,8 +141,32 @@ def _targets(results: Results) -> list[str]:
         lines.append(at_most("p99 answer at concurrency 32", c32.p99_ms, P99_MS, "ms"))
         if c32.p99_ms > P99_MS:
             lines.append(f"      {_bound(c32, 32, fsync)}")
+    for concurrency, m in results.medians.items():
+        if "e" in m and "d" in m:
+            e = m["e"]
+            lines.append(
+                at_least(f"c={concurrency} wavehook vs naive on PostgreSQL", ratio(e.rate, m["d"].rate), PG_NAIVE_RATIO)
+            )
+            lines.append(
+                at_least(
+                    f"c={concurrency} wavehook on PostgreSQL vs on SQLite", ratio(e.rate, m["c"].rate), PG_SQLITE_RATIO
+                )
+            )
+            if concurrency == 32:
+                lines.append(at_most("p99 answer on PostgreSQL at concurrency 32", e.p99_ms, PG_P99_MS, "ms"))
+            if e.errors:
+                lines.append(f"MISS  c={concurrency} answers on PostgreSQL that were not 200: {e.errors}")
     if results.handler_start is not None:
         lines.append(at_most("delivery-to-handler-start p50", results.handler_start.p50_ms, START_P50_MS, "ms"))
+    if results.handler_start_pg is not None:
+        lines.append(
+            at_most(
+                "delivery-to-handler-start p50 across instances (PostgreSQL)",
+                results.handler_start_pg.p50_ms,
+                START_P50_MS,
+                "ms",
+            )
+        )
     else:
         lines.append("SKIP  delivery-to-handler-start p50: dispatcher not available")
     if results.memory is not None:
@@ -158,6 +212,7 @@ def markdown(results: Results) -> str:
         *_generator(results),
         *_handlers(results, idle),
         *_memory(results),
+        *_postgres(results),
         "",
         "```",
         *_targets(results),

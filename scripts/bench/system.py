@@ -168,3 +168,21 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+
+
+class Worker(Server):
+    """A process without a port (``wavehook worker``), pinned like the servers; ready once it logs that its
+    dispatcher started."""
+
+    def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+        super().__init__(name, args, env, log, port=0)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log}")
+            if b"dispatcher_started" in self.log.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start within {timeout} s; see {self.log}")

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bench.system import Server, free_port
+from bench.system import Server, Worker, free_port
 
 SCRIPTS = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -36,6 +36,12 @@ class Workdir:
         env = self._env({"BENCH_SECRET": self.secret, "BENCH_DB": str(self.path / "naive.db")})
         return Server("naive", args, env, self.path / "naive.log", port)
 
+    def naive_pg(self, url: str) -> Server:
+        port = free_port()
+        args = [PYTHON, "-m", "bench.serve", "naive-pg", "--port", str(port)]
+        env = self._env({"BENCH_SECRET": self.secret, "BENCH_DB": url})
+        return Server("naive-pg", args, env, self.path / "naive-pg.log", port)
+
     def wavehook(self, name: str, extra: Mapping[str, str] | None = None) -> Server:
         """``wavehook serve`` with its own ledger; built-in handlers off unless ``extra`` turns them on."""
         port = free_port()
@@ -53,6 +59,19 @@ class Workdir:
         )
         args = [WAVEHOOK, "serve", "--port", str(port)]
         return Server(name, args, env, self.path / f"{name}.log", port)
+
+    def worker(self, name: str, extra: Mapping[str, str]) -> Worker:
+        """``wavehook worker`` with the same environment as ``wavehook(name, extra)``: another instance."""
+        env = self._env(
+            {
+                "WAVESPEED_WEBHOOK_SECRET": self.secret,
+                "WAVEHOOK_LOG_FORMAT": "json",
+                "WAVEHOOK_DOWNLOAD": "false",
+                "WAVEHOOK_LOG_OUTCOMES": "false",
+                **extra,
+            }
+        )
+        return Worker(name, [WAVEHOOK, "worker"], env, self.path / f"{name}.log")
 
     def db(self, name: str) -> Path:
         return self.path / f"{name}.db"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import ROOT, WAVEHOOK, Process, prediction_body, signed_headers, wait_for
+from tests.support import ROOT, WAVEHOOK, Process, direct, is_url, prediction_body, signed_headers, wait_for
 
 HANDLERS_MODULE = "tests.integration.dispatch_handlers"
 
@@ -64,7 +64,11 @@ def duplicates(found: list[tuple[str, str, str, int]]) -> dict[tuple[str, str, s
     return {key: n for key, n in counts.items() if n > 1}
 
 
-def query(db: Path, sql: str, *params: object) -> list[dict[str, Any]]:
+def query(db: Path | str, sql: str, *params: object) -> list[dict[str, Any]]:
+    """Rows from the ledger (a SQLite file, read-only, or a PostgreSQL URL), as any other process reads it."""
+    if is_url(db):
+        with direct(db) as pg:
+            return [dict(row) for row in pg.execute(sql, params)]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
@@ -73,5 +77,5 @@ def query(db: Path, sql: str, *params: object) -> list[dict[str, Any]]:
         conn.close()
 
 
-def states(db: Path) -> collections.Counter[str]:
+def states(db: Path | str) -> collections.Counter[str]:
     return collections.Counter(row["state"] for row in query(db, "SELECT state FROM handler_runs"))

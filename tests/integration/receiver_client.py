@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import SECRET, serve_process
-from tests.support import Process, free_port, running, signed_headers
+from tests.support import Process, direct, free_port, is_url, running, signed_headers
 
 PATH = "/webhooks/wavespeed"
 
@@ -42,7 +42,8 @@ def serve(tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> 
     # The bodies name outputs on a host that does not exist: fetching them is not what these tests are about.
     process = serve_process(tmp, port, workers=workers, env={"WAVEHOOK_DOWNLOAD": "false", **(env or {})})
     with running(process, f"http://127.0.0.1:{port}/healthz"):
-        yield Server(process, f"http://127.0.0.1:{port}", port, Path(process.env["WAVEHOOK_DB"]))
+        db = process.env["WAVEHOOK_DB"]
+        yield Server(process, f"http://127.0.0.1:{port}", port, db if is_url(db) else Path(db))  # type: ignore[arg-type]
 
 
 def post(client: httpx.Client, url: str, delivery: Delivery, *, secret: str = SECRET, **kw: Any) -> httpx.Response:
@@ -90,8 +91,11 @@ def burst(
             client.close()
 
 
-def query(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-    """Rows from the ledger file, through a connection of our own (as any other process would read it)."""
+def query(db: Path | str, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows from the ledger, through a connection of our own (as any other process would read it)."""
+    if is_url(db):
+        with direct(db) as pg:
+            return [tuple(row) for row in pg.execute(sql, params)]
     conn = sqlite3.connect(db, timeout=10)
     try:
         return [tuple(row) for row in conn.execute(sql, params)]

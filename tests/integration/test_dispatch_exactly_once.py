@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from receiver.settings import Settings
 from tests.integration.dispatch_support import deliver, dispatch_env, duplicates, effects, query, start_worker, states
 from tests.integration.reconcile_pass import final_status
 from tests.support import ROOT, Process, wait_for
@@ -40,7 +41,7 @@ def _send(url: str, secret: str, plan: list[tuple[str, str, str]]) -> None:
         list(pool.map(lambda item: deliver(client, secret, item[0], item[1], model=MODEL, webhook_id=item[2]), plan))
 
 
-def _reconcile(env: dict[str, str], db: Path, count: int) -> int:
+def _reconcile(env: dict[str, str], db: Path | str, count: int) -> int:
     """A reconciliation pass from a third process, through the one ingest path: every result again."""
     result = subprocess.run(
         [sys.executable, "-m", "tests.integration.reconcile_pass", str(count)],
@@ -55,14 +56,15 @@ def _reconcile(env: dict[str, str], db: Path, count: int) -> int:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("backend")
 def test_every_handler_succeeds_once_per_prediction(
-    tmp_path: Path, serve_factory: Callable[..., Process], secret: str
+    tmp_path: Path, serve_factory: Callable[..., Process], secret: str, settings_factory: Callable[..., Settings]
 ) -> None:
     """100 predictions, duplicated and reordered deliveries, a web restart and a reconciliation pass, with the
     web process and two workers dispatching: each handler succeeded exactly once per prediction."""
-    env = dispatch_env(tmp_path, WAVEHOOK_DISPATCH_CONCURRENCY="2")
+    env = dispatch_env(tmp_path, WAVEHOOK_DISPATCH_CONCURRENCY="2", WAVEHOOK_DB=settings_factory().db)
     web = serve_factory(env=env)
-    db: Path = web.db  # type: ignore[attr-defined]
+    db: Path | str = web.db  # type: ignore[attr-defined]
     workers = [start_worker(tmp_path, env, f"worker-{n}") for n in range(2)]
     try:
         ids = [f"pred-{n:03d}" for n in range(100)]

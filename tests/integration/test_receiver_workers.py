@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from receiver.settings import Settings
 from tests.integration.receiver_client import Delivery, burst, query, serve
 from tests.support import prediction_body, wait_for
 
-pytestmark = pytest.mark.integration
+# Runs on every ledger backend: two processes on one SQLite file, or on one PostgreSQL database.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("backend")]
 
 
 def started_pids(log: str) -> set[int]:
     return {json.loads(line)["pid"] for line in log.splitlines() if '"receiver_started"' in line}
 
 
-def test_two_workers_store_each_delivery_exactly_once(tmp_path: Path) -> None:
+def test_two_workers_store_each_delivery_exactly_once(
+    tmp_path: Path, settings_factory: Callable[..., Settings]
+) -> None:
     """60 deliveries sent three times each, plus 10 conflicting bodies, in a shuffled burst to two workers:
     every answer is 200 and the ledger holds exactly 70 events, 120 duplicates counted and 60 predictions."""
-    with serve(tmp_path, workers=2) as server:
+    with serve(tmp_path, workers=2, env={"WAVEHOOK_DB": settings_factory().db}) as server:
         wait_for(lambda: len(started_pids(server.process.log())) == 2, what="both workers to start")
         unique = [Delivery(f"multi-{i}", prediction_body(f"p-multi-{i}", "processing")) for i in range(60)]
         # The same webhook-id with another body (the provider's id may be the task id): a conflict, not a duplicate.

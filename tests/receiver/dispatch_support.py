@@ -16,6 +16,7 @@ from receiver.handlers.registry import Handlers, Registry
 from receiver.ingest import Ingestor
 from receiver.settings import Settings
 from receiver.store.connection import connect
+from receiver.store.ledger import is_postgres_url, ledger_for
 from receiver.store.records import IngestResult
 from receiver.store.sqlite import SQLiteLedger
 from tests.support import prediction_body
@@ -39,14 +40,14 @@ async def no_resolve(host: str, _port: int) -> list[str]:
 
 
 class Harness:
-    """Everything a dispatcher needs, on a fresh ledger file. Use inside a running event loop."""
+    """Everything a dispatcher needs, on a fresh ledger of the settings' backend. Use inside a running event loop."""
 
     def __init__(
         self, settings: Settings, registry: Registry | Handlers, *, transport: httpx.AsyncBaseTransport | None = None
     ):
         self.settings = settings
         self.clock = FakeClock()
-        self.ledger = SQLiteLedger(settings)
+        self.ledger = ledger_for(settings)
         self.handlers = registry if isinstance(registry, Handlers) else registry.select(settings)
         self.ingestor = Ingestor(
             self.ledger, terminal_statuses=settings.terminal_statuses, route=self.handlers.route, clock=self.clock
@@ -67,6 +68,9 @@ class Harness:
         return Dispatcher(self.ledger, self.handlers, self.settings, **(options | overrides))
 
     def query(self, sql: str, *params: object) -> list[dict[str, Any]]:
+        """Rows of ``sql`` (``?`` placeholders) read straight from the ledger's storage, whichever backend."""
+        if is_postgres_url(self.settings.db):
+            return postgres_query(self.settings.db, sql, *params)
         conn = connect(self.settings.db_path)
         try:
             return [dict(row) for row in conn.execute(sql, params)]
@@ -81,7 +85,18 @@ class Harness:
 
     def sql(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``job`` in the SQLite ledger's writer (a test's way to set up or break state)."""
+        assert isinstance(self.ledger, SQLiteLedger), "a SQLite-only test step"
         return self.ledger.writer.run_sync(job)
+
+
+def postgres_query(url: str, sql: str, *params: object) -> list[dict[str, Any]]:
+    """``query`` on a PostgreSQL ledger: the same SQL, its ``?`` placeholders as psycopg's."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+    return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()} for row in rows]
 
 
 @contextlib.asynccontextmanager

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -16,7 +14,10 @@ from receiver.http.app import create_app
 from receiver.settings import Settings
 from tests.conftest import SECRET
 from tests.receiver.bad_inputs import CASES, NOW, REF, Case, Sent, markdown_table
-from tests.support import ROOT
+from tests.support import ROOT, direct
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 DOC = ROOT / "docs" / "bad-inputs.md"
 
@@ -42,9 +43,9 @@ def send(client: TestClient, sent: Sent) -> httpx2.Response:
     return client.request(sent.method, url, content=content, headers=raw)
 
 
-def db_path(client: TestClient) -> Path:
+def db_of(client: TestClient) -> str:
     settings: Settings = client.app.state.receiver.settings  # type: ignore[attr-defined]
-    return settings.db_path
+    return settings.db
 
 
 def correlation_secret(client: TestClient) -> str:
@@ -52,9 +53,9 @@ def correlation_secret(client: TestClient) -> str:
     return secret
 
 
-def ledger(path: Path) -> dict[str, object]:
+def ledger(db: str) -> dict[str, object]:
     """What the ledger holds: counts of events, predictions and runs, and the quarantine's reasons."""
-    with sqlite3.connect(path) as conn:
+    with direct(db) as conn:
         counts = {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
             for table in ("events", "predictions", "handler_runs")
@@ -71,7 +72,7 @@ def test_bad_input_gets_its_answer(client: TestClient, case: Case) -> None:
         response = send(client, case.sent)
     assert (response.status_code, response.json().get("reason", "accepted")) == (case.status, case.reason)
     assert SECRET.removeprefix("whsec_") not in response.text
-    stored = ledger(db_path(client))
+    stored = ledger(db_of(client))
     if case.status == 200:
         assert response.json() == {"received": True, "duplicate": False}
         assert stored == {"events": 1, "predictions": 1, "handler_runs": 0, "quarantine": []}

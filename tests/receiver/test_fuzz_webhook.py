@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import string
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from receiver.correlation import make_token
 from receiver.http.app import create_app
 from receiver.settings import Secret, Settings
 from tests.conftest import SECRET
-from tests.support import prediction_body, sign
+from tests.support import direct, prediction_body, sign
 
 NOW = 1_790_000_000
 TOLERANCE = 300
@@ -37,26 +35,28 @@ class Attempt:
     prediction: bool  # the body is a well-formed prediction
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """One receiver for all examples (a fresh ledger per example would dominate the run time)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One receiver per ledger backend for all examples (a fresh ledger per example would dominate the run)."""
     directory = tmp_path_factory.mktemp("fuzz")
-    app_settings = Settings(
-        webhook_secrets=(Secret(SECRET),), db=str(directory / "wavehook.db"), media_dir=directory / "media"
-    )
-    with TestClient(create_app(app_settings, clock=lambda: float(NOW)), raise_server_exceptions=False) as test_client:
+    db = str(directory / "wavehook.db")
+    if request.param == "postgresql":
+        db = request.getfixturevalue("postgres_databases").create()
+    app_settings = Settings(webhook_secrets=(Secret(SECRET),), db=db, media_dir=directory / "media")
+    with (
+        TestClient(create_app(app_settings, clock=lambda: float(NOW)), raise_server_exceptions=False) as test_client,
+        direct(db) as ledger,
+    ):
+        test_client.ledger = ledger  # type: ignore[attr-defined]
         yield test_client
 
 
 def counts(client: TestClient) -> dict[str, int]:
-    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as conn:
-        found = {
-            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
-            for table in ("events", "predictions", "handler_runs", "quarantine")
-        }
-    conn.close()
-    return found
+    conn = client.ledger  # type: ignore[attr-defined]
+    return {
+        table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
+        for table in ("events", "predictions", "handler_runs", "quarantine")
+    }
 
 
 header_text = st.text(st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=80)

@@ -77,7 +77,8 @@ def test_generator_gets_every_answer_from_a_real_naive_receiver(tmp_path: Any) -
 
 @pytest.mark.integration
 def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
-    """A tiny run of the whole script measures the three targets and ends with one line per target."""
+    """A tiny run of the whole script measures the five targets (two on a throwaway PostgreSQL) and ends with
+    one line per target."""
     args = ["--duration", "0.5", "--warmup", "0.2", "--rounds", "1", "--concurrency", "8"]
     args += ["--rss-deliveries", "1000", "--dispatch-duration", "1", "--dispatch-rate", "50", "--busy-slots", "2"]
     done = subprocess.run(
@@ -89,7 +90,9 @@ def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = done.stdout
-    for target in ("(a) bare Starlette", "(b) naive sqlite-utils", "(c) wavehook serve"):
+    targets = ("(a) bare Starlette", "(b) naive sqlite-utils", "(c) wavehook serve")
+    targets += ("(d) naive PostgreSQL", "(e) wavehook serve on PostgreSQL")
+    for target in targets:
         row = re.search(rf"\| 8 \| {re.escape(target)} \|.*\| (\d+) \|$", report, re.MULTILINE)
         assert row is not None, report
         assert row.group(1) == "0", report  # no delivery refused
@@ -97,8 +100,13 @@ def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
     assert [label for _verdict, label in verdicts] == [
         "c=8 durable ingest vs bare",
         "c=8 durable ingest vs naive",
+        "c=8 wavehook vs naive on PostgreSQL",
+        "c=8 wavehook on PostgreSQL vs on SQLite",
         "delivery-to-handler-start p50",
+        "delivery-to-handler-start p50 across instances (PostgreSQL)",
         "RSS after 1,000 deliveries (fewer than the 100,000 of the target)",
     ]
+    assert "Delivery to handler start across instances on PostgreSQL" in report
+    assert "Memory and size on PostgreSQL" in report
     assert "Delivery to handler start" in report
     assert "handler slots are busy" in report

@@ -15,6 +15,9 @@ from submitter.outcomes import Submission
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import FakeProvider
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 PRO = "bytedance/dreamina-v3.0-pro/text-to-video"
 WAVER = "bytedance/waver-1.0"

@@ -8,9 +8,12 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from receiver.store.connection import connect
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import FakeProvider
+from tests.support import direct
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 Opener = Callable[..., contextlib.AbstractAsyncContextManager[AsyncSubmitter]]
@@ -29,7 +32,7 @@ async def test_missed_webhook_found_and_ingested_once(open_submitter: Opener, pr
             settings = sub.settings
     assert (first.checked, first.missed) == (1, 1)
     assert (second.checked, second.missed) == (0, 0)
-    conn = connect(settings.db_path)
+    conn = direct(settings.db)
     row = conn.execute("SELECT status, reference, outputs FROM predictions WHERE id = 'task0001'").fetchone()
     assert (row["status"], row["reference"]) == ("completed", result.reference)
     assert "output.mp4" in row["outputs"]
@@ -51,7 +54,7 @@ async def test_same_outcome_fetched_again_is_a_duplicate(open_submitter: Opener,
         again = await sub.ingestor.ingest_result(dict(reversed(body.items())), reference=None)
         settings = sub.settings
     assert (first.duplicate, first.runs_enqueued, again.duplicate) == (False, 1, True)
-    assert connect(settings.db_path).execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert direct(settings.db).execute("SELECT count(*) FROM events").fetchone()[0] == 1
 
 
 @pytest.mark.anyio
@@ -67,7 +70,7 @@ async def test_open_progressed_gone_and_young(open_submitter: Opener, provider: 
         counts = await sub.reconcile(older_than=0)
         settings = sub.settings
     assert (counts.checked, counts.open, counts.progressed, counts.gone, counts.missed) == (3, 1, 1, 1, 0)
-    conn = connect(settings.db_path)
+    conn = direct(settings.db)
     assert conn.execute("SELECT status FROM predictions WHERE id = 'task0002'").fetchone()[0] == "processing"
     assert conn.execute("SELECT count(*) FROM handler_runs").fetchone()[0] == 0
 

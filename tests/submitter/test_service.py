@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
@@ -15,17 +15,30 @@ from structlog.testing import capture_logs
 from receiver import correlation
 from receiver.settings import Settings
 from receiver.store import submissions
-from receiver.store.connection import connect
 from submitter.errors import AmbiguousSubmit, ProviderError, SubmitterError, ValidationError
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import KEY, FakeProvider
+from tests.support import direct
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 Opener = Callable[..., contextlib.AbstractAsyncContextManager[AsyncSubmitter]]
 
 
-def ledger(settings: Settings) -> sqlite3.Connection:
-    return connect(settings.db_path)
+def ledger(settings: Settings) -> Any:
+    return direct(settings.db)
+
+
+def stored_bytes(db: str) -> bytes:
+    """Everything the ledger holds: its files (SQLite), or every row of every table as text (PostgreSQL)."""
+    if "://" not in db:
+        return b"".join(path.read_bytes() for path in Path(db).parent.glob(Path(db).name + "*"))
+    with direct(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        rows = [r[0] for t in tables for r in conn.execute(f"SELECT t::text FROM {t} AS t")]  # noqa: S608
+        return "".join(rows).encode()
 
 
 def webhook_of(provider: FakeProvider, index: int = -1) -> str:
@@ -230,7 +243,7 @@ async def test_api_key_never_in_ledger_or_logs(open_submitter: Opener, provider:
             await sub.reconcile(older_than=0)
             settings = sub.settings
     assert KEY not in repr(logs)
-    raw = b"".join(path.read_bytes() for path in Path(settings.db_path).parent.glob("wavehook.db*"))
+    raw = stored_bytes(settings.db)
     assert KEY.encode() not in raw
     assert b"wh_" in raw  # the file was read, and holds the submissions
 

@@ -12,6 +12,9 @@ from submitter.errors import WaitTimeout
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import FakeProvider
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 Opener = Callable[..., contextlib.AbstractAsyncContextManager[AsyncSubmitter]]
 

@@ -15,6 +15,9 @@ from receiver.store.records import Download
 from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, ledger_call, web_client
 from tests.support import prediction_body, wait_for
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 
 

@@ -16,6 +16,9 @@ from receiver.settings import DispatchSettings, Settings
 from receiver.store.records import LOST_LEASE, RunEnd
 from tests.receiver.dispatch_support import MODEL, harness, run
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def _settings(factory: Callable[..., Settings], **dispatch: Any) -> Settings:
     options = {"retry_base_seconds": 10.0, "retry_max_seconds": 1000.0, "max_attempts": 3, "lease_seconds": 30.0}

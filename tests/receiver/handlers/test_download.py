@@ -21,6 +21,9 @@ from receiver.handlers.registry import load_handlers
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
 

@@ -13,6 +13,9 @@ from receiver.settings import Secret, Settings
 from tests.receiver.web_support import BASE, Clock, csrf_token, deliver, failing_handlers, web_client
 from tests.support import wait_for
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 TOKEN = "admin-token-for-tests-0123456789"
 OUTSIDE = ("203.0.113.7", 40000)
 

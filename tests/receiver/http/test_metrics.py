@@ -18,6 +18,9 @@ from receiver.store.records import LedgerStats
 from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, web_client
 from tests.support import Process, prediction_body, signed_headers, wait_for
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -10,7 +9,10 @@ from starlette.testclient import TestClient
 
 from receiver.settings import Settings
 from tests.receiver.web_support import NOW, Clock, deliver, failing_handlers, web_client
-from tests.support import prediction_body, signed_headers, wait_for
+from tests.support import direct, prediction_body, signed_headers, wait_for
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 WAVER = "bytedance/waver-1.0"
@@ -153,7 +155,7 @@ def test_the_correlation_token_is_never_shown(client: TestClient, secret: str) -
     """A prediction's webhook URL is shown with its correlation token masked, in the API and on the page."""
     deliver(client, secret, "tok")
     token = "f00dfeedcafe1234"
-    with sqlite3.connect(client.app.state.receiver.settings.db_path) as conn:  # type: ignore[attr-defined]
+    with direct(client.app.state.receiver.settings.db) as conn:  # type: ignore[attr-defined]
         conn.execute(
             "UPDATE predictions SET webhook_url = ? WHERE id = 'tok'",
             (f"https://h.example/webhooks/wavespeed?ref=wh_1&token={token}",),

@@ -15,6 +15,9 @@ from receiver.store.records import RunEnd
 from tests.receiver.web_support import ledger_call
 from tests.support import prediction_body, signed_headers, wait_for
 
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
+
 TOKEN = "admin-token-for-tests-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from httpx import Response
@@ -14,15 +12,18 @@ from receiver.errors import BadRequest
 from receiver.http.app import create_app
 from receiver.http.webhook import headers_of, read_body
 from receiver.settings import Settings
+from tests.postgres import make_read_only
 from tests.receiver.conftest import NOW
-from tests.support import prediction_body, sign, signed_headers
+from tests.support import direct, prediction_body, sign, signed_headers
+
+# Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
+pytestmark = pytest.mark.usefixtures("backend")
 
 URL = "/webhooks/wavespeed"
 
 
 def rows(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
-    conn = sqlite3.connect(path)
+    conn = direct(client.app.state.receiver.settings.db)  # type: ignore[attr-defined]
     try:
         return [tuple(r) for r in conn.execute(sql)]
     finally:
@@ -175,8 +176,12 @@ def test_rotation_accepts_both_secrets(app_client: Callable[..., TestClient], se
 
 
 def stop_writes(client: TestClient) -> None:
-    """Make SQLite refuse every write of the app's writer, as a read-only database does."""
-    client.app.state.receiver.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)  # type: ignore[attr-defined]
+    """Make the ledger refuse every write of the app's writer, as a read-only database does."""
+    state = client.app.state.receiver  # type: ignore[attr-defined]
+    if "://" in state.settings.db:
+        make_read_only(state.settings.db)
+        return
+    state.ledger.writer.run_sync(lambda conn: conn.execute("PRAGMA query_only = ON"), 10)
 
 
 def test_storage_failure_answers_503_never_200(client: TestClient, secret: str) -> None:
@@ -250,3 +255,13 @@ def test_an_unexpected_failure_answers_the_json_500(settings_factory: Callable[.
         response = post(client, secret, prediction_body("p1", "completed"))
         assert (response.status_code, response.json()["reason"]) == (500, "internal_error")
         assert post(client, secret, prediction_body("p2", "processing"), webhook_id="w2").status_code == 200
+
+
+def test_a_nul_character_in_a_text_field_is_stored_not_refused(client: TestClient, secret: str) -> None:
+    """A signed body whose id, model and error carry ``\\u0000`` is accepted on every backend (PostgreSQL
+    text cannot hold NUL: it is stored as U+FFFD there); the body itself is kept byte for byte."""
+    body = prediction_body("p\u0000nul", "failed", model="m\u0000x", error="bad\u0000thing")
+    response = post(client, secret, body, webhook_id="w-nul")
+    assert response.status_code == 200, response.text
+    assert len(rows(client, "SELECT id FROM predictions")) == 1
+    assert rows(client, "SELECT body FROM events") == [(body,)]

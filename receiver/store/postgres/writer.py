@@ -1,0 +1,170 @@
+"""Group commit on PostgreSQL: the jobs waiting at a moment share one transaction, each answered after its
+commit, as the SQLite writer shares an fsync.
+
+A few groups may be in flight at once (``parallel``), each on its own pooled connection, so one commit's
+round trip and WAL flush overlap the next group's statements. A job that raises fails alone: the group is
+rolled back and the others run again in a new transaction (so a job may run more than once before its
+commit: jobs act on the connection only). A failure of the database itself (down, read-only, timed out)
+fails the whole group with ``StorageUnavailable``; a lost lock race (deadlock, serialization) runs the group
+again.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+import structlog
+
+from receiver.errors import StorageUnavailable
+from receiver.store.postgres.connection import RETRYABLE, is_unavailable, unavailable
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+Job = Callable[[Conn], Awaitable[Any]]
+logger = structlog.get_logger()
+_RACE_RETRIES = 5
+
+
+class Pipelined(abc.ABC):
+    """A job in two halves: ``send`` queues its statements, ``receive`` reads their results (and may queue
+    more). The writer sends every job of a group before it receives any: one round trip for the group."""
+
+    @abc.abstractmethod
+    async def send(self, conn: Conn) -> Any: ...
+
+    @abc.abstractmethod
+    async def receive(self, conn: Conn, sent: Any) -> Any: ...
+
+    async def __call__(self, conn: Conn) -> Any:
+        return await self.receive(conn, await self.send(conn))
+
+
+class _JobFailed(Exception):
+    """One job raised: roll the group back and run the rest again."""
+
+
+async def _attributed(index: int, failed: dict[int, BaseException], step: Awaitable[Any]) -> Any:
+    """``step`` of job ``index``; its own failure is recorded as that job's (the group is then run again
+    without it), while a failure of the database itself fails the group."""
+    try:
+        return await step
+    except Exception as exc:
+        if is_unavailable(exc) or isinstance(exc, RETRYABLE):
+            raise
+        failed[index] = exc
+        raise _JobFailed from exc
+
+
+class GroupWriter:
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool, url: str, *, parallel: int = 4, max_batch: int = 256
+    ) -> None:
+        self._pool = pool
+        self._url = url
+        self._parallel = max(parallel, 1)
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Job, asyncio.Future[Any]]] = []
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self.commits = 0
+        self.jobs = 0
+
+    async def run(self, job: Callable[[Conn], Awaitable[T]]) -> T:
+        """Await ``job``'s commit. Jobs submitted while every group slot is busy are committed together."""
+        if self._closed:
+            raise StorageUnavailable("the ledger writer is not running (the server is starting or stopping)")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, future))
+        if self._active < self._parallel:
+            self._active += 1
+            self._idle.clear()
+            asyncio.get_running_loop().create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the jobs of this turn of the loop join the group
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._commit(batch)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        failed: dict[int, BaseException] = {}
+        for attempt in range(_RACE_RETRIES):
+            try:
+                results = await self._attempt(batch, failed)
+            except RETRYABLE as exc:
+                if attempt + 1 < _RACE_RETRIES:
+                    logger.info("storage_write_retried", error_type=type(exc).__name__, jobs=len(batch))
+                    continue
+                self._fail(batch, exc)
+                return
+            except Exception as exc:  # the database (or the pool) failed: nothing of the group is committed
+                self._fail(batch, exc)
+                return
+            self.commits += 1
+            self.jobs += len(batch)
+            for index, (_job, future) in enumerate(batch):
+                if future.done():
+                    continue  # its caller went away: the job is committed all the same
+                if index in failed:
+                    future.set_exception(failed[index])
+                else:
+                    future.set_result(results[index])
+            return
+
+    async def _attempt(self, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]) -> Any:
+        async with self._pool.connection() as conn:
+            while True:
+                try:
+                    return await self._pipelined(conn, batch, failed)
+                except _JobFailed:
+                    continue
+
+    @staticmethod
+    async def _pipelined(
+        conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]
+    ) -> dict[int, Any]:
+        """One transaction. When every job is ``Pipelined`` (a group of deliveries), in pipeline mode: every
+        job's statements go out first (``send``), then their results are read (``receive``), so the group
+        costs a round trip or two, not a few per job. Otherwise job after job, each reading as it goes."""
+        results: dict[int, Any] = {}
+        jobs = [(index, job) for index, (job, _future) in enumerate(batch) if index not in failed]
+        pipelined = all(isinstance(job, Pipelined) for _index, job in jobs)
+        async with contextlib.AsyncExitStack() as stack:
+            if pipelined:
+                await stack.enter_async_context(conn.pipeline())
+            await stack.enter_async_context(conn.transaction())
+            sent: dict[int, Any] = {}
+            for index, job in jobs if pipelined else ():
+                sent[index] = await _attributed(index, failed, job.send(conn))  # type: ignore[attr-defined]
+            for index, job in jobs:
+                step = job.receive(conn, sent[index]) if pipelined else job(conn)  # type: ignore[attr-defined]
+                results[index] = await _attributed(index, failed, step)
+        return results
+
+    def _fail(self, batch: list[tuple[Job, asyncio.Future[Any]]], exc: BaseException) -> None:
+        message = str(exc).strip()[:500]
+        logger.error("storage_write_failed", error=message, error_type=type(exc).__name__, jobs=len(batch))
+        failure = exc if isinstance(exc, StorageUnavailable) else unavailable(exc, self._url)
+        for _job, future in batch:
+            if not future.done():
+                future.set_exception(failure)
+
+    async def close(self) -> None:
+        """Refuse new jobs and wait for the groups in flight."""
+        self._closed = True
+        await self._idle.wait()
