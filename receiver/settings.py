@@ -20,6 +20,17 @@ SECRET_HELP = (
     "then export WAVESPEED_WEBHOOK_SECRET=whsec_...; while rotating, give the old and the new one comma-separated."
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The standard AWS variables an S3-compatible media store is configured by (AWS_ALLOW_HTTP: plain http to a
+# local MinIO or test server). The client also finds container and instance credentials by itself.
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+)
 MIN_ADMIN_TOKEN = 24
 TOKEN_HELP = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -110,6 +121,26 @@ def _forward_secret(environ: Mapping[str, str], url: str | None) -> Secret | Non
     if len(key) < 16:
         raise ConfigError("WAVEHOOK_FORWARD_SECRET must be base64 (optionally whsec_-prefixed) of at least 16 bytes")
     return Secret(raw)
+
+
+def _media_url(environ: Mapping[str, str]) -> str | None:
+    raw = environ.get("WAVEHOOK_MEDIA_URL", "").strip().rstrip("/")
+    if not raw:
+        return None
+    scheme, _, rest = raw.partition("://")
+    if scheme.lower() != "s3" or not rest.split("/", 1)[0]:
+        raise ConfigError(
+            f"WAVEHOOK_MEDIA_URL={raw!r} is not an s3://bucket/prefix URL "
+            "(leave it unset to keep outputs in the local WAVEHOOK_MEDIA_DIR)"
+        )
+    return f"s3://{rest}"
+
+
+def _port(environ: Mapping[str, str]) -> int:
+    port = _int(environ, "PORT", 8000, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"PORT={port} is not a TCP port (1-65535)")
+    return port
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +264,9 @@ class Settings:
     correlation_secrets: tuple[Secret, ...] = ()
     public_url: str | None = None
     media_dir: Path = Path("media")
+    # s3://bucket/prefix: outputs go to S3-compatible object storage instead of media_dir
+    media_url: str | None = None
+    aws: tuple[tuple[str, Secret], ...] = ()  # the AWS_VARIABLES that are set, each value masked
     handler_modules: tuple[str, ...] = ()
     admin_token: Secret | None = None
     # Start on a non-loopback interface without an admin token (the dashboard then answers loopback clients only).
@@ -249,6 +283,9 @@ class Settings:
     dispatch_in_web: bool = True
     dispatch: DispatchSettings = DispatchSettings()
     submit: SubmitSettings = SubmitSettings()
+    # Where `serve` listens when --host/--port are not given: PORT is what container platforms set.
+    host: str = "127.0.0.1"
+    port: int = 8000
     connections: ConnectionSettings = ConnectionSettings()
     # prometheus-client's multiprocess directory; `serve --workers N` sets it for its workers.
     metrics_dir: Path | None = None
@@ -273,6 +310,8 @@ class Settings:
             correlation_secrets=tuple(Secret(s) for s in _list(environ, "WAVEHOOK_CORRELATION_SECRET")),
             public_url=environ.get("WAVEHOOK_PUBLIC_URL", "").strip().rstrip("/") or None,
             media_dir=Path(environ.get("WAVEHOOK_MEDIA_DIR", "").strip() or "media"),
+            media_url=_media_url(environ),
+            aws=tuple((name, Secret(environ[name].strip())) for name in AWS_VARIABLES if environ.get(name, "").strip()),
             handler_modules=_list(environ, "WAVEHOOK_HANDLERS"),
             admin_token=Secret(admin_token) if admin_token else None,
             allow_no_admin_token=_bool(environ, "WAVEHOOK_ALLOW_NO_ADMIN_TOKEN", False),
@@ -286,6 +325,8 @@ class Settings:
             dispatch_in_web=_bool(environ, "WAVEHOOK_DISPATCH_IN_WEB", True),
             dispatch=DispatchSettings.from_env(environ),
             submit=SubmitSettings.from_env(environ),
+            host=environ.get("WAVEHOOK_HOST", "").strip() or cls.host,
+            port=_port(environ),
             connections=ConnectionSettings.from_env(environ),
             metrics_dir=Path(environ["PROMETHEUS_MULTIPROC_DIR"]) if environ.get("PROMETHEUS_MULTIPROC_DIR") else None,
         )

@@ -3,18 +3,24 @@ uvicorn + Starlette app (the same uvicorn settings), side by side in one run; me
 
 Serverless platforms start a process per scale-up, so this is the wait a first delivery sees. Each run starts a
 fresh process, sends one pre-signed delivery as soon as the port accepts a connection, repeats it until answered
-200, and stops the process. wavehook starts twice per run: on a new ledger file (the very first start, which
-creates the schema) and on an existing one (every later start: a scale-up opens the ledger the first process
-made). The runs of the targets are interleaved. Beside it: ``wavehook --help`` and ``wavehook models`` (a
-command that needs no server), and the import of the web application alone.
+200, and stops the process. ``wavehook serve`` starts twice per run: on a new ledger file (the very first start,
+which creates the schema) and on an existing one (every later start: a scale-up opens the ledger the first process
+made). The runs of the targets are interleaved. Beside it: ``wavehook --help`` and ``wavehook models`` (a command
+that needs no server), and the import of the web application alone. Also the AWS Lambda handler: a fresh Python
+process that imports ``wavehook.aws_lambda`` and hands it one API Gateway HTTP API (v2) event carrying a signed
+delivery, until it returns the 200 (what a cold Lambda container does). With ``--postgres``, ``wavehook serve`` and
+the Lambda handler once more on a PostgreSQL ledger whose tables exist (an instance added to a running deployment):
+the URL given, or with ``--postgres cluster`` a database on a throwaway local server from the machine's Debian
+binaries (tests/postgres.py, as the test suite starts it), removed afterwards.
 
     .venv/bin/python scripts/bench_coldstart.py             # 7 runs of each
-    .venv/bin/python scripts/bench_coldstart.py --runs 3
+    .venv/bin/python scripts/bench_coldstart.py --runs 3 --postgres cluster
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bench.deliveries import Signer
@@ -68,12 +74,12 @@ def one_start(args: Sequence[str], env: Mapping[str, str], port: int, request: b
             process.wait()
 
 
-def wavehook_start(workdir: Path, run: int, signer: Signer, *, ledger: str | None = None) -> float:
-    """``wavehook serve`` on ``ledger`` in ``workdir`` (default: a new one for this run)."""
+def wavehook_start(workdir: Path, run: int, signer: Signer, db: str | None = None) -> float:
+    """``wavehook serve`` on the ledger ``db`` (default: a new file for this run)."""
     port = free_port()
     env = {
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
-        "WAVEHOOK_DB": str(workdir / (ledger or f"cold-{run}.db")),
+        "WAVEHOOK_DB": db or str(workdir / f"cold-{run}.db"),
         "WAVEHOOK_MEDIA_DIR": str(workdir / "media"),
         "WAVEHOOK_LOG_FORMAT": "json",
     }
@@ -81,7 +87,70 @@ def wavehook_start(workdir: Path, run: int, signer: Signer, *, ledger: str | Non
 
 
 def wavehook_existing_start(workdir: Path, run: int, signer: Signer) -> float:
-    return wavehook_start(workdir, run, signer, ledger=EXISTING)
+    return wavehook_start(workdir, run, signer, str(workdir / EXISTING))
+
+
+LAMBDA = """
+import json, sys
+from wavehook.aws_lambda import handler
+print(handler(json.loads(sys.stdin.readline()), None)["statusCode"], flush=True)
+"""
+
+
+def http_api_event(request: bytes) -> dict[str, object]:
+    """The API Gateway HTTP API (v2) event carrying the same signed request a server would be sent."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    path = lines[0].split(" ")[1]
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])}
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1"}},
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def lambda_start(workdir: Path, run: int, signer: Signer, db: str | None = None) -> float:
+    """Seconds from spawning a Python process to the Lambda handler's 200 for its first event."""
+    env = {
+        **os.environ,
+        "WAVESPEED_WEBHOOK_SECRET": SECRET,
+        "WAVEHOOK_DB": db or str(workdir / f"lambda-{run}.db"),
+        "WAVEHOOK_LOG_FORMAT": "json",
+    }
+    event = json.dumps(http_api_event(signer.request()[1])) + "\n"
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [PYTHON, "-c", LAMBDA], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        stdin, stdout = process.stdin, process.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("the Lambda process has no pipes")
+        stdin.write(event.encode())
+        stdin.close()
+        status = stdout.readline().strip()
+        took = time.perf_counter() - started
+    if status != b"200":
+        raise RuntimeError(f"the Lambda handler answered {status!r}, not 200")
+    return took
+
+
+@contextlib.contextmanager
+def postgres_ledger(given: str | None) -> Iterator[str | None]:
+    """The PostgreSQL URL to measure on: as given, or a migrated database on a throwaway local cluster."""
+    if given != "cluster":
+        yield given
+        return
+    sys.path.insert(0, str(SCRIPTS.parent))  # tests/postgres.py: the cluster the test suite starts
+    from tests.postgres import Databases, cluster
+
+    with cluster() as server:
+        yield Databases(server).create()
 
 
 def bare_start(_workdir: Path, _run: int, signer: Signer) -> float:
@@ -104,13 +173,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="starts of each target (default 7)")
     parser.add_argument("--json", type=Path, help="also write the medians to this JSON file")
+    parser.add_argument(
+        "--postgres", help="a postgresql:// URL, or 'cluster' for a throwaway local server: also measure on it"
+    )
     args = parser.parse_args(argv)
+    with postgres_ledger(args.postgres) as postgres:
+        return measure(args, postgres)
+
+
+def measure(args: argparse.Namespace, postgres: str | None) -> dict[str, float]:
     signer = Signer(SECRET)
     starts: dict[str, Callable[[Path, int, Signer], float]] = {
         "wavehook serve, new ledger": wavehook_start,
         "wavehook serve, existing": wavehook_existing_start,
         "bare": bare_start,
+        "Lambda handler": lambda_start,
     }
+    if postgres:
+        starts["wavehook serve, PostgreSQL"] = lambda d, r, s: wavehook_start(d, r, s, postgres)
+        starts["Lambda handler, PostgreSQL"] = lambda d, r, s: lambda_start(d, r, s, postgres)
     samples: dict[str, list[float]] = {name: [] for name in starts}
     commands = {
         "wavehook --help": [WAVEHOOK, "--help"],

@@ -4,18 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from receiver.handlers.registry import default_registry
 from receiver.settings import Secret, Settings
 from receiver.store.ledger import Ledger, open_ledger
 from tests import postgres
 from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running
 
+# The S3-compatible server on loopback (fixtures s3_server and bucket) for the object-storage tests.
+pytest_plugins = ["tests.s3_server"]
+
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdhdmVob29r"
+
+
+@pytest.fixture(autouse=True)
+def _handler_registry_restored() -> Iterator[None]:
+    """A test that loads a user's handler modules in this process (``load_handlers``, or a Submitter routing
+    a final status) leaves the process's one registry as it found it: the handlers it added go, and so do their
+    modules, so a later test loading the same module registers them afresh and no other test routes to them.
+    The built-ins stay: they register once per process, as in production."""
+    before = dict(default_registry._handlers)
+    modules = set(sys.modules)
+    yield
+    for name, handler in list(default_registry._handlers.items()):
+        module = handler.func.__module__
+        if name in before or module.startswith("receiver."):
+            continue
+        del default_registry._handlers[name]
+        if module not in modules:
+            sys.modules.pop(module, None)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import structlog
 from receiver.dispatch.worker import PeriodicTask, WorkerContext
 from receiver.settings import Settings
 from submitter.client import AsyncProviderClient
+from submitter.outcomes import ReconcileCounts
 from submitter.reconcile import reconcile_pass
 
 logger = structlog.get_logger()
@@ -27,15 +28,15 @@ class Reconciler:
         self.transport = transport
         self._client: AsyncProviderClient | None = None
 
-    async def __call__(self, ctx: WorkerContext) -> None:
+    async def __call__(self, ctx: WorkerContext) -> ReconcileCounts | str:
         async with ctx.ingestor.ledger.exclusive("reconcile") as mine:
             if not mine:
                 # Every worker on a shared ledger schedules the pass; one at a time runs it.
                 logger.info("reconcile_skipped", reason="another instance is running the pass")
-                return
+                return "skipped: another instance is running the pass"
             if self._client is None:
                 self._client = AsyncProviderClient.from_settings(self.settings, transport=self.transport)
-            await reconcile_pass(ctx.ingestor, self._client, self.settings)
+            return await reconcile_pass(ctx.ingestor, self._client, self.settings)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -1,4 +1,9 @@
-"""``GET /media/{id}``: the local copy of an output that the download handler recorded."""
+"""``GET /media/{id}``: the copy of an output that the download handler recorded.
+
+A file in the media directory is served from here (with Range, as FileResponse does); an object in the
+bucket of WAVEHOOK_MEDIA_URL is played from the object store itself, through a short-lived presigned URL
+this route redirects to, so no video passes through the web process.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from receiver.errors import NotFound
 from receiver.http.params import MAX_ROW_ID
 from receiver.http.state import receiver_state
+from receiver.media_store import MediaStoreError
 
 _INLINE = ("video/", "image/")
 
@@ -22,7 +28,7 @@ def _locate(path: Path, media_dir: Path) -> Path | None:
     return found if found.is_relative_to(media_dir.resolve()) and found.is_file() else None
 
 
-async def local_copy(request: Request) -> FileResponse:
+async def local_copy(request: Request) -> Response:
     download_id: int = request.path_params["download_id"]
     if download_id > MAX_ROW_ID:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
@@ -30,6 +36,14 @@ async def local_copy(request: Request) -> FileResponse:
     row = await state.ledger.get_download(download_id)
     if row is None:
         raise NotFound(f"no local copy with id {download_id} in the ledger")
+    if str(row["path"]).startswith("s3://"):
+        try:
+            link = await state.media.share(row["path"])
+        except MediaStoreError as exc:
+            raise NotFound(f"stored copy {download_id}: {exc}") from None
+        if link is None:
+            raise NotFound(f"stored copy {download_id} is in object storage, and WAVEHOOK_MEDIA_URL is not set")
+        return RedirectResponse(link, status_code=307, headers={"Cache-Control": "private, max-age=60"})
     path = await run_in_threadpool(_locate, Path(row["path"]), state.settings.media_dir)
     if path is None:
         raise NotFound(f"local copy {download_id} is no longer in the media directory")

@@ -35,6 +35,7 @@ from receiver.handlers.context import Context, Resolver, StoredOutput, system_re
 from receiver.handlers.errors import GiveUp, RetryLater
 from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
+from receiver.media_store import MediaStore, open_media_store
 from receiver.settings import Settings
 from receiver.store.ledger import Ledger
 from receiver.store.records import LOST_LEASE, ClaimedRun, RunEnd
@@ -59,6 +60,7 @@ class Dispatcher:
         wake: asyncio.Event | None = None,
         owner: str | None = None,
         jitter: Callable[[], float] = random.random,
+        media: MediaStore | None = None,
     ) -> None:
         self.ledger = ledger
         self.handlers = handlers
@@ -70,6 +72,7 @@ class Dispatcher:
         self.wake = wake or ledger.runs_enqueued
         self.owner = owner or make_owner()
         self.jitter = jitter
+        self.media = media or open_media_store(settings)
         self.counts = Counts()
         self._inflight: dict[asyncio.Task[str], ClaimedRun] = {}
         self._leased: dict[int, ClaimedRun] = {}  # runs being executed (by the loop or a burst): renew these
@@ -244,6 +247,7 @@ class Dispatcher:
             http=await self.client(),
             resolve=self.resolve,
             clock=self.clock,
+            media=self.media,
             downloads=tuple(StoredOutput.from_row(row) for row in run.downloads),
             _ledger=self.ledger,
         )

@@ -65,17 +65,47 @@ async def _every(task: PeriodicTask, ctx: WorkerContext) -> None:
         await asyncio.sleep(task.interval_seconds)
 
 
-async def burst(ledger: Ledger, handlers: Handlers, settings: Settings) -> Counts:
-    """Run everything due now (and whatever becomes due meanwhile), then return the totals."""
-    total = Counts()
+@dataclasses.dataclass(slots=True)
+class BurstReport:
+    """What ``worker --burst`` did: each periodic task's result (or its failure) and the dispatch counts."""
+
+    counts: Counts = dataclasses.field(default_factory=Counts)
+    results: dict[str, object] = dataclasses.field(default_factory=dict)
+    failures: dict[str, str] = dataclasses.field(default_factory=dict)  # task name -> error
+
+    @property
+    def failed(self) -> bool:
+        """A real failure: a periodic task raised, or an outcome could not be recorded. A handler that failed
+        is not one: its retry or dead letter is recorded, and the next burst or a replay takes it up."""
+        return bool(self.failures) or self.counts.unrecorded > 0
+
+
+async def burst(
+    ledger: Ledger, handlers: Handlers, settings: Settings, *, periodic: Sequence[PeriodicTask] = ()
+) -> BurstReport:
+    """Run each periodic task once (reconciliation enqueues the runs it finds), then everything due now and
+    whatever becomes due meanwhile; return what happened."""
+    report = BurstReport()
+    ingestor = Ingestor(ledger, terminal_statuses=settings.terminal_statuses, route=handlers.route)
     async with http_client() as http:
+        ctx = WorkerContext(settings=settings, ledger=ledger, ingestor=ingestor, http=http)
+        for task in periodic:
+            try:
+                report.results[task.name] = await task.run(ctx)
+            except Exception as exc:
+                logger.exception("periodic_task_failed", task=task.name, error=f"{type(exc).__name__}: {exc}")
+                report.failures[task.name] = f"{type(exc).__name__}: {exc}"
+            finally:
+                if task.close is not None:
+                    await task.close()
         dispatcher = Dispatcher(ledger, handlers, settings, http=http)
         while True:
             counts = await dispatcher.run_once()
             if not counts.claimed:
-                return total
+                return report
             for field in dataclasses.fields(Counts):
-                setattr(total, field.name, getattr(total, field.name) + getattr(counts, field.name))
+                total = getattr(report.counts, field.name) + getattr(counts, field.name)
+                setattr(report.counts, field.name, total)
 
 
 async def run_worker(
@@ -85,11 +115,12 @@ async def run_worker(
     periodic: Sequence[PeriodicTask] = (),
     stop: asyncio.Event | None = None,
     burst_mode: bool = False,
-) -> Counts | None:
-    """Dispatch until SIGTERM/SIGINT (or ``stop``), then shut down gracefully."""
+) -> BurstReport | None:
+    """Dispatch until SIGTERM/SIGINT (or ``stop``), then shut down gracefully; with ``burst_mode``, run the
+    periodic tasks once and what is due, and return the report."""
     async with await open_ledger(settings) as ledger:
         if burst_mode:
-            return await burst(ledger, handlers, settings)
+            return await burst(ledger, handlers, settings, periodic=periodic)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,9 +2,10 @@
 
 This is the whole API a handler gets, on purpose narrow: it logs through ``logger`` (bound to the run),
 reads ``settings``, calls out through ``http`` (the process's one long-lived client), checks addresses
-with ``resolve``, reads the time with ``clock``, knows which ``attempt`` of ``max_attempts`` this is, sees
-the outputs kept for its own prediction (``downloads``: complete once the handlers it runs ``after=`` have
-succeeded) and records new ones. It never holds a database connection: a slow
+with ``resolve``, reads the time with ``clock``, knows which ``attempt`` of ``max_attempts`` this is, keeps
+files in ``media`` (the media directory or the object store), sees the outputs kept for its own prediction
+(``downloads``: complete once the handlers it runs ``after=`` have succeeded) and records new ones. It never
+holds a database connection: a slow
 handler cannot stall anyone else's commit.
 """
 
@@ -21,6 +22,7 @@ from receiver.store.records import Download
 if TYPE_CHECKING:
     import httpx
 
+    from receiver.media_store import MediaStore
     from receiver.settings import Settings
     from receiver.store.ledger import Ledger
 
@@ -69,6 +71,7 @@ class Context:
     http: httpx.AsyncClient  # the process's one long-lived client
     resolve: Resolver
     clock: Callable[[], float]
+    media: MediaStore  # where download_outputs keeps outputs: WAVEHOOK_MEDIA_DIR or WAVEHOOK_MEDIA_URL
     _ledger: Ledger = dataclasses.field(repr=False)
     # The prediction's kept outputs when the run was claimed; empty when nothing was stored.
     downloads: tuple[StoredOutput, ...] = ()

@@ -26,6 +26,7 @@ from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
+from receiver.media_store import open_media_store
 from receiver.refusals import Refusals
 from receiver.settings import Settings
 from receiver.signature import Verifier
@@ -63,6 +64,7 @@ def create_app(
         route = handlers.route
     verifier = Verifier(settings.require_secrets(), tolerance_seconds=settings.tolerance_seconds, clock=clock)
     app_metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    media = open_media_store(settings)
     refusals = Refusals(clock=clock)
 
     @contextlib.asynccontextmanager
@@ -81,13 +83,14 @@ def create_app(
                 ledger=ledger,
                 ingestor=ingestor,
                 metrics=app_metrics,
+                media=media,
                 correlation_secret=keys.signing,
                 correlation_keys=keys,
                 session_secret=await ledger.session_secret(),
                 clock=clock,
                 refusals=refusals,
             )
-            logger.info("receiver_started", ledger=describe(settings.db), pid=os.getpid())
+            logger.info("receiver_started", ledger=describe(settings.db), media=media.description, pid=os.getpid())
             async with dispatching_in_web(ledger, handlers, settings, clock=clock) as dispatcher:
                 state.dispatcher = dispatcher
                 receiver_app.state.receiver = state

@@ -259,7 +259,7 @@ async def _refuse_revoked(scope: Scope, session_id: str) -> None:
 
 
 def loopback_host(host: str) -> bool:
-    """Whether ``serve --host`` listens on loopback only."""
+    """Whether ``serve`` (its ``--host``, else WAVEHOOK_HOST) listens on loopback only."""
     return host.lower() in LOOPBACK_NAMES or is_loopback(host.strip("[]"))
 
 
@@ -272,7 +272,8 @@ def startup_refusal(admin_token: Secret | None, host: str, allowed: bool) -> str
     if admin_token is not None or allowed or loopback_host(host):
         return None
     return (
-        f"--host {host} listens beyond loopback but WAVEHOOK_ADMIN_TOKEN is not set. Set it ({TOKEN_HELP}); or, "
+        f"serve would listen on {host} (--host, else WAVEHOOK_HOST), beyond loopback, but WAVEHOOK_ADMIN_TOKEN is "
+        f"not set. Set it ({TOKEN_HELP}); or, "
         "if no proxy on this host forwards outside requests, set WAVEHOOK_ALLOW_NO_ADMIN_TOKEN=true to serve the "
         "dashboard, /api and /metrics to loopback clients only"
     )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from receiver.http.auth import Gate
     from receiver.http.metrics import Metrics
     from receiver.ingest import Ingestor
+    from receiver.media_store import MediaStore
     from receiver.refusals import Refusals
     from receiver.settings import Settings
     from receiver.signature import Verifier
@@ -37,6 +38,7 @@ class ReceiverState:
     ledger: Ledger
     ingestor: Ingestor
     metrics: Metrics
+    media: MediaStore  # where outputs are kept: the media directory, or the bucket of WAVEHOOK_MEDIA_URL
     correlation_secret: str  # the one new tokens are made with
     correlation_keys: Keys  # every secret a token may have been made with
     session_secret: str  # the ledger's key behind dashboard logins

@@ -79,9 +79,17 @@ class Stack:
     """A sandbox (the provider, serving real MP4s) and a receiver whose handlers download outputs and include a
     flaky one; both real processes on loopback, sharing nothing but HTTP."""
 
-    def __init__(self, directory: Path, *, admin_token: str | None = None, downloads: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        admin_token: str | None = None,
+        downloads: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.directory = directory
         self.downloads = downloads
+        self.env = env or {}  # more settings for the receiver (an object store, ...)
         self.db = directory / "wavehook.db"
         self.marker = directory / "downstream-down"
         self.sandbox_url = f"http://127.0.0.1:{free_port()}"
@@ -111,6 +119,7 @@ class Stack:
         }
         if self.admin_token:
             env["WAVEHOOK_ADMIN_TOKEN"] = self.admin_token
+        env.update(self.env)
         port = self.url.rsplit(":", 1)[1]
         args = [WAVEHOOK, "serve", "--port", port]
         return Process(args, env=env, log_path=self.directory / "serve.log", cwd=ROOT)

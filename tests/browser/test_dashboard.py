@@ -67,17 +67,23 @@ def test_predictions_turn_completed_without_a_reload(stack: Stack, page: Any) ->
     assert page.errors == []
 
 
-def test_detail_plays_the_real_mp4(stack: Stack, page: Any) -> None:
-    """The detail page's <video> plays the output, served from the local copy the download handler made."""
-    (prediction_id,) = submit_jobs(stack, 1)
+def open_video(page: Any, stack: Stack, prediction_id: str) -> Any:
+    """The detail page's <video>, once it points at the kept copy (/media/{id}): the outputs section is
+    swapped live when the download handler has recorded it."""
     page.goto(f"{stack.url}/predictions/{prediction_id}")
     video = page.locator("video")
-    # The outputs section is swapped live once the download handler has recorded its local copy.
     wait_for(
         lambda: video.count() == 1 and (video.get_attribute("src") or "").startswith("/media/"),
         timeout=25,
-        what="the video to point at the local copy",
+        what="the video to point at the kept copy",
     )
+    return video
+
+
+def test_detail_plays_the_real_mp4(stack: Stack, page: Any) -> None:
+    """The detail page's <video> plays the output, served from the local copy the download handler made."""
+    (prediction_id,) = submit_jobs(stack, 1)
+    video = open_video(page, stack, prediction_id)
     source = video.get_attribute("src")
     answer = page.request.get(stack.url + source)
     assert answer.status == 200

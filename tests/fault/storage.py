@@ -21,17 +21,27 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted at ``path`` (skips the test if mounting is not permitted); unmounted after."""
+def _tmpfs(path: Path, options: str, purpose: str) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    mounted = _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path))
+    mounted = _run("mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path))
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill (needs root with CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a {purpose} (needs root with CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:
         yield path
     finally:
         if _run("umount", str(path)).returncode != 0:
             _run("umount", "-l", str(path))  # something still holds a file there: detach it all the same
+
+
+def small_disk(path: Path, size: str = "4m") -> contextlib.AbstractContextManager[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (skips the test if mounting is not permitted); unmounted after."""
+    return _tmpfs(path, f"size={size},mode=0755", "tmpfs to fill")
+
+
+def read_only_dir(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """An empty, read-only filesystem mounted at ``path`` (root cannot write there either); unmounted after.
+    Skips the test, with the reason, where mounting is not permitted."""
+    return _tmpfs(path, "ro,size=64k,mode=0755", "read-only tmpfs")
 
 
 def fill(directory: Path) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,29 +26,60 @@ if TYPE_CHECKING:
 
 def _handlers(settings: Settings) -> Handlers:
     from receiver.handlers.registry import load_handlers
+    from receiver.media_store import open_media_store
 
     try:
+        open_media_store(settings)  # an object store the S3 client cannot be set up for stops the start here
         return load_handlers(settings, known_models=catalogued_models())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
 
 @click.command()
-@click.option("--burst", is_flag=True, help="Run the runs due now (and those that become due meanwhile), then exit.")
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Reconcile once (with WAVESPEED_API_KEY), run the runs due now and those that become due meanwhile, "
+    "print the counts and exit: 0, or 1 on a real failure (not on a handler's).",
+)
 @pass_bootstrap
 def worker(boot: Bootstrap, burst: bool) -> None:
     """Dispatch handler runs (the Procfile's worker: line); stops gracefully on SIGTERM."""
+    import sqlite3
+
     from receiver.dispatch.worker import run_worker
+    from receiver.errors import StorageUnavailable
+    from receiver.store.location import describe
     from wavehook.worker_tasks import periodic_tasks
 
     settings = boot.logging()
     handlers = _handlers(settings)
-    tasks = () if burst else periodic_tasks(settings)
-    counts = asyncio.run(run_worker(settings, handlers, periodic=tasks, burst_mode=burst))
-    if counts is not None:
-        click.echo(
-            f"claimed {counts.claimed}: {counts.succeeded} succeeded, {counts.retried} to retry, {counts.dead} dead"
-        )
+    try:
+        report = asyncio.run(run_worker(settings, handlers, periodic=periodic_tasks(settings), burst_mode=burst))
+    except StorageUnavailable as exc:
+        raise click.ClickException(f"the ledger is unavailable: {exc.message}") from None
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"the ledger {describe(settings.db)} cannot be used: {exc}") from None
+    if report is None:
+        return
+    for name, result in report.results.items():
+        click.echo(f"{name}: {_describe(result)}")
+    counts = report.counts
+    click.echo(
+        f"claimed {counts.claimed}: {counts.succeeded} succeeded, {counts.retried} to retry, {counts.dead} dead"
+        + (f", {counts.unrecorded} not recorded" if counts.unrecorded else "")
+    )
+    for name, error in report.failures.items():
+        click.echo(f"error: {name} failed: {error}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+def _describe(result: object) -> str:
+    """A periodic task's counts (a dataclass) as ``field N, ...``; anything else as it prints."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return ", ".join(f"{field.name} {getattr(result, field.name)}" for field in dataclasses.fields(result))
+    return str(result)
 
 
 @click.command()

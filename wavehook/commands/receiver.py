@@ -24,12 +24,12 @@ async def _close(opening: Awaitable[Ledger]) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--host", help="Interface to listen on  [default: $WAVEHOOK_HOST, else 127.0.0.1; 0.0.0.0 for all].")
+@click.option("--port", type=click.IntRange(0, 65535), help="TCP port  [default: $PORT, else 8000].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's access log.")
 @pass_bootstrap
-def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool) -> None:
+def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
     import structlog
     import uvicorn
@@ -39,10 +39,13 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
     from receiver.http.connections import GuardedProtocol
     from receiver.http.file_descriptors import raise_soft_limit
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
+    from receiver.media_store import open_media_store
     from receiver.signature import Verifier
     from receiver.store.ledger import ledger_for, open_ledger
 
     settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
+    host = host or settings.host
+    port = settings.port if port is None else port
     if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
         click.echo(f"error: {refusal}", err=True)
         sys.exit(2)
@@ -50,6 +53,7 @@ def serve(boot: Bootstrap, host: str, port: int, workers: int, access_log: bool)
         Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
         # An unimportable module, a duplicate name, a bad status or signature stops the start here.
         handlers = load_handlers(settings, known_models=catalogued_models())
+        open_media_store(settings)  # so does an object store the S3 client cannot be set up for
         if workers > 1:
             # The ledger is created or upgraded once, here, before any worker process opens it.
             asyncio.run(_close(open_ledger(settings)))

@@ -9,6 +9,7 @@ import ipaddress
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +19,10 @@ from hypothesis import strategies as st
 from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
 from receiver.handlers.builtin.download import DownloadError, fetch, file_names, prediction_dir
 from receiver.handlers.registry import load_handlers
+from receiver.media_store import LocalMedia
 from receiver.settings import DispatchSettings, Settings
 from tests.receiver.dispatch_support import MODEL, harness, run
+from tests.s3_server import Bucket
 
 # Runs on every ledger backend (SQLite, PostgreSQL): see ``settings_factory``.
 pytestmark = pytest.mark.usefixtures("backend")
@@ -37,6 +40,35 @@ def _resolver(table: dict[str, list[str]]) -> Callable[[str, int], object]:
 
 
 PUBLIC = _resolver({"cdn.example.com": ["93.184.215.14"], "inside.example.com": ["10.1.2.3"]})
+
+
+class Store:
+    """One of the two media stores for a handler test: its settings, and the bytes a recorded location holds."""
+
+    def __init__(self, settings_factory: Callable[..., Settings], bucket: Bucket | None) -> None:
+        self.settings_factory = settings_factory
+        self.bucket = bucket
+
+    def make(self, **dispatch: Any) -> Settings:
+        """Settings for this store (WAVEHOOK_MEDIA_URL and the AWS variables for the bucket), ``dispatch`` set."""
+        env = self.bucket.env() if self.bucket else {}
+        base = Settings.from_env({"WAVESPEED_WEBHOOK_SECRET": "whsec_x", **env})
+        return self.settings_factory(
+            media_url=base.media_url, aws=base.aws, dispatch=DispatchSettings(log_outcomes=False, **dispatch)
+        )
+
+    def read(self, location: object) -> bytes:
+        if self.bucket is None:
+            return Path(str(location)).read_bytes()
+        prefix = f"s3://{self.bucket.name}/"
+        assert str(location).startswith(prefix), location
+        return self.bucket.read(str(location).removeprefix(prefix)).content
+
+
+@pytest.fixture(params=["directory", "bucket"])
+def store(request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]) -> Store:
+    """The security rules of download_outputs hold for both stores: WAVEHOOK_MEDIA_DIR and WAVEHOOK_MEDIA_URL."""
+    return Store(settings_factory, request.getfixturevalue("bucket") if request.param == "bucket" else None)
 
 
 def test_file_names_cannot_leave_the_prediction_directory(tmp_path: Path) -> None:
@@ -94,7 +126,8 @@ def _fetch(handler: Callable[[httpx.Request], httpx.Response], dest: Path, **opt
             return await fetch(
                 http,
                 str(options.pop("url", "https://cdn.example.com/p1/out.mp4")),
-                dest,
+                LocalMedia(dest.parent),
+                dest.name,
                 policy=AddressPolicy(),
                 resolve=PUBLIC,  # type: ignore[arg-type]
                 max_bytes=int(options.pop("max_bytes", 1_000_000)),  # type: ignore[call-overload]
@@ -235,16 +268,16 @@ def test_distinct_prediction_ids_never_share_a_directory(ids: list[str]) -> None
     assert len(directories) == len(ids)
 
 
-def test_ids_that_clean_to_the_same_name_keep_their_own_files(settings_factory: Callable[..., Settings]) -> None:
-    """`job!1` and `job?1` both clean to `job_1`: each output still lands in its own place, and each local copy
-    serves its own prediction's bytes."""
+def test_ids_that_clean_to_the_same_name_keep_their_own_files(store: Store) -> None:
+    """`job!1` and `job?1` both clean to `job_1`: each output still lands in its own place (file or object), and
+    each copy holds its own prediction's bytes."""
     bodies = {"job!1": b"first video", "job?1": b"second video"}
 
     def cdn(request: httpx.Request) -> httpx.Response:
         owner = "job!1" if request.url.path.startswith("/a/") else "job?1"
         return httpx.Response(200, headers={"content-type": "video/mp4"}, content=bodies[owner])
 
-    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False))
+    settings = store.make()
 
     async def scenario() -> list[dict[str, object]]:
         async with harness(settings, load_handlers(settings), transport=httpx.MockTransport(cdn)) as h:
@@ -257,16 +290,14 @@ def test_ids_that_clean_to_the_same_name_keep_their_own_files(settings_factory: 
     rows = run(scenario())
     assert len({row["path"] for row in rows}) == 2
     for row in rows:
-        assert Path(str(row["path"])).read_bytes() == bodies[str(row["prediction_id"])]
+        assert store.read(row["path"]) == bodies[str(row["prediction_id"])]
 
 
-def test_a_refused_output_fails_the_run_at_once_and_the_others_are_kept(
-    settings_factory: Callable[..., Settings],
-) -> None:
+def test_a_refused_output_fails_the_run_at_once_and_the_others_are_kept(store: Store) -> None:
     """A loopback output URL (refused by configuration) does not stop the prediction's other outputs from being
     saved, and the run dies at its first attempt with the reason, instead of being retried as if transient."""
     cdn = lambda _r: httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)  # noqa: E731
-    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, max_attempts=5))
+    settings = store.make(max_attempts=5)
     outputs = ["http://127.0.0.1:9/p1/local.mp4", "https://cdn.example.com/p1/kept.mp4"]
 
     async def scenario() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -274,16 +305,17 @@ def test_a_refused_output_fails_the_run_at_once_and_the_others_are_kept(
             await h.deliver("p1", outputs=outputs)
             counts = await h.dispatcher(resolve=PUBLIC).run_once()
             assert (counts.dead, counts.retried) == (1, 0)
-            return h.query("SELECT url FROM downloads"), h.runs()
+            return h.query("SELECT url, path FROM downloads"), h.runs()
 
     downloads, runs = run(scenario())
-    assert downloads == [{"url": "https://cdn.example.com/p1/kept.mp4"}]
+    assert [row["url"] for row in downloads] == ["https://cdn.example.com/p1/kept.mp4"]
+    assert store.read(downloads[0]["path"]) == VIDEO
     (run_row,) = runs
     assert (run_row["state"], run_row["attempts"]) == ("dead", 1)
     assert "WAVEHOOK_DOWNLOAD_ALLOW_LOOPBACK" in str(run_row["last_error"])
 
 
-def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(settings_factory: Callable[..., Settings]) -> None:
+def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(store: Store) -> None:
     """A 503 on one output retries the run; the retry fetches only that output, the other one is kept once."""
     requested: list[str] = []
 
@@ -293,7 +325,7 @@ def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(settings_fact
             return httpx.Response(503)
         return httpx.Response(200, headers={"content-type": "video/mp4"}, content=VIDEO)
 
-    settings = settings_factory(dispatch=DispatchSettings(log_outcomes=False, retry_base_seconds=0.01))
+    settings = store.make(retry_base_seconds=0.01)
     outputs = ["https://cdn.example.com/p1/flaky.mp4", "https://cdn.example.com/p1/steady.mp4"]
 
     async def scenario() -> list[dict[str, object]]:
@@ -303,7 +335,9 @@ def test_a_transient_failure_retries_only_the_outputs_not_yet_kept(settings_fact
             h.clock.advance(60)
             second = await h.dispatcher(resolve=PUBLIC).run_once()
             assert (first.retried, second.succeeded) == (1, 1)
-            return h.query("SELECT url FROM downloads ORDER BY url")
+            return h.query("SELECT url, path FROM downloads ORDER BY url")
 
-    assert [row["url"] for row in run(scenario())] == sorted(outputs)
+    rows = run(scenario())
+    assert [row["url"] for row in rows] == sorted(outputs)
+    assert [store.read(row["path"]) for row in rows] == [VIDEO, VIDEO]
     assert requested == ["/p1/flaky.mp4", "/p1/steady.mp4", "/p1/flaky.mp4"]
