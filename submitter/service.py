@@ -22,23 +22,20 @@ from receiver.handlers.registry import lazy_route
 from receiver.ingest import Ingestor, Router
 from receiver.settings import Settings
 from receiver.store.ledger import Ledger, open_ledger
-from receiver.store.records import FAILED, SENDING, SUBMITTED, UNKNOWN
+from receiver.store.records import FAILED, UNKNOWN
 from submitter import batch as batches
 from submitter import reconcile as reconciling
 from submitter import resolve, uploads
 from submitter.callback import new_reference, webhook_url
-from submitter.catalog import get_model, not_catalogued
 from submitter.client import KEY_HELP, AsyncProviderClient
 from submitter.errors import AmbiguousId, AmbiguousSubmit, NotConfigured, NotCreated, ProviderError, SubmitterError
 from submitter.outcomes import BatchSummary, ReconcileCounts, Submission
+from submitter.prepared import Prepared, prepare
 from submitter.refusals import RefusalWatch, receiver_summary
-from submitter.validation import unknown_inputs, validate
 from submitter.wait import wait_final
 
 logger = structlog.get_logger()
 RESOLVE_TRIES = 3
-# A job whose doubtful submit a lookup proved was never created is sent again, at most this many times.
-RESENDS = 3
 
 
 class AsyncSubmitter:
@@ -61,9 +58,8 @@ class AsyncSubmitter:
         self.sleep = sleep
         # local path -> its upload, so a file used by many jobs (even at once) goes up once
         self._uploaded: dict[str, asyncio.Future[str]] = {}
-        # Doubtful submits by cause (AmbiguousSubmit.cause), and jobs sent again after a lookup found no task.
+        # Doubtful submits by cause (AmbiguousSubmit.cause).
         self.ambiguous: Counter[str] = Counter()
-        self.resent = 0
 
     @classmethod
     async def open(
@@ -121,17 +117,27 @@ class AsyncSubmitter:
         ``allow_extra``: send inputs the catalog does not list (each named in a warning) instead of refusing
         them; None takes the setting ``WAVEHOOK_ALLOW_EXTRA_INPUTS``.
         """
-        warnings: tuple[str, ...] = ()
-        if get_model(model) is None:
-            warnings = (f"{not_catalogued(model)}: its inputs are sent without local validation",)
-            logger.warning("model_not_catalogued", model=model)
-        extra = self.allows_extra(allow_extra)
-        if extra:
-            warnings += tuple(f"{problem}; sent as given" for problem in unknown_inputs(model, inputs))
-        prepared = validate(model, inputs, from_strings=from_strings, allow_local_paths=True, allow_extra=extra)
-        prepared = await self._upload(model, prepared)
-        result = await self.send(model, prepared, job_key=job_key)
-        return _replace(result, warnings=warnings)
+        # file checks (a stat and the first bytes of each local image) kept off the event loop
+        job = await asyncio.to_thread(
+            prepare,
+            model,
+            inputs,
+            max_upload_bytes=self.settings.submit.upload_max_bytes,
+            from_strings=from_strings,
+            allow_extra=self.allows_extra(allow_extra),
+        )
+        return await self.submit_prepared(job, job_key=job_key)
+
+    async def submit_prepared(self, job: Prepared, *, job_key: str | None = None) -> Submission:
+        """Upload the local images of a job ``prepare`` checked, send it with a webhook, record it in the ledger.
+
+        For a caller that checks a job before it opens the submitter (``wavehook submit``): nothing is checked
+        twice."""
+        if not job.catalogued:
+            logger.warning("model_not_catalogued", model=job.model)
+        inputs = await self.upload(job.model, job.inputs, job.files)
+        result = await self.send(job.model, inputs, job_key=job_key)
+        return _replace(result, warnings=job.warnings)
 
     async def send(
         self, model: str, inputs: dict[str, Any], *, job_key: str | None = None, reference: str | None = None
@@ -173,38 +179,6 @@ class AsyncSubmitter:
         result = _replace(base, prediction_id=prediction["id"], status=prediction.get("status"))
         self._log(result, "submitted", started)
         return result
-
-    async def send_job(self, job: batches.Job, existing: dict[str, Any] | None) -> Submission:
-        """A batch job: skipped if the ledger has it, looked up if its last send was doubtful, else sent."""
-        reference = new_reference()
-        if existing is not None:
-            reference = existing["reference"]
-            if existing["state"] in (SENDING, UNKNOWN):
-                found = await self._resolve(existing)
-                existing = {**existing, "state": found.outcome, "prediction_id": (found.prediction or {}).get("id")}
-            if existing["state"] == SUBMITTED:
-                return Submission(
-                    reference, job.model, job.input, "skipped", existing["prediction_id"], job_key=job.key
-                )
-            if existing["state"] == UNKNOWN:
-                error = f"the last send ({reference}) may have created a task: not sent again until resolved"
-                return Submission(reference, job.model, job.input, "unknown", error=error, job_key=job.key)
-        try:
-            prepared = await self._upload(job.model, job.input)
-            resends = 0
-            while True:
-                try:
-                    return await self.send(job.model, prepared, job_key=job.key, reference=reference)
-                except NotCreated:
-                    # Proven never created: the same submission goes out again, as its next attempt.
-                    if resends == RESENDS:
-                        raise
-                    resends += 1
-                    self.resent += 1
-        except AmbiguousSubmit as exc:
-            return Submission(reference, job.model, job.input, "unknown", error=str(exc), job_key=job.key)
-        except SubmitterError as exc:
-            return Submission(reference, job.model, job.input, "failed", error=str(exc), job_key=job.key)
 
     async def batch(
         self,
@@ -292,18 +266,22 @@ class AsyncSubmitter:
         """How long after sending the provider may still create the task: the request's own timeouts."""
         return self.settings.submit.connect_timeout_seconds + self.settings.submit.read_timeout_seconds
 
-    async def _resolve(self, sub: dict[str, Any]) -> resolve.Resolution:
+    async def lookup(self, sub: dict[str, Any]) -> resolve.Resolution:
+        """Look a doubtful submission up (``submitter.resolve``): tied to its task, proven never created, or
+        still unknown."""
         return await resolve.resolve(
             self.ingestor, self.client, sub, now=self.clock(), grace_seconds=self._grace, window_seconds=self._window
         )
 
-    async def _upload(self, model: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    async def upload(self, model: str, inputs: dict[str, Any], files: uploads.Checked | None = None) -> dict[str, Any]:
+        """``inputs`` with their local images uploaded once each; ``files``: those ``prepare`` checked."""
         return await uploads.replace_local_files(
             model,
             inputs,
             self.client.upload,
             max_bytes=self.settings.submit.upload_max_bytes,
             cache=self._uploaded,
+            checked=files,
         )
 
     async def _doubtful(self, base: Submission, exc: AmbiguousSubmit, started: float) -> Submission:
@@ -313,7 +291,7 @@ class AsyncSubmitter:
         assert sub is not None
         for attempt in range(RESOLVE_TRIES):
             try:
-                found = await self._resolve(sub)
+                found = await self.lookup(sub)
             except ProviderError as lookup_error:
                 # A lookup that failed proves nothing either way: the outcome stays unknown.
                 logger.warning("submission_lookup_failed", reference=base.reference, error=str(lookup_error))

@@ -25,6 +25,8 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 
 Uploader = Callable[[str, bytes, str], Awaitable[str]]
+# A local path as given -> the file it names and its content type, once ``check`` has passed it.
+Checked = dict[str, tuple[Path, str]]
 
 
 def media_fields(model_id: str) -> frozenset[str]:
@@ -68,6 +70,20 @@ def check(field: str, raw: str, max_bytes: int) -> tuple[Path, str]:
     return path, content_type
 
 
+def check_files(model_id: str, inputs: dict[str, Any], max_bytes: int) -> Checked:
+    """Every local image file of ``inputs`` checked (see ``check``), or one ``UploadError`` naming each bad one."""
+    problems: list[str] = []
+    checked: Checked = {}
+    for field, raw in local_paths(model_id, inputs):
+        try:
+            checked[raw] = check(field, raw, max_bytes)
+        except UploadError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UploadError("; ".join(problems))
+    return checked
+
+
 async def replace_local_files(
     model_id: str,
     inputs: dict[str, Any],
@@ -75,23 +91,17 @@ async def replace_local_files(
     *,
     max_bytes: int,
     cache: dict[str, asyncio.Future[str]] | None = None,
+    checked: Checked | None = None,
 ) -> dict[str, Any]:
-    """``inputs`` with every local image path replaced by its uploaded URL; each file is checked first,
-    all problems reported at once, and uploaded once however often it appears, even by jobs running at the
-    same time (``cache``: resolved path -> the upload's future; a failed upload is not kept)."""
-    pending = local_paths(model_id, inputs)
-    if not pending:
+    """``inputs`` with every local image path replaced by its uploaded URL. Each file is uploaded once however
+    often it appears, even by jobs running at the same time (``cache``: resolved path -> the upload's future; a
+    failed upload is not kept). ``checked``: the files ``check_files`` already passed; without it they are
+    checked here first, every problem reported before anything is uploaded."""
+    if checked is None:
+        # stat and a read of the first bytes: file work, kept off the event loop
+        checked = await asyncio.to_thread(check_files, model_id, inputs, max_bytes)
+    if not checked:
         return inputs
-    problems: list[str] = []
-    checked: dict[str, tuple[Path, str]] = {}
-    for field, raw in pending:
-        try:
-            # stat and a read of the first bytes: file work, kept off the event loop
-            checked[raw] = await asyncio.to_thread(check, field, raw, max_bytes)
-        except UploadError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise UploadError("; ".join(problems))
     uploads = cache if cache is not None else {}
     urls: dict[str, str] = {}
     for path, content_type in checked.values():
@@ -109,7 +119,11 @@ async def replace_local_files(
 
 
 async def _upload(upload: Uploader, path: Path, content_type: str) -> str:
-    content = await asyncio.to_thread(path.read_bytes)
+    try:
+        content = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        # Checked when the job was prepared, but moved or removed since (a long batch gives it time).
+        raise UploadError(f"{path}: can no longer be read ({exc.strerror or exc})") from exc
     return await upload(path.name, content, content_type)
 
 

@@ -7,6 +7,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,68 @@ def test_every_exported_name_resolves(package: str) -> None:
         assert name in dir(module)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = module.nope
+
+
+# A receiver built as `wavehook serve` builds it (handlers, dispatcher in the web process), started through the
+# ASGI lifespan and sent one signed delivery: which of the deferred libraries it has loaded by then.
+FIRST_DELIVERY = """
+import asyncio, hashlib, hmac, json, sys, time
+from receiver.handlers.registry import load_handlers
+from receiver.http.app import create_app
+from receiver.settings import Settings
+
+DEFERRED = ("httpx", "prometheus_client", "jinja2")
+secret, db = sys.argv[1], sys.argv[2]
+settings = Settings.from_env({"WAVESPEED_WEBHOOK_SECRET": secret, "WAVEHOOK_DB": db})
+app = create_app(settings, handlers=load_handlers(settings))
+
+def deferred():
+    return sorted(name for name in DEFERRED if name in sys.modules)
+
+async def main():
+    events = asyncio.Queue()
+    await events.put({"type": "lifespan.startup"})
+    answers = asyncio.Queue()
+    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, events.get, answers.put))
+    assert (await answers.get())["type"] == "lifespan.startup.complete"
+    started = deferred()
+    body = json.dumps({"id": "p1", "model": "m", "status": "completed", "outputs": []}).encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), b"w1." + stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    headers = [(b"webhook-id", b"w1"), (b"webhook-timestamp", stamp.encode()),
+               (b"webhook-signature", b"v3," + digest.encode()), (b"content-type", b"application/json")]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/webhooks/wavespeed", "raw_path": b"/webhooks/wavespeed", "root_path": "", "query_string": b"",
+             "headers": headers, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    requests = iter([{"type": "http.request", "body": body, "more_body": False}])
+    sent = []
+    async def receive():
+        return next(requests)
+    async def send(message):
+        sent.append(message)
+    await app(scope, receive, send)
+    answered = deferred()
+    await events.put({"type": "lifespan.shutdown"})
+    await lifespan
+    print(json.dumps({"status": sent[0]["status"], "started": started, "answered": answered}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_receiver_answers_its_first_delivery_before_loading_what_can_wait(tmp_path: Path) -> None:
+    """Starting and answering a first delivery loads neither httpx (made when a handler run first needs it),
+    prometheus-client (at the first scrape, or after some hundred deliveries) nor Jinja (the first page)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_DELIVERY, "a-cold-start-secret", str(tmp_path / "w.db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["status"] == 200
+    assert found["started"] == []
+    assert "prometheus_client" not in found["answered"]
+    assert "jinja2" not in found["answered"]

@@ -78,6 +78,7 @@ class Dispatcher:
         self._leased: dict[int, ClaimedRun] = {}  # runs being executed (by the loop or a burst): renew these
         self._due: list[float] = []  # retry times this dispatcher scheduled: wake for them without polling
         self._stopping = asyncio.Event()
+        self._client_lock = asyncio.Lock()
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
 
@@ -129,15 +130,14 @@ class Dispatcher:
         logger.info("dispatcher_stopped", owner=self.owner, released=released, **dataclasses.asdict(self.counts))
 
     async def client(self) -> httpx.AsyncClient:
-        """The handlers' HTTP client; without one given, made in a thread (loading CA certificates takes a while)."""
-        if self.http is None:
-            from receiver.dispatch.client import http_client
-
-            self.http = await asyncio.to_thread(http_client)
+        """The handlers' HTTP client. Without one given, it is made when a run first needs it, in a thread:
+        importing httpx and loading the CA certificates take tens of milliseconds a start-up need not wait for."""
+        async with self._client_lock:
+            if self.http is None:
+                self.http = await asyncio.to_thread(_new_client)
         return self.http
 
     async def _loop(self) -> None:
-        await self.client()
         while not self._stopping.is_set():
             free = self.config.concurrency - len(self._inflight)
             if free > 0:
@@ -331,3 +331,9 @@ def _fields(run: ClaimedRun) -> dict[str, object]:
         "status": run.status,
         "attempt": run.attempt,
     }
+
+
+def _new_client() -> httpx.AsyncClient:
+    from receiver.dispatch.client import http_client
+
+    return http_client()

@@ -5,29 +5,36 @@ Everything the ledger already knows (predictions by status, the outbox, dead run
 from it when scraped, so it is right whichever process answers and whichever process did the work. With
 several worker processes, ``wavehook serve`` points prometheus-client's multiprocess mode at a directory so the
 delivery counters are summed over every worker.
+
+prometheus-client (``receiver.http.prometheus``) is loaded when the counters are first needed in its form: at
+the first scrape, or once ``PENDING_LIMIT`` deliveries have been counted, which it is then told of; a cold start
+answers its first deliveries without importing it. In multiprocess mode it is loaded at once, so that its files
+see every delivery.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import shutil
 import tempfile
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.http.state import receiver_state
-from receiver.store.records import LedgerStats
+
+if TYPE_CHECKING:
+    from receiver.http.prometheus import DeliveryCounters
+    from receiver.store.records import LedgerStats
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Deliveries counted before prometheus-client is loaded: past this many it is loaded (once, on the event loop).
+PENDING_LIMIT = 256
 
 
 class Metrics:
@@ -35,92 +42,50 @@ class Metrics:
 
     def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
         self.multiprocess_dir = multiprocess_dir
-        self.deliveries = Counter(
-            "wavehook_deliveries",
-            "Webhook deliveries answered, by outcome (accepted, duplicate, rejected) and rejection reason.",
-            ["outcome", "reason"],
-            registry=None,
-        )
-        self.ingest_seconds = Histogram(
-            "wavehook_ingest_seconds",
-            "Time from a delivery's arrival to its answer, after its commit (accepted and duplicate deliveries).",
-            buckets=LATENCY_BUCKETS,
-            registry=None,
-        )
-        # The labelled counters by (outcome, reason), looked up once: labels() costs more than inc().
-        self._counters: dict[tuple[str, str], Counter] = {}
-        for outcome in ("accepted", "duplicate"):
-            self._counters[outcome, "none"] = self.deliveries.labels(outcome, "none")
+        self._counters: DeliveryCounters | None = None
+        self._pending: list[tuple[str, str, float | None]] = []
+        if multiprocess_dir is not None:
+            self.load()
 
     def delivery(self, outcome: str, *, reason: str = "none", seconds: float | None = None) -> None:
-        counter = self._counters.get((outcome, reason))
-        if counter is None:
-            counter = self._counters[outcome, reason] = self.deliveries.labels(outcome, reason)
-        counter.inc()
-        if seconds is not None:
-            self.ingest_seconds.observe(seconds)
+        if self._counters is not None:
+            self._counters.delivery(outcome, reason, seconds)
+            return
+        self._pending.append((outcome, reason, seconds))
+        if len(self._pending) >= PENDING_LIMIT:
+            self.load()
+
+    def load(self) -> DeliveryCounters:
+        """The counters in prometheus-client's form, made (and told of the deliveries counted so far) if need be.
+
+        Called on the event loop, as ``delivery`` is: the pending list is never read and written at once."""
+        if self._counters is None:
+            from receiver.http.prometheus import DeliveryCounters
+
+            counters = DeliveryCounters()
+            for outcome, reason, seconds in self._pending:
+                counters.delivery(outcome, reason, seconds)
+            self._pending.clear()
+            self._counters = counters
+        return self._counters
 
     def render(self, stats: LedgerStats) -> bytes:
-        registry = CollectorRegistry(auto_describe=False)
-        if self.multiprocess_dir is not None:
-            MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
-        else:
-            registry.register(self.deliveries)
-            registry.register(self.ingest_seconds)
-        registry.register(LedgerCollector(stats))
-        return generate_latest(registry)
-
-
-class LedgerCollector(Collector):
-    """The ledger's numbers as metric families (read beforehand, off the event loop)."""
-
-    def __init__(self, stats: LedgerStats) -> None:
-        self.stats = stats
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self.stats
-        predictions = GaugeMetricFamily(
-            "wavehook_predictions", "Predictions in the ledger by model and status.", labels=["model", "status"]
-        )
-        for model, status, count in stats.predictions:
-            predictions.add_metric([model, status], count)
-        runs = GaugeMetricFamily(
-            "wavehook_handler_runs", "Handler runs in the ledger by handler and state.", labels=["handler", "state"]
-        )
-        for handler, state, count in stats.runs:
-            runs.add_metric([handler, state], count)
-        attempts = CounterMetricFamily(
-            "wavehook_handler_attempts",
-            "Finished handler attempts by handler and outcome.",
-            labels=["handler", "outcome"],
-        )
-        for handler, outcome, count in stats.attempts:
-            attempts.add_metric([handler, outcome], count)
-        quarantined = CounterMetricFamily(
-            "wavehook_quarantined_deliveries", "Signed deliveries kept in quarantine, by reason.", labels=["reason"]
-        )
-        for reason, count in stats.quarantined:
-            quarantined.add_metric([reason], count)
-        yield from (predictions, runs, attempts, quarantined)
-        yield GaugeMetricFamily("wavehook_outbox_depth", "Handler runs pending or running.", value=stats.outbox_depth)
-        yield GaugeMetricFamily(
-            "wavehook_outbox_oldest_pending_age_seconds",
-            "Age of the oldest pending handler run (0 when none is pending).",
-            value=stats.oldest_pending_age or 0.0,
-        )
-        yield CounterMetricFamily(
-            "wavehook_missed_webhooks",
-            "Results that reconciliation fetched because their webhook never came.",
-            value=stats.missed_webhooks,
-        )
+        """The scrape's text (after ``load``: it may run in a thread, away from the event loop)."""
+        assert self._counters is not None, "Metrics.load() first"
+        return self._counters.render(stats, self.multiprocess_dir)
 
 
 async def metrics(request: Request) -> Response:
     state = receiver_state(request.app)
+    # The first scrape imports prometheus-client off the event loop; the counters are made on it.
+    await asyncio.to_thread(importlib.import_module, "receiver.http.prometheus")
+    from receiver.http.prometheus import CONTENT_TYPE
+
+    state.metrics.load()
     stats = await state.ledger.stats(now=state.clock())
     # In multiprocess mode rendering reads every worker's counter files: off the event loop.
     body = await run_in_threadpool(state.metrics.render, stats)
-    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 def prepare_multiprocess(workers: int, environ: MutableMapping[str, str]) -> Path | None:

@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     # The same call as wavehook/commands/receiver.py: httptools and uvloop chosen automatically, no access log,
-    # no server header, one worker in this process.
+    # no server header, no WebSocket protocol, one worker in this process.
     uvicorn.run(
         APPS[args.app],
         factory=True,
@@ -31,6 +31,7 @@ def main() -> None:
         log_config=None,
         log_level="info",
         server_header=False,
+        ws="none",
     )
 
 

@@ -1,17 +1,16 @@
 """The loop the submitter's integration tests run in: a real sandbox process, a real ``wavehook serve`` on
-loopback, and settings (or an environment, for the CLI) pointing the submitter at both."""
+loopback, and settings (or an environment, for the CLI) pointing the submitter at both. The ``loop`` fixture
+(in ``conftest.py``) makes the usual one; ``make_loop`` makes one of a test's own."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from receiver.settings import Secret, Settings, SubmitSettings
 from tests.integration.dispatch_support import query
@@ -104,17 +103,3 @@ def make_loop(sandbox: Process, receiver: Process, settings_factory: Callable[..
     }
     assert receiver.db == settings.db_path  # type: ignore[attr-defined]
     return Loop(sandbox, receiver, settings, env)
-
-
-@pytest.fixture
-def loop(
-    sandbox_factory: Callable[..., Process],
-    serve_factory: Callable[..., Process],
-    settings_factory: Callable[..., Settings],
-) -> Loop:
-    """A sandbox on its millisecond clock and a receiver on the same ledger the submitter writes to."""
-    return make_loop(sandbox_factory(), serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"}), settings_factory)
-
-
-def parse_json(output: str) -> Any:
-    return json.loads(output)

@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from receiver.settings import Settings
-from tests.integration.submitter_support import API_KEY, Loop, loop, make_loop
+from tests.integration.submitter_support import API_KEY, Loop, make_loop
 from tests.support import Process
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-__all__ = ["loop"]
 JOBS = 200
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 PRO = "bytedance/dreamina-v3.0-pro/text-to-video"

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.submitter_support import Loop, loop
+from tests.integration.submitter_support import Loop
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["loop"]
 JOBS = 200
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 PRO = "bytedance/dreamina-v3.0-pro/text-to-video"

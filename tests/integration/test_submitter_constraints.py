@@ -11,10 +11,9 @@ import pytest
 from submitter import MODELS, Submitter, ValidationError
 from submitter.catalog import InputSpec, ModelSpec
 from submitter.validation import show
-from tests.integration.submitter_support import Loop, loop
+from tests.integration.submitter_support import Loop
 
 pytestmark = pytest.mark.integration
-__all__ = ["loop"]
 IMAGE = "https://example.com/cat.png"
 
 

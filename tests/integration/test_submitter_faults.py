@@ -15,11 +15,10 @@ from receiver.settings import Secret, Settings, SubmitSettings
 from submitter import Submitter
 from submitter.errors import ProviderUnavailable
 from tests.conftest import SECRET
-from tests.integration.submitter_support import Loop, loop
+from tests.integration.submitter_support import Loop
 from tests.support import free_port, prediction_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-__all__ = ["loop"]
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 
 

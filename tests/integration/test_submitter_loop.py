@@ -11,10 +11,9 @@ import pytest
 
 from receiver.correlation import redact
 from sandbox.media import png
-from tests.integration.submitter_support import API_KEY, Loop, loop
+from tests.integration.submitter_support import API_KEY, Loop
 
 pytestmark = pytest.mark.integration
-__all__ = ["loop"]
 
 
 def params(model: str, image: Path) -> list[str]:

@@ -8,11 +8,10 @@ import json
 import pytest
 
 from submitter import Submitter
-from tests.integration.submitter_support import Loop, loop
+from tests.integration.submitter_support import Loop
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["loop"]
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 
 

@@ -14,8 +14,9 @@ from tests.support import ROOT
 
 @pytest.mark.integration
 def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> None:
-    """One run of each: serve and the Lambda handler on SQLite and on the test suite's PostgreSQL, the bare
-    app, the commands; each a fresh process that answered, a positive time under the script's deadline."""
+    """One run of each: serve on a new and on an existing SQLite ledger and on the test suite's PostgreSQL, the
+    Lambda handler on both, the bare app, the commands; each a fresh process that answered, a positive time under
+    the script's deadline, and no start quicker than an interpreter doing nothing; the ratios are the medians'."""
     figures = tmp_path / "cold.json"
     args = ["--runs", "1", "--json", str(figures), "--postgres", postgres_url]
     done = subprocess.run(
@@ -28,9 +29,11 @@ def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> N
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(figures.read_text())
-    assert found.pop("ratio") > 0
+    assert found.pop("ratio new ledger / bare") == round(found["wavehook serve, new ledger"] / found["bare"], 2)
+    assert found.pop("ratio existing / bare") == round(found["wavehook serve, existing"] / found["bare"], 2)
     assert set(found) == {
-        "wavehook serve",
+        "wavehook serve, new ledger",
+        "wavehook serve, existing",
         "bare",
         "Lambda handler",
         "wavehook serve, PostgreSQL",
@@ -41,4 +44,7 @@ def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> N
         "python -c pass",
     }
     assert all(0 < median < 30_000 for median in found.values())
+    starts = ("wavehook serve, new ledger", "wavehook serve, existing", "bare", "wavehook serve, PostgreSQL")
+    assert all(found[name] > found["python -c pass"] for name in starts)
     assert "Lambda handler, PostgreSQL" in done.stdout
+    assert "wavehook serve, existing / bare" in done.stdout

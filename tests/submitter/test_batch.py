@@ -20,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 T2V = "bytedance/seedance-v1-lite-t2v-480p"
 PRO = "bytedance/dreamina-v3.0-pro/text-to-video"
+WAVER = "bytedance/waver-1.0"
 Opener = Callable[..., contextlib.AbstractAsyncContextManager[AsyncSubmitter]]
 
 
@@ -139,4 +140,21 @@ async def test_doubtful_job_found_on_rerun_is_skipped(open_submitter: Opener, pr
         provider.tasks.pop("task0001")  # the other candidate is gone: ours is the only one left
         second = await sub.batch(lines)
     assert (second.skipped, second.submitted) == (1, 0)
+    assert len(provider.submits) == 1
+
+
+@pytest.mark.anyio
+async def test_a_file_removed_after_the_check_fails_its_job_alone(
+    open_submitter: Opener, provider: FakeProvider, tmp_path: Path
+) -> None:
+    """Files are checked once, up front; one removed while the batch runs fails its own job with a clear error."""
+    cat, dog = tmp_path / "cat.png", tmp_path / "dog.png"
+    for image in (cat, dog):
+        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x01" * 100)
+    lines = [line(WAVER, prompt="a", image=str(cat)), line(WAVER, prompt="b", image=str(dog))]
+    async with open_submitter() as sub:
+        summary = await sub.batch(lines, concurrency=1, on_result=lambda _job, _result: dog.unlink(missing_ok=True))
+    assert (summary.submitted, summary.failed) == (1, 1)
+    assert summary.problems == [f"line 2: {dog}: can no longer be read (No such file or directory)"]
+    assert list(provider.uploads.values()) == [cat.read_bytes()]
     assert len(provider.submits) == 1

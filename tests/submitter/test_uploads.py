@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from submitter.errors import UploadError
-from submitter.uploads import check, local_paths, replace_local_files
+from submitter.uploads import check, check_files, local_paths, replace_local_files
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 REF = "bytedance/seedance-v1-lite/reference-to-video"
@@ -115,3 +115,36 @@ async def test_concurrent_jobs_share_one_upload_and_failures_are_not_kept(image:
     assert calls == ["cat.png"]
     assert all(isinstance(outcome, UploadError) for outcome in outcomes)
     assert await job() == {"reference_images": ["https://cdn.example/2/cat.png"]}
+
+
+@pytest.mark.anyio
+async def test_checked_files_are_not_checked_again_and_a_vanished_one_is_named(tmp_path: Path, image: Path) -> None:
+    """Files ``check_files`` passed are uploaded as checked; one removed since is an ``UploadError`` naming it."""
+    sent: list[str] = []
+
+    async def upload(name: str, content: bytes, content_type: str) -> str:
+        sent.append(name)
+        return f"https://cdn.example/{name}"
+
+    other = tmp_path / "dog.png"
+    other.write_bytes(PNG)
+    inputs = {"prompt": "p", "reference_images": [str(image), str(other)]}
+    checked = check_files(REF, inputs, 1024)
+    assert checked == {str(image): (image, "image/png"), str(other): (other, "image/png")}
+    out = await replace_local_files(REF, inputs, upload, max_bytes=1, checked=checked)  # the limit was checked
+    assert out["reference_images"] == ["https://cdn.example/cat.png", "https://cdn.example/dog.png"]
+    other.unlink()
+    with pytest.raises(UploadError, match=r"dog\.png: can no longer be read \(No such file or directory\)"):
+        await replace_local_files(REF, inputs, upload, max_bytes=1024, checked=checked, cache={})
+    assert sent == ["cat.png", "dog.png", "cat.png"]
+
+
+def test_check_files_names_every_bad_file(tmp_path: Path, image: Path) -> None:
+    """Every bad local file of a job is named in one error; URLs and good files pass."""
+    inputs = {"reference_images": [str(image), "https://x.example/a.png", str(tmp_path / "a.png"), str(tmp_path)]}
+    with pytest.raises(UploadError) as info:
+        check_files(REF, inputs, 1024)
+    assert str(info.value) == (
+        f"reference_images={tmp_path / 'a.png'}: no such file (give an https:// URL or a local image file); "
+        f"reference_images={tmp_path}: not a regular file"
+    )

@@ -91,6 +91,8 @@ def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, acc
             timeout_keep_alive=limits.keep_alive_seconds,
             forwarded_allow_ips=settings.forwarded_allow_ips,
             limit_concurrency=max_connections,
+            # No route is a WebSocket: uvicorn need not load its WebSocket protocol (part of a cold start).
+            ws="none",
         )
     finally:
         remove_multiprocess(metrics_dir)

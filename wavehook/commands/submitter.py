@@ -31,7 +31,7 @@ from submitter.errors import (
     ValidationError,
     WaitTimeout,
 )
-from submitter.validation import validate
+from submitter.prepared import prepare
 from wavehook.bootstrap import Bootstrap
 from wavehook.checks import expect_ledger
 from wavehook.durations import parse_duration
@@ -145,16 +145,21 @@ def submit(
     deadline = parse_duration(timeout)
     fallback = parse_duration(fallback_after) if fallback_after else None
     settings = _settings()
-    extra = allow_extra or settings.submit.allow_extra_inputs
     try:
-        # before touching anything
-        validate(model, inputs, from_strings=True, allow_local_paths=True, allow_extra=extra)
-    except ValidationError as exc:
+        # checked once, before touching anything
+        job = prepare(
+            model,
+            inputs,
+            max_upload_bytes=settings.submit.upload_max_bytes,
+            from_strings=True,
+            allow_extra=allow_extra or settings.submit.allow_extra_inputs,
+        )
+    except (ValidationError, UploadError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
     async def work(sub: AsyncSubmitter) -> tuple[Any, dict[str, Any] | None]:
-        result = await sub.submit(model, inputs, from_strings=True, allow_extra=extra)
+        result = await sub.submit_prepared(job)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
         if not as_json:

@@ -383,3 +383,38 @@ def test_shutdown_is_not_held_by_a_handler_that_swallows_cancellation(
             assert (row["state"], row["lease_owner"]) == ("pending", None)
 
     run(scenario())
+
+
+def test_without_a_client_one_is_made_when_a_run_first_needs_it(settings_factory: Callable[..., Settings]) -> None:
+    """A dispatcher given no HTTP client makes none to start (a cold start need not wait for httpx), then one,
+    shared by the runs that start together."""
+    registry = Registry()
+    clients: list[object] = []
+    both = asyncio.Event()
+
+    async def record(prediction: Prediction, ctx: Context) -> None:
+        clients.append(ctx.http)
+        if len(clients) == 2:
+            both.set()
+
+    registry.on("*", name="first")(record)
+    registry.on("*", name="second")(record)
+
+    async def scenario() -> tuple[object, object]:
+        async with harness(_settings(settings_factory), registry) as h:
+            idle = h.dispatcher(http=None)
+            idle.start()
+            await idle.stop()
+            made_idle = idle.http
+            dispatcher = h.dispatcher(http=None)
+            dispatcher.start()
+            await h.deliver("p1")
+            await asyncio.wait_for(both.wait(), 5)
+            await dispatcher.stop()
+            assert dispatcher.http is not None
+            await dispatcher.http.aclose()
+            return made_idle, dispatcher.http
+
+    made_idle, made = run(scenario())
+    assert made_idle is None
+    assert clients == [made, made]

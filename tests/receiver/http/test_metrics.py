@@ -12,8 +12,9 @@ from starlette.testclient import TestClient
 
 from receiver.delivery import parse
 from receiver.handlers.registry import Registry
-from receiver.http.metrics import MULTIPROC_ENV, prepare_multiprocess, remove_multiprocess
+from receiver.http.metrics import MULTIPROC_ENV, PENDING_LIMIT, Metrics, prepare_multiprocess, remove_multiprocess
 from receiver.settings import Settings
+from receiver.store.records import LedgerStats
 from tests.receiver.web_support import Clock, deliver, failing_handlers, ingest, web_client
 from tests.support import Process, prediction_body, signed_headers, wait_for
 
@@ -57,6 +58,25 @@ def test_deliveries_are_counted_by_outcome_and_reason(settings_factory: Callable
     assert found[(deliveries, (("outcome", "rejected"), ("reason", "missing_id")))] == 1
     assert found[("wavehook_ingest_seconds_count", ())] == 3
     assert found[("wavehook_ingest_seconds_bucket", (("le", "+Inf"),))] == 3
+
+
+def test_deliveries_counted_before_prometheus_is_loaded_are_all_rendered() -> None:
+    """Deliveries counted before the counters take prometheus-client's form (past PENDING_LIMIT, or at the first
+    scrape) are all in the scrape, as are those counted after."""
+    empty = LedgerStats([], [], [], [], missed_webhooks=0, outbox_depth=0, oldest_pending_age=None)
+    for before in (3, PENDING_LIMIT + 2):
+        counter = Metrics()
+        for _ in range(before):
+            counter.delivery("accepted", seconds=0.002)
+        counter.delivery("rejected", reason="stale_timestamp")
+        loaded = counter.load()
+        assert counter.load() is loaded
+        counter.delivery("accepted", seconds=0.5)
+        found = scrape(counter.render(empty).decode())
+        assert found[("wavehook_deliveries_total", (("outcome", "accepted"), ("reason", "none")))] == before + 1
+        assert found[("wavehook_deliveries_total", (("outcome", "rejected"), ("reason", "stale_timestamp")))] == 1
+        assert found[("wavehook_ingest_seconds_bucket", (("le", "0.0025"),))] == before
+        assert found[("wavehook_ingest_seconds_count", ())] == before + 1
 
 
 def test_ledger_numbers_are_read_at_scrape_time(settings_factory: Callable[..., Settings], secret: str) -> None:

@@ -61,6 +61,15 @@ def test_submit_refuses_invalid_inputs_before_anything(runner: CliRunner, tmp_pa
     assert not (tmp_path / "w.db").exists()
 
 
+def test_submit_refuses_a_bad_image_file_before_anything(runner: CliRunner, tmp_path: Path) -> None:
+    """A local image that is not there is named with its field, the exit code is 2, and no ledger is created."""
+    missing = tmp_path / "missing.png"
+    result = runner.invoke(main, ["submit", "bytedance/waver-1.0", "-p", "prompt=a", "-p", f"image={missing}"])
+    assert result.exit_code == 2
+    assert f"error: image={missing}: no such file" in result.output
+    assert not (tmp_path / "w.db").exists()
+
+
 def test_batch_refuses_a_bad_file_before_sending(runner: CliRunner, tmp_path: Path) -> None:
     """Malformed lines and invalid jobs are all listed by line number, and nothing is sent (no provider here)."""
     jobs = tmp_path / "jobs.jsonl"
