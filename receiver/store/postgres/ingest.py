@@ -1,22 +1,27 @@
-"""The write path of a delivery on PostgreSQL: event, prediction transition and outbox rows in one statement.
+"""The write path of deliveries on PostgreSQL: a group of deliveries in one statement.
 
-The statement's parts are data-modifying CTEs: the event is inserted (or its duplicate counted); the
-prediction is upserted only for a new event, and only if the state machine lets it move (the ``ON CONFLICT
-… WHERE`` is evaluated on the latest committed row, under its row lock, so concurrent transactions of other
-instances cannot move it backwards); the handler runs are added only if that move happened and is final.
-``applied`` comes from the upsert itself, never from a snapshot another transaction may have overtaken.
+``wavehook_record_deliveries`` (a function the schema's migration 3 creates) takes the group as one JSON
+array and the bodies as one ``bytea[]``, and stores them in order, each as one statement of data-modifying
+CTEs: the event is inserted (or its duplicate counted); the prediction is upserted only for a new event, and
+only if the state machine lets it move (the ``ON CONFLICT … WHERE`` is evaluated on the latest committed row,
+under its row lock, so concurrent transactions of other instances cannot move it backwards); the handler
+runs are added only if that move happened and is final. ``applied`` comes from the upsert itself, never from
+a snapshot another transaction may have overtaken. The client's work per delivery is its values in the
+group's parameters, not statements of its own: what lets one receiver process keep up with the database.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from receiver.delivery import Delivery
+from receiver.errors import TokenMismatch
 from receiver.statuses import TERMINAL, rank
 from receiver.store.events import refuse_reference
 from receiver.store.postgres.connection import RUNS_CHANNEL, Conn
-from receiver.store.postgres.writer import Pipelined
+from receiver.store.postgres.writer import Batched
 from receiver.store.records import IngestResult, Quarantined
 
 
@@ -24,65 +29,109 @@ def _moves_forward(new: str, old: str) -> str:
     return f"({new} > {old} OR ({new} = {old} AND {new} < {TERMINAL}))"
 
 
-# The event is stored as applied; the rare delivery the state machine refuses is marked afterwards.
-_RECORD = f"""
-WITH ev AS (
-    INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
-                        webhook_timestamp, reference, received_at, body)
-    VALUES (%(webhook_id)s, %(body_sha256)s, %(prediction_id)s, %(status)s, %(source)s, 1,
-            (SELECT count(*) FROM (SELECT 1 FROM events WHERE webhook_id = %(webhook_id)s LIMIT 1) AS c)::int,
-            %(webhook_timestamp)s, %(reference)s, %(now)s, %(body)s)
-    ON CONFLICT (webhook_id, body_sha256) DO UPDATE
-        SET duplicates = events.duplicates + 1, last_duplicate_at = excluded.received_at
-    RETURNING id, duplicates, applied, conflict
-), moved AS (
-    INSERT INTO predictions AS p (id, model, status, status_rank, input, outputs, error, has_nsfw_contents,
-                                  timings, provider_created_at, reference, first_seen_at, updated_at,
-                                  completed_at, last_event_id)
-    SELECT %(prediction_id)s, %(model)s, %(status)s, %(rank)s, %(input)s, %(outputs)s, %(error)s,
-           %(has_nsfw_contents)s, %(timings)s, %(provider_created_at)s, %(reference)s, %(now)s, %(now)s,
-           %(completed_at)s, ev.id
-    FROM ev WHERE ev.duplicates = 0
-    ON CONFLICT (id) DO UPDATE SET
-        model = coalesce(excluded.model, p.model),
-        status = excluded.status,
-        status_rank = excluded.status_rank,
-        input = coalesce(excluded.input, p.input),
-        outputs = coalesce(excluded.outputs, p.outputs),
-        error = excluded.error,
-        has_nsfw_contents = coalesce(excluded.has_nsfw_contents, p.has_nsfw_contents),
-        timings = coalesce(excluded.timings, p.timings),
-        provider_created_at = coalesce(p.provider_created_at, excluded.provider_created_at),
-        reference = coalesce(p.reference, excluded.reference),
-        updated_at = excluded.updated_at,
-        completed_at = excluded.completed_at,
-        last_event_id = excluded.last_event_id
-    WHERE {_moves_forward("excluded.status_rank", "p.status_rank")}
-    RETURNING 1
-), runs AS (
-    INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
-    SELECT %(prediction_id)s, %(status)s, name, 'pending', %(now)s, %(now)s, %(now)s
-    FROM unnest(%(handlers)s::text[]) AS name
-    WHERE EXISTS (SELECT 1 FROM moved)
-    ON CONFLICT (prediction_id, status, handler) DO NOTHING
-    RETURNING 1
-)
-SELECT ev.id, ev.duplicates, ev.conflict, EXISTS (SELECT 1 FROM moved) AS moved,
-       (SELECT count(*) FROM runs) AS enqueued,
-       -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
-       (SELECT pg_notify('{RUNS_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM runs)) AS notified
-FROM ev
+# Created by migration 3; a change to it is a new migration (``CREATE OR REPLACE FUNCTION``), never an edit.
+RECORD_DELIVERIES = f"""
+CREATE FUNCTION wavehook_record_deliveries(batch json, bodies bytea[])
+RETURNS TABLE (r_index integer, r_event_id bigint, r_duplicate boolean, r_conflict boolean, r_moved boolean,
+               r_enqueued integer, r_owner text, r_elsewhere boolean)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    d record;
+    any_runs boolean := false;
+BEGIN
+    -- Deliveries under one webhook-id take turns across instances, so the second body of an id is flagged
+    -- ``conflict`` even when the first is being stored by another instance at this very moment. The locks
+    -- are taken in one order, so two groups never wait on each other.
+    PERFORM pg_advisory_xact_lock(h)
+    FROM (SELECT DISTINCT hashtextextended(x.webhook_id, 0) AS h
+          FROM json_to_recordset(batch) AS x(webhook_id text) ORDER BY 1) AS ids;
+    FOR d IN
+        SELECT * FROM json_to_recordset(batch) AS x(
+            i integer, webhook_id text, body_sha256 text, prediction_id text, status text, source text,
+            model text, rank integer, webhook_timestamp bigint, reference text, now double precision,
+            completed_at double precision, handlers text[], input text, outputs text, error text,
+            has_nsfw_contents text, timings text, provider_created_at text)
+        ORDER BY x.i
+    LOOP
+        r_index := d.i;
+        r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
+        r_owner := NULL; r_elsewhere := false;
+        IF d.source = 'webhook' THEN
+            -- Which job (if any) owns this prediction, and whether the ref belongs to another prediction:
+            -- read before the delivery's own statement (which may record its reference).
+            r_owner := (SELECT s.reference FROM submissions s WHERE s.prediction_id = d.prediction_id
+                        UNION ALL SELECT p.reference FROM predictions p
+                                  WHERE p.id = d.prediction_id AND p.reference IS NOT NULL LIMIT 1);
+            r_elsewhere := r_owner IS NULL AND d.reference IS NOT NULL AND EXISTS (
+                SELECT 1 FROM submissions s WHERE s.reference = d.reference AND s.prediction_id IS NOT NULL
+                                              AND s.prediction_id <> d.prediction_id
+                UNION ALL SELECT 1 FROM predictions p WHERE p.reference = d.reference AND p.id <> d.prediction_id);
+            -- Refused (the rule of ``refuse_reference``): nothing of it is written; the caller raises.
+            IF (r_owner IS NOT NULL AND d.reference IS DISTINCT FROM r_owner) OR r_elsewhere THEN
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        -- The event is stored as applied; the rare delivery the state machine refuses is marked below.
+        WITH ev AS (
+            INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
+                                webhook_timestamp, reference, received_at, body)
+            VALUES (d.webhook_id, d.body_sha256, d.prediction_id, d.status, d.source, 1,
+                    (SELECT count(*) FROM (SELECT 1 FROM events WHERE webhook_id = d.webhook_id LIMIT 1) AS c)::int,
+                    d.webhook_timestamp, d.reference, d.now, bodies[d.i])
+            ON CONFLICT (webhook_id, body_sha256) DO UPDATE
+                SET duplicates = events.duplicates + 1, last_duplicate_at = excluded.received_at
+            RETURNING id, duplicates, conflict
+        ), moved AS (
+            INSERT INTO predictions AS p (id, model, status, status_rank, input, outputs, error,
+                                          has_nsfw_contents, timings, provider_created_at, reference,
+                                          first_seen_at, updated_at, completed_at, last_event_id)
+            SELECT d.prediction_id, d.model, d.status, d.rank, d.input, d.outputs, d.error,
+                   d.has_nsfw_contents, d.timings, d.provider_created_at, d.reference, d.now, d.now,
+                   d.completed_at, ev.id
+            FROM ev WHERE ev.duplicates = 0
+            ON CONFLICT (id) DO UPDATE SET
+                model = coalesce(excluded.model, p.model),
+                status = excluded.status,
+                status_rank = excluded.status_rank,
+                input = coalesce(excluded.input, p.input),
+                outputs = coalesce(excluded.outputs, p.outputs),
+                error = excluded.error,
+                has_nsfw_contents = coalesce(excluded.has_nsfw_contents, p.has_nsfw_contents),
+                timings = coalesce(excluded.timings, p.timings),
+                provider_created_at = coalesce(p.provider_created_at, excluded.provider_created_at),
+                reference = coalesce(p.reference, excluded.reference),
+                updated_at = excluded.updated_at,
+                completed_at = excluded.completed_at,
+                last_event_id = excluded.last_event_id
+            WHERE {_moves_forward("excluded.status_rank", "p.status_rank")}
+            RETURNING 1
+        ), runs AS (
+            INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
+            SELECT d.prediction_id, d.status, name, 'pending', d.now, d.now, d.now
+            FROM unnest(d.handlers) AS name
+            WHERE EXISTS (SELECT 1 FROM moved)
+            ON CONFLICT (prediction_id, status, handler) DO NOTHING
+            RETURNING 1
+        )
+        SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
+               (SELECT count(*) FROM runs)::int
+        INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
+        FROM ev;
+        IF NOT r_duplicate AND NOT r_moved THEN
+            -- A late or repeated status: stored, not applied (the prediction keeps what it has).
+            UPDATE events SET applied = 0 WHERE id = r_event_id;
+        END IF;
+        any_runs := any_runs OR r_enqueued > 0;
+        RETURN NEXT;
+    END LOOP;
+    IF any_runs THEN
+        -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
+        PERFORM pg_notify('{RUNS_CHANNEL}', '');
+    END IF;
+END
+$fn$
 """  # noqa: S608 (interpolates constants, never input)
-
-
-# Which job (if any) owns this prediction, and whether the delivery's ref belongs to another prediction.
-_OWNER = """
-SELECT (SELECT reference FROM submissions WHERE prediction_id = %(id)s
-        UNION ALL SELECT reference FROM predictions WHERE id = %(id)s AND reference IS NOT NULL LIMIT 1) AS owner,
-       EXISTS (SELECT 1 FROM submissions WHERE reference = %(reference)s AND prediction_id IS NOT NULL
-                                          AND prediction_id <> %(id)s
-               UNION ALL SELECT 1 FROM predictions WHERE reference = %(reference)s AND id <> %(id)s) AS elsewhere
-"""
 
 
 def _storable(params: dict[str, Any]) -> dict[str, Any]:
@@ -91,16 +140,16 @@ def _storable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for k, v in params.items()}
 
 
-class RecordDelivery(Pipelined):
+class RecordDelivery(Batched):
     """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. Runs in the
-    caller's transaction (the group commit), its statements pipelined with the rest of the group."""
+    caller's transaction (the group commit), in one statement with the deliveries grouped with it."""
 
     def __init__(
         self, delivery: Delivery, *, now: float, terminal_statuses: tuple[str, ...], handlers: Sequence[str]
     ) -> None:
         self.delivery = delivery
-        self.rank = rank(delivery.status, terminal_statuses)
-        final = self.rank == TERMINAL and delivery.status is not None
+        status_rank = rank(delivery.status, terminal_statuses)
+        final = status_rank == TERMINAL and delivery.status is not None
         self.params = _storable(
             {
                 **delivery.fields,
@@ -110,54 +159,47 @@ class RecordDelivery(Pipelined):
                 "status": delivery.status,
                 "source": delivery.source,
                 "model": delivery.model,
-                "rank": self.rank,
+                "rank": status_rank,
                 "webhook_timestamp": delivery.webhook_timestamp,
                 "reference": delivery.reference,
                 "now": now,
-                "completed_at": now if self.rank == TERMINAL else None,
-                "body": delivery.body,
+                "completed_at": now if status_rank == TERMINAL else None,
                 "handlers": list(handlers) if final else [],
             }
         )
 
-    async def send(self, conn: Conn) -> Any:
-        # Deliveries under one webhook-id take turns, so the second body of an id is flagged ``conflict``
-        # even when the first is being stored by another instance at this very moment.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.delivery.webhook_id,))
-        owner = None
-        if self.delivery.source == "webhook":
-            # Read before the delivery's own statement (which may record its reference): what it is checked against.
-            owner = await conn.execute(
-                _OWNER, {"id": self.params["prediction_id"], "reference": self.params["reference"]}, prepare=True
-            )
-        return owner, await conn.execute(_RECORD, self.params, prepare=True)
+    @classmethod
+    async def run_batch(cls, conn: Conn, jobs: Sequence[RecordDelivery]) -> list[IngestResult | TokenMismatch]:
+        group = json.dumps([{**job.params, "i": i} for i, job in enumerate(jobs, start=1)])
+        cur = await conn.execute(
+            "SELECT * FROM wavehook_record_deliveries(%s::json, %s::bytea[])",
+            (group, [job.delivery.body for job in jobs]),
+            prepare=True,
+        )
+        rows = await cur.fetchall()
+        assert [row["r_index"] for row in rows] == list(range(1, len(jobs) + 1))
+        return [job._result(row) for job, row in zip(jobs, rows, strict=True)]
 
-    async def receive(self, conn: Conn, sent: Any) -> IngestResult:
-        owner, record = sent
-        if owner is not None:
-            # Refused: raising makes the writer roll the group back and run the others again without it.
-            found = await owner.fetchone()
-            assert found is not None
-            refuse_reference(
-                self.delivery.prediction_id,
-                self.delivery.reference,
-                owner=found["owner"],
-                claimed_elsewhere=lambda: bool(found["elsewhere"]),
-            )
-        row = await record.fetchone()
-        assert row is not None
-        event_id, duplicates, conflict, moved = row["id"], row["duplicates"], row["conflict"], row["moved"]
-        if duplicates:
-            return IngestResult(event_id=event_id, duplicate=True)
-        if not moved:
-            # A late or repeated status: stored, not applied (the prediction keeps what it has).
-            await conn.execute("UPDATE events SET applied = 0 WHERE id = %s", (event_id,))
+    def _result(self, row: dict[str, Any]) -> IngestResult | TokenMismatch:
+        if row["r_event_id"] is None:  # refused before anything was written
+            try:
+                refuse_reference(
+                    self.delivery.prediction_id,
+                    self.delivery.reference,
+                    owner=row["r_owner"],
+                    claimed_elsewhere=lambda: bool(row["r_elsewhere"]),
+                )
+            except TokenMismatch as exc:
+                return exc
+            raise AssertionError("the ledger refused a delivery that refuse_reference accepts")
+        if row["r_duplicate"]:
+            return IngestResult(event_id=row["r_event_id"], duplicate=True)
         return IngestResult(
-            event_id=event_id,
+            event_id=row["r_event_id"],
             duplicate=False,
-            conflict=bool(conflict),
-            applied=bool(moved),
-            runs_enqueued=int(row["enqueued"]),
+            conflict=row["r_conflict"],
+            applied=row["r_moved"],
+            runs_enqueued=row["r_enqueued"],
         )
 
 

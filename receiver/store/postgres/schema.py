@@ -21,6 +21,7 @@ from psycopg.rows import tuple_row
 
 from receiver.errors import ConfigError
 from receiver.store.postgres.connection import connect_kwargs, unavailable
+from receiver.store.postgres.ingest import RECORD_DELIVERIES
 
 # Advisory locks are (LOCK_CLASS, n): n = 1 migrations, 2 the reconcile pass.
 LOCK_CLASS = 0x77617665  # "wave"
@@ -184,9 +185,15 @@ def _revoked_sessions(cur: psycopg.Cursor[object]) -> None:
     cur.execute("CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, forget_after DOUBLE PRECISION NOT NULL)")
 
 
+def _record_deliveries(cur: psycopg.Cursor[object]) -> None:
+    # The write path of a group of deliveries, one statement for the whole group (see postgres/ingest.py).
+    cur.execute(RECORD_DELIVERIES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", _ledger),
     Migration(2, "revoked_sessions", _revoked_sessions),
+    Migration(3, "record_deliveries", _record_deliveries),
 )
 
 

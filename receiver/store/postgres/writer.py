@@ -2,11 +2,13 @@
 commit, as the SQLite writer shares an fsync.
 
 A few groups may be in flight at once (``parallel``), each on its own pooled connection, so one commit's
-round trip and WAL flush overlap the next group's statements. A job that raises fails alone: the group is
-rolled back and the others run again in a new transaction (so a job may run more than once before its
-commit: jobs act on the connection only). A failure of the database itself (down, read-only, timed out)
-fails the whole group with ``StorageUnavailable``; a lost lock race (deadlock, serialization) runs the group
-again.
+round trip and WAL flush overlap the next group's statements. Jobs of one ``Batched`` kind that follow each
+other in a group (deliveries, under load) share one statement: the client's work per job is a few values in
+that statement's parameters, not a statement of its own. A job that raises fails alone: the group is rolled
+back and the others run again in a new transaction, one statement each where a shared statement failed (so a
+job may run more than once before its commit: jobs act on the connection only). A failure of the database
+itself (down, read-only, timed out) fails the whole group with ``StorageUnavailable``; a lost lock race
+(deadlock, serialization) runs the group again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -31,22 +34,28 @@ logger = structlog.get_logger()
 _RACE_RETRIES = 5
 
 
-class Pipelined(abc.ABC):
-    """A job in two halves: ``send`` queues its statements, ``receive`` reads their results (and may queue
-    more). The writer sends every job of a group before it receives any: one round trip for the group."""
+class Batched(abc.ABC):
+    """A job that can share one statement with the jobs of its own kind next to it in a group."""
 
+    @classmethod
     @abc.abstractmethod
-    async def send(self, conn: Conn) -> Any: ...
-
-    @abc.abstractmethod
-    async def receive(self, conn: Conn, sent: Any) -> Any: ...
+    async def run_batch(cls, conn: Conn, jobs: Sequence[Any]) -> list[Any]:
+        """Run ``jobs`` (all of this class) in one statement: a result per job, in order. A job that is refused
+        has an exception as its result and must have changed nothing; raising fails the whole batch."""
 
     async def __call__(self, conn: Conn) -> Any:
-        return await self.receive(conn, await self.send(conn))
+        (result,) = await type(self).run_batch(conn, [self])
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
 
 class _JobFailed(Exception):
     """One job raised: roll the group back and run the rest again."""
+
+
+class _BatchFailed(Exception):
+    """A shared statement raised: roll the group back and run its jobs one statement each, to find which."""
 
 
 async def _attributed(index: int, failed: dict[int, BaseException], step: Awaitable[Any]) -> Any:
@@ -120,40 +129,57 @@ class GroupWriter:
             for index, (_job, future) in enumerate(batch):
                 if future.done():
                     continue  # its caller went away: the job is committed all the same
-                if index in failed:
-                    future.set_exception(failed[index])
+                outcome = failed.get(index, results.get(index))
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
                 else:
-                    future.set_result(results[index])
+                    future.set_result(outcome)
             return
 
     async def _attempt(self, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]) -> Any:
         async with self._pool.connection() as conn:
+            shared = True
             while True:
                 try:
-                    return await self._pipelined(conn, batch, failed)
+                    return await self._group(conn, batch, failed, shared=shared)
                 except _JobFailed:
                     continue
+                except _BatchFailed:
+                    shared = False
 
     @staticmethod
-    async def _pipelined(
-        conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]
+    async def _group(
+        conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException], *, shared: bool
     ) -> dict[int, Any]:
-        """One transaction. When every job is ``Pipelined`` (a group of deliveries), in pipeline mode: every
-        job's statements go out first (``send``), then their results are read (``receive``), so the group
-        costs a round trip or two, not a few per job. Otherwise job after job, each reading as it goes."""
+        """One transaction: the jobs in order, each run of neighbouring ``Batched`` jobs of one kind in one
+        statement (when ``shared``), the others one by one. A result may be an exception: that job's refusal.
+
+        A group that is one shared statement needs no ``BEGIN``/``COMMIT`` of its own: on the pool's autocommit
+        connections a statement is its own transaction, and its answer arrives once the commit is done (the
+        client waits for the server's ready-for-query, sent after the commit; a failed commit is an error)."""
         results: dict[int, Any] = {}
         jobs = [(index, job) for index, (job, _future) in enumerate(batch) if index not in failed]
-        pipelined = all(isinstance(job, Pipelined) for _index, job in jobs)
+
+        def kind(item: tuple[int, Job]) -> type | None:
+            return type(item[1]) if shared and isinstance(item[1], Batched) else None
+
+        runs = [(batched, list(run)) for batched, run in itertools.groupby(jobs, key=kind)]
+        one_statement = len(runs) == 1 and runs[0][0] is not None
         async with contextlib.AsyncExitStack() as stack:
-            if pipelined:
-                await stack.enter_async_context(conn.pipeline())
-            await stack.enter_async_context(conn.transaction())
-            sent: dict[int, Any] = {}
-            for index, job in jobs if pipelined else ():
-                sent[index] = await _attributed(index, failed, job.send(conn))  # type: ignore[attr-defined]
-            for index, job in jobs:
-                step = job.receive(conn, sent[index]) if pipelined else job(conn)  # type: ignore[attr-defined]
-                results[index] = await _attributed(index, failed, step)
+            if not one_statement:
+                await stack.enter_async_context(conn.transaction())
+            for batched, members in runs:
+                if batched is not None:
+                    try:
+                        answers = await batched.run_batch(conn, [job for _index, job in members])  # type: ignore[attr-defined]
+                    except Exception as exc:
+                        if is_unavailable(exc) or isinstance(exc, RETRYABLE):
+                            raise
+                        raise _BatchFailed from exc
+                    results.update(zip((index for index, _job in members), answers, strict=True))
+                    continue
+                for index, job in members:
+                    results[index] = await _attributed(index, failed, job(conn))
         return results
 
     def _fail(self, batch: list[tuple[Job, asyncio.Future[Any]]], exc: BaseException) -> None:

@@ -5,15 +5,15 @@ that raises fails alone; a server that is down, read-only or stuck fails the gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
 
 from receiver.errors import StorageUnavailable
 from receiver.store.postgres.connection import Conn, fetch_all, open_pool
-from receiver.store.postgres.writer import GroupWriter
+from receiver.store.postgres.writer import Batched, GroupWriter
 from tests import postgres
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +53,23 @@ def put(key: str, value: str = "v") -> Any:
     return job
 
 
+class Put(Batched):
+    """``put`` as a batched job: neighbouring ones insert in one statement; a key starting with ``refused``
+    is answered with an exception and writes nothing."""
+
+    statements: ClassVar[list[int]] = []  # the size of each shared statement, in order
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    @classmethod
+    async def run_batch(cls, conn: Conn, jobs: Sequence[Any]) -> list[Any]:
+        cls.statements.append(len(jobs))
+        keys = [job.key for job in jobs if not job.key.startswith("refused")]
+        await conn.execute("INSERT INTO items (key, value) SELECT k, 'v' FROM unnest(%s::text[]) AS k", (keys,))
+        return [ValueError(f"no {job.key}") if job.key.startswith("refused") else job.key for job in jobs]
+
+
 def committed(server: postgres.Cluster) -> set[str]:
     with psycopg.connect(server.url()) as conn:
         return {row[0] for row in conn.execute("SELECT key FROM items")}
@@ -89,6 +106,44 @@ async def test_a_job_that_raises_fails_alone(writer: GroupWriter, own_server: po
     assert results[2] == "b"
     assert isinstance(results[1], psycopg.errors.UniqueViolation)
     assert committed(own_server) == {"taken", "a", "b"}
+
+
+async def test_batched_jobs_share_a_statement_and_a_refusal_fails_alone(
+    writer: GroupWriter, own_server: postgres.Cluster
+) -> None:
+    """Neighbouring jobs of one ``Batched`` kind go out as one statement; a job answered with an exception
+    (refused) gets it, and the rest of its statement commits without being run again."""
+    Put.statements = []
+    keys = [f"b{n}" for n in range(30)] + ["refused-1"]
+    results = await asyncio.gather(*(writer.run(Put(key)) for key in keys), return_exceptions=True)
+    assert results[:30] == keys[:30]
+    assert isinstance(results[30], ValueError)
+    assert sum(Put.statements) == 31, "no job ran twice"
+    assert len(Put.statements) < 31, Put.statements
+    assert committed(own_server) == set(keys[:30])
+
+
+async def test_a_shared_statement_that_fails_is_run_again_one_job_at_a_time(
+    writer: GroupWriter, own_server: postgres.Cluster
+) -> None:
+    """When a shared statement raises (one job's row breaks a constraint), nothing of it is committed; its
+    jobs run again one statement each, in a new transaction with the plain jobs of the group, so only the
+    culprit fails and every other job (batched or not) commits once."""
+    await writer.run(put("taken"))
+    Put.statements = []
+    results = await asyncio.gather(
+        writer.run(Put("x1")),
+        writer.run(put("plain")),
+        writer.run(Put("taken")),
+        writer.run(Put("x2")),
+        return_exceptions=True,
+    )
+    assert (results[0], results[1], results[3]) == ("x1", "plain", "x2")
+    assert isinstance(results[2], psycopg.errors.UniqueViolation)
+    # x1 alone (the plain job splits the run), then taken + x2 together, which fails; then one by one.
+    assert Put.statements[:2] == [1, 2], Put.statements
+    assert set(Put.statements[2:]) == {1}, Put.statements
+    assert committed(own_server) == {"taken", "x1", "plain", "x2"}
 
 
 async def test_server_down_is_503_without_the_password_and_the_pool_recovers(
