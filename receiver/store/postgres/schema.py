@@ -188,6 +188,9 @@ def _revoked_sessions(cur: psycopg.Cursor[object]) -> None:
 def _record_deliveries(cur: psycopg.Cursor[object]) -> None:
     # The write path of a group of deliveries, one statement for the whole group (see postgres/ingest.py).
     cur.execute(RECORD_DELIVERIES)
+    # Lookups by webhook-id use the unique (webhook_id, body_sha256) index's first column: one index fewer
+    # to write per delivery.
+    cur.execute("DROP INDEX IF EXISTS events_webhook_id")
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -115,7 +115,18 @@ async def test_batched_jobs_share_a_statement_and_a_refusal_fails_alone(
     (refused) gets it, and the rest of its statement commits without being run again."""
     Put.statements = []
     keys = [f"b{n}" for n in range(30)] + ["refused-1"]
-    results = await asyncio.gather(*(writer.run(Put(key)) for key in keys), return_exceptions=True)
+    seen_missing: list[str] = []
+
+    async def one(key: str) -> str:
+        answer = await writer.run(Put(key))
+        # A shared statement is its own transaction: answered only once it is committed.
+        async with await psycopg.AsyncConnection.connect(own_server.url()) as other:
+            if not await (await other.execute("SELECT 1 FROM items WHERE key = %s", (key,))).fetchall():
+                seen_missing.append(key)
+        return str(answer)
+
+    results = await asyncio.gather(*(one(key) for key in keys), return_exceptions=True)
+    assert seen_missing == []
     assert results[:30] == keys[:30]
     assert isinstance(results[30], ValueError)
     assert sum(Put.statements) == 31, "no job ran twice"
