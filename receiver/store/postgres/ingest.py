@@ -16,6 +16,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from receiver.delivery import Delivery
 from receiver.errors import TokenMismatch
 from receiver.statuses import TERMINAL, rank
@@ -170,15 +172,19 @@ class RecordDelivery(Batched):
 
     @classmethod
     async def run_batch(cls, conn: Conn, jobs: Sequence[RecordDelivery]) -> list[IngestResult | TokenMismatch]:
-        group = json.dumps([{**job.params, "i": i} for i, job in enumerate(jobs, start=1)])
+        rows = [{**job.params, "i": i} for i, job in enumerate(jobs, start=1)]
+        try:  # orjson: a sixth of json.dumps' time; what it refuses (an integer beyond 64 bits) falls back
+            group = orjson.dumps(rows).decode()
+        except TypeError:
+            group = json.dumps(rows)
         cur = await conn.execute(
             "SELECT * FROM wavehook_record_deliveries(%s::json, %s::bytea[])",
             (group, [job.delivery.body for job in jobs]),
             prepare=True,
         )
-        rows = await cur.fetchall()
-        assert [row["r_index"] for row in rows] == list(range(1, len(jobs) + 1))
-        return [job._result(row) for job, row in zip(jobs, rows, strict=True)]
+        answers = await cur.fetchall()
+        assert [row["r_index"] for row in answers] == list(range(1, len(jobs) + 1))
+        return [job._result(row) for job, row in zip(jobs, answers, strict=True)]
 
     def _result(self, row: dict[str, Any]) -> IngestResult | TokenMismatch:
         if row["r_event_id"] is None:  # refused before anything was written
