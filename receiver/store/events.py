@@ -13,10 +13,31 @@ from receiver.store.records import IngestResult, Quarantined
 from receiver.store.submissions import claimed_by
 
 
-def _moves_forward(new: str, old: str) -> str:
+def moves_forward(new: str, old: str) -> str:
     """SQL: whether a status of rank ``new`` may replace one of rank ``old``: only forward (or a refresh of a
-    non-final status); the first final status wins. One text for both statements below, so they never disagree."""
+    non-final status); the first final status wins. One text for every statement of every backend, so they
+    never disagree."""
     return f"({new} > {old} OR ({new} = {old} AND {new} < {TERMINAL}))"
+
+
+def prediction_moves(row: str) -> str:
+    """SQL (both backends' dialect): what a delivery's upsert does to the prediction's existing ``row``: the
+    ``ON CONFLICT (id) DO UPDATE`` clause, allowed only when the status moves forward."""
+    return f"""ON CONFLICT (id) DO UPDATE SET
+    model = coalesce(excluded.model, {row}.model),
+    status = excluded.status,
+    status_rank = excluded.status_rank,
+    input = coalesce(excluded.input, {row}.input),
+    outputs = coalesce(excluded.outputs, {row}.outputs),
+    error = excluded.error,
+    has_nsfw_contents = coalesce(excluded.has_nsfw_contents, {row}.has_nsfw_contents),
+    timings = coalesce(excluded.timings, {row}.timings),
+    provider_created_at = coalesce({row}.provider_created_at, excluded.provider_created_at),
+    reference = coalesce({row}.reference, excluded.reference),
+    updated_at = excluded.updated_at,
+    completed_at = excluded.completed_at,
+    last_event_id = excluded.last_event_id
+WHERE {moves_forward("excluded.status_rank", f"{row}.status_rank")}"""
 
 
 # The event, with what the prediction's row will do with it decided before that row is touched: `applied` is
@@ -27,7 +48,7 @@ INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, appl
                     webhook_timestamp, reference, received_at, body)
 VALUES (:webhook_id, :body_sha256, :prediction_id, :status, :source,
         NOT EXISTS (SELECT 1 FROM predictions AS p WHERE p.id = :prediction_id
-                    AND NOT {_moves_forward(":rank", "p.status_rank")}),
+                    AND NOT {moves_forward(":rank", "p.status_rank")}),
         EXISTS (SELECT 1 FROM events AS e WHERE e.webhook_id = :webhook_id),
         :webhook_timestamp, :reference, :now, :body)
 ON CONFLICT (webhook_id, body_sha256) DO UPDATE
@@ -41,21 +62,7 @@ INSERT INTO predictions (id, model, status, status_rank, input, outputs, error, 
                          provider_created_at, reference, first_seen_at, updated_at, completed_at, last_event_id)
 VALUES (:id, :model, :status, :rank, :input, :outputs, :error, :has_nsfw_contents, :timings,
         :provider_created_at, :reference, :now, :now, :completed_at, :event_id)
-ON CONFLICT (id) DO UPDATE SET
-    model = coalesce(excluded.model, predictions.model),
-    status = excluded.status,
-    status_rank = excluded.status_rank,
-    input = coalesce(excluded.input, predictions.input),
-    outputs = coalesce(excluded.outputs, predictions.outputs),
-    error = excluded.error,
-    has_nsfw_contents = coalesce(excluded.has_nsfw_contents, predictions.has_nsfw_contents),
-    timings = coalesce(excluded.timings, predictions.timings),
-    provider_created_at = coalesce(predictions.provider_created_at, excluded.provider_created_at),
-    reference = coalesce(predictions.reference, excluded.reference),
-    updated_at = excluded.updated_at,
-    completed_at = excluded.completed_at,
-    last_event_id = excluded.last_event_id
-WHERE {_moves_forward("excluded.status_rank", "predictions.status_rank")}
+{prediction_moves("predictions")}
 """  # noqa: S608 (interpolates constants, never input)
 
 _ENQUEUE_RUN = """

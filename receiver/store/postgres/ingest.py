@@ -21,15 +21,10 @@ import orjson
 from receiver.delivery import Delivery
 from receiver.errors import TokenMismatch
 from receiver.statuses import TERMINAL, rank
-from receiver.store.events import refuse_reference
+from receiver.store.events import prediction_moves, refuse_reference
 from receiver.store.postgres.connection import RUNS_CHANNEL, Conn
 from receiver.store.postgres.writer import Batched
 from receiver.store.records import IngestResult, Quarantined
-
-
-def _moves_forward(new: str, old: str) -> str:
-    return f"({new} > {old} OR ({new} = {old} AND {new} < {TERMINAL}))"
-
 
 # Created by migration 3; a change to it is a new migration (``CREATE OR REPLACE FUNCTION``), never an edit.
 RECORD_DELIVERIES = f"""
@@ -92,21 +87,7 @@ BEGIN
                    d.has_nsfw_contents, d.timings, d.provider_created_at, d.reference, d.now, d.now,
                    d.completed_at, ev.id
             FROM ev WHERE ev.duplicates = 0
-            ON CONFLICT (id) DO UPDATE SET
-                model = coalesce(excluded.model, p.model),
-                status = excluded.status,
-                status_rank = excluded.status_rank,
-                input = coalesce(excluded.input, p.input),
-                outputs = coalesce(excluded.outputs, p.outputs),
-                error = excluded.error,
-                has_nsfw_contents = coalesce(excluded.has_nsfw_contents, p.has_nsfw_contents),
-                timings = coalesce(excluded.timings, p.timings),
-                provider_created_at = coalesce(p.provider_created_at, excluded.provider_created_at),
-                reference = coalesce(p.reference, excluded.reference),
-                updated_at = excluded.updated_at,
-                completed_at = excluded.completed_at,
-                last_event_id = excluded.last_event_id
-            WHERE {_moves_forward("excluded.status_rank", "p.status_rank")}
+            {prediction_moves("p")}
             RETURNING 1
         ), runs AS (
             INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
