@@ -200,6 +200,7 @@ def test_meta_keeps_the_first_value_and_the_secret_is_shared(ledger_factory: Led
             assert len(secret) >= 32
             assert await two.correlation_secret() == secret
             await one.probe_write(now=NOW)
+            assert await two.get_meta("ready_probe") == repr(NOW)  # the readiness probe really wrote
 
     run(scenario)
 
