@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from receiver.store import submissions
-from receiver.store.query import EMPTY, Query, Result
+from receiver.store.query import Query, Steps
 
 T = TypeVar("T")
 
@@ -73,20 +73,15 @@ def open_database(path: Path, *, busy_timeout_ms: int = 5000) -> None:
 def run(conn: sqlite3.Connection, query: Query[T]) -> T:
     """Run a shared query (``receiver.store.query``) on ``conn``, inside whatever transaction its caller holds.
     SQLite binds no lists: a list parameter goes as JSON, which the statement reads with ``json_each``."""
-    result: Result | None = None
-    try:
-        while True:
-            step = query.send(result)  # type: ignore[arg-type]  # a generator's first send is None
-            if step.sql.sqlite is None:
-                result = EMPTY
-                continue
-            params = {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in step.params.items()}
-            cur = conn.execute(step.sql.sqlite, params)
-            columns = [d[0] for d in cur.description or ()]
-            rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
-            result = Result(rows, cur.rowcount)  # counted after the rows: RETURNING counts as they are read
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    steps = Steps(query, "sqlite")
+    step = steps.start()
+    while step is not None:
+        text, params = step
+        cur = conn.execute(text, {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()})
+        columns = [d[0] for d in cur.description or ()]
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        step = steps.send(rows, cur.rowcount)  # counted after the rows: RETURNING counts as they are read
+    return steps.value
 
 
 def claimed_by(conn: sqlite3.Connection, prediction_id: str) -> str | None:

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import re
 from collections.abc import Generator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 _SAME = object()  # "the same text as the other dialect's"
@@ -76,8 +76,36 @@ class Result:
         return [row[name] for row in self.rows]
 
 
-EMPTY = Result([], 0)
 Query = Generator[Statement, Result, T]
+
+
+class Steps(Generic[T]):
+    """A query as one dialect's backend runs it: ``start()`` and then ``send(rows, rowcount)`` after each
+    statement give the next statement's text and parameters, or None once the query has returned its ``value``.
+    A statement without a text in this dialect is skipped (it returns no rows)."""
+
+    def __init__(self, query: Query[T], dialect: str) -> None:
+        self._query = query
+        self._dialect = dialect
+        self.value: T
+
+    def start(self) -> tuple[str, Mapping[str, Any]] | None:
+        return self._advance(None)
+
+    def send(self, rows: list[dict[str, Any]], rowcount: int) -> tuple[str, Mapping[str, Any]] | None:
+        return self._advance(Result(rows, rowcount))
+
+    def _advance(self, result: Result | None) -> tuple[str, Mapping[str, Any]] | None:
+        try:
+            while True:
+                step = self._query.send(result)  # type: ignore[arg-type]  # a generator's first send is None
+                text: str | None = getattr(step.sql, self._dialect)
+                if text is not None:
+                    return text, step.params
+                result = Result([], 0)
+        except StopIteration as stop:
+            self.value = stop.value
+            return None
 
 
 def where(filters: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

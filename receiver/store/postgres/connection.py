@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from receiver.errors import StorageUnavailable
 from receiver.store.postgres.url import masked
-from receiver.store.query import EMPTY, Query, Result
+from receiver.store.query import Query, Steps
 from receiver.store.runs import RUNS_CHANNEL as RUNS_CHANNEL  # what the listener and the ingest path name
 
 T = TypeVar("T")
@@ -98,14 +98,9 @@ async def fetch_all(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, A
 
 async def run(conn: Conn, query: Query[T]) -> T:
     """Run a shared query (``receiver.store.query``) on ``conn``, inside whatever transaction its caller holds."""
-    result: Result | None = None
-    try:
-        while True:
-            step = query.send(result)  # type: ignore[arg-type]  # a generator's first send is None
-            if step.sql.postgres is None:
-                result = EMPTY
-                continue
-            cur = await conn.execute(step.sql.postgres, step.params)
-            result = Result([dict(row) for row in await cur.fetchall()] if cur.description else [], cur.rowcount)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+    steps = Steps(query, "postgres")
+    step = steps.start()
+    while step is not None:
+        cur = await conn.execute(*step)
+        step = steps.send([dict(row) for row in await cur.fetchall()] if cur.description else [], cur.rowcount)
+    return steps.value

@@ -5,12 +5,14 @@ their turn again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Sequence
 
 from receiver.delivery import parse
 from receiver.store.ledger import Ledger
-from receiver.store.records import NOT_RUN_PREFIX, ClaimedRun, RunEnd, RunSelection
+from receiver.store.records import NOT_RUN_PREFIX, RunEnd, RunSelection
 from tests.conftest import LedgerFactory
+from tests.receiver.store.test_ledger import claim as claim_runs
 from tests.support import prediction_body
 
 NOW = 1_800_000_000.0
@@ -25,18 +27,8 @@ async def enqueue(ledger: Ledger, count: int, handlers: Sequence[str] = HANDLERS
         await ledger.ingest(delivery, now=NOW, handlers=handlers)
 
 
-async def claim(
-    ledger: Ledger, owner: str, *, limit: int = 10, after: Mapping[str, Sequence[str]] | None = None
-) -> list[ClaimedRun]:
-    return await ledger.claim_runs(
-        owner=owner,
-        now=NOW,
-        lease_seconds=30.0,
-        handlers=HANDLERS,
-        max_attempts=dict.fromkeys(HANDLERS, 3),
-        limit=limit,
-        after=after,
-    )
+# The contract tests' claim, over this module's handlers.
+claim = functools.partial(claim_runs, handlers=HANDLERS)
 
 
 def test_claimers_on_four_ledgers_share_no_run(ledger_factory: LedgerFactory) -> None:
