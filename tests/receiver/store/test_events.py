@@ -1,4 +1,8 @@
-"""The write path: events stored once, the state machine never moving backwards, the outbox in one transaction."""
+"""The write path: events stored once, the state machine never moving backwards, the outbox in one transaction.
+
+SQLite's own statements (``receiver/store/events.py``), on a bare connection; PostgreSQL's write path is its
+own (``postgres/ingest.py``), and both are held to the same contract in test_ledger.py.
+"""
 
 from __future__ import annotations
 
