@@ -68,3 +68,29 @@ def test_the_listed_help_is_the_commands_own(name: str) -> None:
     listed = COMMANDS[name][1].removesuffix("…").strip()
     own = " ".join((subcommand(main, name).help or "").split())
     assert own.startswith(listed)
+
+
+def _architecture_entry(package: str) -> str:
+    """The text of one package's entry in the README's Architecture map (up to the next entry at its depth)."""
+    block = README.split("## Architecture", 1)[1].split("```", 2)[1]
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{package}/"))
+
+    def depth(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    after = range(start + 1, len(lines))
+    end = next((i for i in after if lines[i].strip() and depth(lines[i]) <= depth(lines[start])), len(lines))
+    return "\n".join(lines[start:end])
+
+
+@pytest.mark.parametrize("package", ["receiver/store", "receiver/store/postgres"])
+def test_the_architecture_names_every_store_module(package: str) -> None:
+    """Every module of the store and of its PostgreSQL backend is named in its entry of the README's Architecture
+    map, so the map moves with the tree."""
+    entry = _architecture_entry(package.rsplit("/", 1)[1])
+    if package == "receiver/store":  # the postgres/ entry is its own
+        entry = entry.split("postgres/", 1)[0]
+    modules = {path.stem for path in (ROOT / package).glob("*.py") if path.stem != "__init__"}
+    named = set(re.findall(r"\b([a-z_]+)\b", entry))
+    assert modules - named == set()

@@ -1,10 +1,18 @@
-"""Opening the ledger: pragmas, migrations (once, under a file lock, however many processes start)."""
+"""The SQLite ledger's connections: opening them (pragmas; migrations once, under a file lock, however many
+processes start), and running the shared queries on them (``run``)."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 from pathlib import Path
+from typing import TypeVar
+
+from receiver.store import submissions
+from receiver.store.query import Query, Steps
+
+T = TypeVar("T")
 
 # How many migrations ``schema`` holds. An opened ledger records it as its ``user_version``; a ledger at this
 # version is opened without loading the migrations (and sqlite-utils) at all, which a cold start feels.
@@ -60,3 +68,22 @@ def open_database(path: Path, *, busy_timeout_ms: int = 5000) -> None:
             conn.commit()
         finally:
             conn.close()
+
+
+def run(conn: sqlite3.Connection, query: Query[T]) -> T:
+    """Run a shared query (``receiver.store.query``) on ``conn``, inside whatever transaction its caller holds.
+    SQLite binds no lists: a list parameter goes as JSON, which the statement reads with ``json_each``."""
+    steps = Steps(query, "sqlite")
+    step = steps.start()
+    while step is not None:
+        text, params = step
+        cur = conn.execute(text, {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()})
+        columns = [d[0] for d in cur.description or ()]
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        step = steps.send(rows, cur.rowcount)  # counted after the rows: RETURNING counts as they are read
+    return steps.value
+
+
+def claimed_by(conn: sqlite3.Connection, prediction_id: str) -> str | None:
+    """``submissions.claimed_by`` at once on the writer's connection: the owner check of SQLite's ingest path."""
+    return run(conn, submissions.claimed_by(prediction_id))

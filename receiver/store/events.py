@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from receiver.delivery import Delivery
 from receiver.errors import TokenMismatch
 from receiver.statuses import TERMINAL, rank
+from receiver.store.connection import claimed_by
 from receiver.store.records import IngestResult, Quarantined
-from receiver.store.submissions import claimed_by
 
 
 def moves_forward(new: str, old: str) -> str:

@@ -42,13 +42,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import structlog
 
+from receiver.store import downloads, meta, predictions, runs, sessions, stats, submissions
 from receiver.store.records import (
     ClaimedRun,
     Download,
@@ -63,19 +65,33 @@ from receiver.store.records import (
 if TYPE_CHECKING:
     from receiver.delivery import Delivery
     from receiver.settings import Settings
+    from receiver.store.query import Query
 
+T = TypeVar("T")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 CORRELATION_SECRET = "correlation_secret"
 SESSION_SECRET = "session_secret"
 
 
-class Ledger(abc.ABC):
-    """Everything wavehook keeps. Open with ``open_ledger``; close with ``close`` (or ``async with``)."""
+def _query(make: Callable[..., Query[T]], /, **arguments: Any) -> Callable[[], Query[T]]:
+    """A query to run, made afresh for each run (a group commit may run a job again after a rollback)."""
+    return functools.partial(make, **arguments)
 
-    def __init__(self) -> None:
+
+class Ledger(abc.ABC):
+    """Everything wavehook keeps. Open with ``open_ledger``; close with ``close`` (or ``async with``).
+
+    Every method below is written once, over the shared queries of ``receiver.store`` (see
+    ``receiver.store.query``); a backend provides only what truly differs: how it opens and closes, how a read
+    or a write gets a connection and runs a query there (``_read``, ``_write``), and the write path of a
+    delivery (``_record_delivery``, ``_record_quarantine``), which each backend tunes for its engine.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.terminal_statuses = settings.terminal_statuses
         self.runs_enqueued = asyncio.Event()
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
+    # -- what a backend provides -----------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -84,6 +100,26 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Finish every write already accepted, then release connections; later writes are refused."""
+
+    @abc.abstractmethod
+    async def _read(self, query: Callable[[], Query[T]], *, snapshot: bool = False) -> T:
+        """Run ``query()`` on a connection for reads; ``snapshot``: all its statements see one moment."""
+
+    @abc.abstractmethod
+    async def _write(self, query: Callable[[], Query[T]]) -> T:
+        """Run ``query()`` in a write transaction (a group commit); return once that has committed."""
+
+    @abc.abstractmethod
+    async def _record_delivery(
+        self, delivery: Delivery, *, now: float, terminal_statuses: tuple[str, ...], handlers: Sequence[str]
+    ) -> IngestResult:
+        """``ingest``'s committed write: the webhook's hot path, each backend's own statements."""
+
+    @abc.abstractmethod
+    async def _record_quarantine(self, item: Quarantined, *, now: float) -> int:
+        """``quarantine``'s committed write."""
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         return self
@@ -102,16 +138,16 @@ class Ledger(abc.ABC):
 
     # -- meta and readiness ----------------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    async def get_meta(self, key: str) -> str | None: ...
+    async def get_meta(self, key: str) -> str | None:
+        return await self._read(_query(meta.get_meta, key=key))
 
-    @abc.abstractmethod
     async def set_meta_if_absent(self, key: str, value: str) -> str:
         """Store ``value`` under ``key`` unless a value is there already; return the value now stored."""
+        return await self._write(_query(meta.set_meta_if_absent, key=key, value=value))
 
-    @abc.abstractmethod
     async def probe_write(self, *, now: float) -> None:
         """A real, committed write, for readiness: proves the storage, the disk and the locks accept one."""
+        await self._write(_query(meta.probe_write, now=now))
 
     async def correlation_secret(self) -> str:
         """The ledger's secret behind correlation tokens, made once and shared by every process using it."""
@@ -127,18 +163,22 @@ class Ledger(abc.ABC):
 
     # -- the write path of a delivery ------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def ingest(self, delivery: Delivery, *, now: float, handlers: Sequence[str] = ()) -> IngestResult:
         """Store the event, move its prediction, and (when this makes it final) enqueue one run per name in
         ``handlers``, all in one transaction. ``handlers`` is ignored unless the status is final."""
+        result = await self._record_delivery(
+            delivery, now=now, terminal_statuses=self.terminal_statuses, handlers=handlers
+        )
+        if result.runs_enqueued:
+            self.runs_enqueued.set()
+        return result
 
-    @abc.abstractmethod
     async def quarantine(self, item: Quarantined, *, now: float) -> int:
         """Keep a signed delivery that cannot become an event; a repeat only bumps its count. Returns its id."""
+        return await self._record_quarantine(item, now=now)
 
     # -- handler runs ----------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def claim_runs(
         self,
         *,
@@ -158,24 +198,27 @@ class Ledger(abc.ABC):
         is claimed; when one of those ended dead, the waiting run ends dead without running, its error
         starting ``NOT_RUN_PREFIX`` and naming the dependency. A dependency without a run for that outcome
         does not hold anything back. Each claimed run carries its prediction's kept ``downloads``."""
+        return await self._write(_query(runs.claim, **_arguments(locals())))
 
-    @abc.abstractmethod
     async def renew_leases(self, *, owner: str, run_ids: Sequence[int], lease_until: float) -> set[int]:
         """Extend the leases ``owner`` still holds; returns the ids it still holds."""
+        return await self._write(_query(runs.renew, owner=owner, run_ids=run_ids, lease_until=lease_until))
 
-    @abc.abstractmethod
     async def finish_run(self, run: ClaimedRun, end: RunEnd, *, owner: str, now: float) -> bool:
         """Record the attempt's end and move the run; False (the run untouched) if ``owner`` lost its lease."""
+        return await self._write(_query(runs.finish, run=run, end=end, owner=owner, now=now))
 
-    @abc.abstractmethod
-    async def release_runs(self, runs: Sequence[ClaimedRun], *, owner: str, now: float) -> int:
+    async def release_runs(self, claimed: Sequence[ClaimedRun], *, owner: str, now: float) -> int:
         """Give back runs interrupted by a shutdown: pending again at once, the attempt not counted."""
+        return await self._write(_query(runs.release, runs=claimed, owner=owner, now=now))
 
-    @abc.abstractmethod
     async def replay_runs(self, selection: RunSelection, *, now: float, dry_run: bool = False) -> ReplayResult:
         """Make the finished (dead or succeeded) runs of the selection pending with fresh attempts."""
+        result = await self._write(_query(runs.replay_selection, selection=selection, now=now, dry_run=dry_run))
+        if result.replayed:
+            self.runs_enqueued.set()
+        return result
 
-    @abc.abstractmethod
     async def list_runs(
         self,
         *,
@@ -187,14 +230,14 @@ class Ledger(abc.ABC):
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs matching every filter given, newest first; ``before_id`` is the cursor of the last one seen."""
+        return await self._read(_query(runs.select_runs, **_arguments(locals())))
 
-    @abc.abstractmethod
     async def get_run(self, run_id: int) -> dict[str, Any] | None:
         """One run with its ``attempt_history`` (a list of attempt rows, oldest first)."""
+        return await self._read(_query(runs.get_run, run_id=run_id))
 
     # -- predictions -----------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def list_predictions(
         self,
         *,
@@ -205,99 +248,107 @@ class Ledger(abc.ABC):
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
+        return await self._read(_query(predictions.list_predictions, **_arguments(locals())))
 
-    @abc.abstractmethod
-    async def count_predictions(self, *, status: str | None = None, model: str | None = None) -> int: ...
+    async def count_predictions(self, *, status: str | None = None, model: str | None = None) -> int:
+        return await self._read(_query(predictions.count_predictions, status=status, model=model))
 
-    @abc.abstractmethod
     async def get_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         """One prediction with its ``events``, ``quarantined`` deliveries, ``handler_runs`` (each with its
         ``attempt_history``) and ``downloads``."""
+        return await self._read(_query(predictions.get_prediction, prediction_id=prediction_id))
 
-    @abc.abstractmethod
     async def ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
         """Prediction ids beginning with ``prefix`` (the shortened ids listings show), sorted, at most ``limit``."""
+        return await self._read(_query(predictions.ids_starting, prefix=prefix, limit=limit))
 
-    @abc.abstractmethod
     async def prediction_state(self, prediction_id: str) -> dict[str, Any] | None:
         """``status``, ``status_rank`` and ``reference`` of one prediction: the cheap read a waiter repeats."""
+        return await self._read(_query(predictions.prediction_state, prediction_id=prediction_id))
 
-    @abc.abstractmethod
     async def models(self) -> list[str]:
         """Every model the ledger has seen, sorted."""
+        return await self._read(_query(stats.models))
 
-    @abc.abstractmethod
     async def models_of(self, prediction_ids: Sequence[str]) -> dict[str, str | None]:
         """prediction id -> its model."""
+        return await self._read(_query(predictions.models_of, prediction_ids=prediction_ids))
 
-    @abc.abstractmethod
     async def open_predictions(
         self, *, seen_before: float, seen_after: float, limit: int = 500
     ) -> list[dict[str, Any]]:
         """Predictions without a final status, first seen (or submitted) in the window, oldest first."""
+        return await self._read(_query(predictions.open_predictions, **_arguments(locals())))
 
-    @abc.abstractmethod
     async def stats(self, *, now: float) -> LedgerStats:
         """Every aggregate in one consistent snapshot."""
+        return await self._read(_query(stats.ledger_stats, now=now), snapshot=True)
 
     # -- downloads -------------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def record_download(self, download: Download, *, now: float) -> None:
         """Record (or, for the same prediction and URL, replace) a kept output."""
+        await self._write(_query(downloads.record_download, download=download, now=now))
 
-    @abc.abstractmethod
-    async def list_downloads(self, prediction_id: str) -> list[dict[str, Any]]: ...
+    async def list_downloads(self, prediction_id: str) -> list[dict[str, Any]]:
+        return await self._read(_query(downloads.list_downloads, prediction_id=prediction_id))
 
-    @abc.abstractmethod
-    async def get_download(self, download_id: int) -> dict[str, Any] | None: ...
+    async def get_download(self, download_id: int) -> dict[str, Any] | None:
+        return await self._read(_query(downloads.get_download, download_id=download_id))
 
     # -- dashboard sessions ----------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def revoke_session(self, session_id: str, *, forget_after: float, now: float) -> None:
         """End a dashboard session before its cookie expires (logout); the row is forgotten after
         ``forget_after``, once no cookie of that session can still be valid."""
+        await self._write(_query(sessions.revoke, session_id=session_id, forget_after=forget_after, now=now))
 
-    @abc.abstractmethod
-    async def session_revoked(self, session_id: str) -> bool: ...
+    async def session_revoked(self, session_id: str) -> bool:
+        return await self._read(_query(sessions.is_revoked, session_id=session_id))
 
     # -- the submitter's submissions -------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def begin_submission(
         self, *, reference: str, job_key: str | None, model: str, input_json: str, webhook_url: str | None, now: float
     ) -> bool:
         """Record the intent to send, before sending. False: this reference exists and did not fail."""
+        return await self._write(_query(submissions.begin, **_arguments(locals())))
 
-    @abc.abstractmethod
     async def record_submitted(
         self, *, reference: str, prediction: dict[str, Any], resolved_by: str, now: float
     ) -> bool:
         """Tie ``reference`` to the provider's task and merge it into the predictions (never with a final
         status). False, and nothing written, when another submission already owns that task."""
+        return await self._write(
+            _query(submissions.record_submitted, **_arguments(locals()), terminal_statuses=self.terminal_statuses)
+        )
 
-    @abc.abstractmethod
     async def record_submission_outcome(self, *, reference: str, state: str, error: str, now: float) -> None:
         """Mark a submission ``unknown`` (the task may exist) or ``failed`` (none was created)."""
+        await self._write(_query(submissions.record_outcome, reference=reference, state=state, error=error, now=now))
 
-    @abc.abstractmethod
-    async def get_submission(self, reference: str) -> dict[str, Any] | None: ...
+    async def get_submission(self, reference: str) -> dict[str, Any] | None:
+        return await self._read(_query(submissions.get, reference=reference))
 
-    @abc.abstractmethod
-    async def submissions_by_job_keys(self, job_keys: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+    async def submissions_by_job_keys(self, job_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return await self._read(_query(submissions.by_job_keys, job_keys=job_keys))
 
-    @abc.abstractmethod
     async def doubtful_submissions(self, *, sent_before: float, limit: int = 500) -> list[dict[str, Any]]:
         """Submissions whose outcome is not known (sending or unknown), sent before ``sent_before``."""
+        return await self._read(_query(submissions.doubtful, sent_before=sent_before, limit=limit))
 
-    @abc.abstractmethod
     async def owned_prediction_ids(self, prediction_ids: Sequence[str]) -> set[str]:
         """Which of these tasks a submission or a referenced webhook already ties to one of our jobs."""
+        return await self._read(_query(submissions.owned_ids, prediction_ids=prediction_ids))
 
-    @abc.abstractmethod
     async def prediction_with_reference(self, reference: str) -> str | None:
         """The task a webhook carrying ``reference`` already told us about, if one did."""
+        return await self._read(_query(predictions.prediction_with_reference, reference=reference))
+
+
+def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
+    """A method's keyword arguments, from its ``locals()`` at the top (everything but ``self``)."""
+    return {name: value for name, value in scope.items() if name != "self"}
 
 
 def is_postgres_url(db: str) -> bool:

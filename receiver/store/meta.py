@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import sqlite3
+from receiver.store.query import SQL, Query
+
+_GET = SQL("SELECT value FROM meta WHERE key = :key")
+_ADD = SQL("INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING")
+_PROBE = SQL(
+    "INSERT INTO meta (key, value) VALUES ('ready_probe', :value) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
-def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+def get_meta(key: str) -> Query[str | None]:
+    row = (yield _GET(key=key)).first()
+    return None if row is None else str(row["value"])
 
 
-def set_meta_if_absent(conn: sqlite3.Connection, key: str, value: str) -> str:
+def set_meta_if_absent(key: str, value: str) -> Query[str]:
     """Keep the first value any process wrote under ``key``; return the one stored."""
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
-    stored = get_meta(conn, key)
+    yield _ADD(key=key, value=value)
+    stored = yield from get_meta(key)
     assert stored is not None
     return stored
 
 
-def probe_write(conn: sqlite3.Connection, now: float) -> None:
-    """A real write, for readiness: proves the file, the disk and the lock all accept one."""
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('ready_probe', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (repr(now),),
-    )
+def probe_write(now: float) -> Query[None]:
+    """A real write, for readiness: proves the storage (the file, the disk, its lock; or the server, not read-only)
+    accepts one."""
+    yield _PROBE(value=repr(now))

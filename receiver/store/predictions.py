@@ -1,20 +1,41 @@
 """Predictions: the reads of the JSON API, the dashboard, the CLI and the submitter (their writes are the
-ingest path's, in ``events``, and the submitter's merge, in ``submissions``)."""
+ingest path's, in ``events`` and ``postgres/ingest``, and the submitter's merge, in ``submissions``)."""
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from receiver.correlation import redact
 from receiver.delivery import decode_column
 from receiver.statuses import TERMINAL
 from receiver.store.downloads import list_downloads
+from receiver.store.query import SQL, Query, where
 
 _JSON_COLUMNS = ("input", "outputs", "has_nsfw_contents", "timings")
 
+_BY_ID = SQL("SELECT * FROM predictions WHERE id = :id")
+_EVENTS = SQL("SELECT * FROM events WHERE prediction_id = :id ORDER BY id")
+_QUARANTINED = SQL("SELECT * FROM quarantine WHERE prediction_id = :id ORDER BY id")
+_RUNS = SQL("SELECT * FROM handler_runs WHERE prediction_id = :id ORDER BY id")
+_ATTEMPTS = SQL("SELECT * FROM run_attempts WHERE run_id = ANY(:ids::bigint[]) ORDER BY run_id, id")
+_MODELS_OF = SQL("SELECT id, model FROM predictions WHERE id = ANY(:ids::text[])")
+_WITH_REFERENCE = SQL("SELECT id FROM predictions WHERE reference = :reference LIMIT 1")
+_STATE = SQL("SELECT status, status_rank, reference FROM predictions WHERE id = :id")
+_OPEN = SQL(
+    "SELECT id, model, status, reference, submitted_at, first_seen_at FROM predictions "
+    "WHERE status_rank < :final AND coalesce(submitted_at, first_seen_at) BETWEEN :seen_after AND :seen_before "
+    "ORDER BY coalesce(submitted_at, first_seen_at) LIMIT :limit"
+)
+# A range on the primary key (exact, case-sensitive, indexed), where LIKE would ignore case. PostgreSQL's
+# column sorts in byte order ("C" collation), as SQLite's does.
+_IDS_STARTING = "SELECT id FROM predictions WHERE id >= :p AND id < :p || {char}(1114111) ORDER BY id LIMIT :limit"
+_STARTING = SQL(sqlite=_IDS_STARTING.format(char="char"), postgres=_IDS_STARTING.format(char="chr"))
 
-def _prediction(row: sqlite3.Row) -> dict[str, Any]:
+
+def as_prediction(row: dict[str, Any]) -> dict[str, Any]:
+    """A predictions row as the seam returns it: JSON columns decoded, the rank dropped, the webhook URL's
+    token redacted."""
     item = dict(row)
     for column in _JSON_COLUMNS:
         item[column] = decode_column(column, item.get(column))
@@ -24,132 +45,93 @@ def _prediction(row: sqlite3.Row) -> dict[str, Any]:
     return item
 
 
-def _where(
+def _with_text_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "body": bytes(row["body"]).decode("utf-8", "replace")}
+
+
+def _selection(
     status: str | None, model: str | None, since: float | None = None, before: tuple[float, str] | None = None
-) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if model:
-        clauses.append("model = ?")
-        params.append(model)
-    if since is not None:
-        clauses.append("updated_at >= ?")
-        params.append(since)
-    if before is not None:
-        clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-        params.extend([before[0], before[0], before[1]])
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+) -> tuple[str, dict[str, Any]]:
+    return where(
+        {
+            "status = :status": status,
+            "model = :model": model,
+            "updated_at >= :since": since,
+            "(updated_at < :before_at OR (updated_at = :before_at AND id < :before_id))": before,
+        }
+    )
 
 
 def list_predictions(
-    conn: sqlite3.Connection,
     *,
     status: str | None = None,
     model: str | None = None,
     since: float | None = None,
     before: tuple[float, str] | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
+) -> Query[list[dict[str, Any]]]:
     """Newest-updated first; ``before`` is the (updated_at, id) cursor of the last row already seen."""
-    where, params = _where(status, model, since, before)
-    rows = conn.execute(
-        f"SELECT * FROM predictions {where} ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608
-        [*params, limit],
-    ).fetchall()
-    return [_prediction(row) for row in rows]
+    clause, params = _selection(status, model, since, before)
+    found = yield SQL(f"SELECT * FROM predictions {clause} ORDER BY updated_at DESC, id DESC LIMIT :limit")(  # noqa: S608
+        **params, limit=limit
+    )
+    return [as_prediction(row) for row in found.rows]
 
 
-def count_predictions(conn: sqlite3.Connection, *, status: str | None = None, model: str | None = None) -> int:
-    where, params = _where(status, model)
-    return int(conn.execute(f"SELECT count(*) FROM predictions {where}", params).fetchone()[0])  # noqa: S608
+def count_predictions(*, status: str | None = None, model: str | None = None) -> Query[int]:
+    clause, params = _selection(status, model)
+    found = yield SQL(f"SELECT count(*) AS n FROM predictions {clause}")(**params)  # noqa: S608 (fixed clauses)
+    return int(found.rows[0]["n"])
 
 
-def models_of(conn: sqlite3.Connection, prediction_ids: list[str]) -> dict[str, str | None]:
+def models_of(prediction_ids: Sequence[str]) -> Query[dict[str, str | None]]:
     """prediction id -> model, for lists of runs that show which model each belongs to."""
     if not prediction_ids:
         return {}
-    marks = ",".join("?" * len(prediction_ids))
-    sql = f"SELECT id, model FROM predictions WHERE id IN ({marks})"  # noqa: S608 (only marks)
-    return {row["id"]: row["model"] for row in conn.execute(sql, prediction_ids)}
+    found = yield _MODELS_OF(ids=list(prediction_ids))
+    return {row["id"]: row["model"] for row in found.rows}
 
 
-def get_prediction(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
+def get_prediction(prediction_id: str) -> Query[dict[str, Any] | None]:
+    row = (yield _BY_ID(id=prediction_id)).first()
     if row is None:
         return None
-    item = _prediction(row)
-    item["events"] = [
-        {**dict(event), "body": event["body"].decode("utf-8", "replace")}
-        for event in conn.execute(
-            "SELECT * FROM events WHERE prediction_id = ? ORDER BY id", (prediction_id,)
-        ).fetchall()
-    ]
-    item["quarantined"] = [
-        {**dict(q), "body": q["body"].decode("utf-8", "replace")}
-        for q in conn.execute(
-            "SELECT * FROM quarantine WHERE prediction_id = ? ORDER BY id", (prediction_id,)
-        ).fetchall()
-    ]
-    runs = [
-        dict(run)
-        for run in conn.execute(
-            "SELECT * FROM handler_runs WHERE prediction_id = ? ORDER BY id", (prediction_id,)
-        ).fetchall()
-    ]
-    attempts = _attempts_by_run(conn, [run["id"] for run in runs])
+    item = as_prediction(row)
+    item["events"] = [_with_text_body(event) for event in (yield _EVENTS(id=prediction_id)).rows]
+    item["quarantined"] = [_with_text_body(q) for q in (yield _QUARANTINED(id=prediction_id)).rows]
+    runs = (yield _RUNS(id=prediction_id)).rows
+    attempts = yield from attempts_by_run([run["id"] for run in runs])
     item["handler_runs"] = [{**run, "attempt_history": attempts.get(run["id"], [])} for run in runs]
-    item["downloads"] = list_downloads(conn, prediction_id)
+    item["downloads"] = yield from list_downloads(prediction_id)
     return item
 
 
-def _attempts_by_run(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def attempts_by_run(run_ids: list[int]) -> Query[dict[int, list[dict[str, Any]]]]:
+    """Each run's attempt rows, oldest first."""
     found: dict[int, list[dict[str, Any]]] = {}
-    if not run_ids:
-        return found
-    marks = ",".join("?" * len(run_ids))
-    for row in conn.execute(
-        f"SELECT * FROM run_attempts WHERE run_id IN ({marks}) ORDER BY run_id, id",  # noqa: S608 (only marks)
-        run_ids,
-    ).fetchall():
-        found.setdefault(row["run_id"], []).append(dict(row))
+    if run_ids:
+        for row in (yield _ATTEMPTS(ids=run_ids)).rows:
+            found.setdefault(row["run_id"], []).append(row)
     return found
 
 
-def prediction_with_reference(conn: sqlite3.Connection, reference: str) -> str | None:
+def prediction_with_reference(reference: str) -> Query[str | None]:
     """The task a webhook carrying ``reference`` already told us about, if one did."""
-    row = conn.execute("SELECT id FROM predictions WHERE reference = ? LIMIT 1", (reference,)).fetchone()
-    return None if row is None else str(row[0])
+    row = (yield _WITH_REFERENCE(reference=reference)).first()
+    return None if row is None else str(row["id"])
 
 
-def open_predictions(
-    conn: sqlite3.Connection, *, seen_before: float, seen_after: float, limit: int = 500
-) -> list[dict[str, Any]]:
+def open_predictions(*, seen_before: float, seen_after: float, limit: int = 500) -> Query[list[dict[str, Any]]]:
     """Predictions without a final status, first seen (or submitted) in the window, oldest first."""
-    rows = conn.execute(
-        "SELECT id, model, status, reference, submitted_at, first_seen_at FROM predictions "
-        "WHERE status_rank < ? AND coalesce(submitted_at, first_seen_at) BETWEEN ? AND ? "
-        "ORDER BY coalesce(submitted_at, first_seen_at) LIMIT ?",
-        (TERMINAL, seen_after, seen_before, limit),
-    ).fetchall()
-    return [dict(row) for row in rows]
+    found = yield _OPEN(final=TERMINAL, seen_after=seen_after, seen_before=seen_before, limit=limit)
+    return found.rows
 
 
-def ids_starting(conn: sqlite3.Connection, prefix: str, *, limit: int) -> list[str]:
+def ids_starting(prefix: str, *, limit: int) -> Query[list[str]]:
     """Prediction ids that start with ``prefix`` (a shortened id, as listings show them), sorted."""
-    # A range on the primary key (exact, case-sensitive, indexed), where LIKE would ignore case.
-    rows = conn.execute(
-        "SELECT id FROM predictions WHERE id >= :p AND id < :p || char(1114111) ORDER BY id LIMIT :limit",
-        {"p": prefix, "limit": limit},
-    )
-    return [str(row[0]) for row in rows]
+    return [str(row["id"]) for row in (yield _STARTING(p=prefix, limit=limit)).rows]
 
 
-def prediction_state(conn: sqlite3.Connection, prediction_id: str) -> dict[str, Any] | None:
+def prediction_state(prediction_id: str) -> Query[dict[str, Any] | None]:
     """Status, rank and reference of one prediction: the cheap read a waiter repeats."""
-    row = conn.execute(
-        "SELECT status, status_rank, reference FROM predictions WHERE id = ?", (prediction_id,)
-    ).fetchone()
-    return None if row is None else dict(row)
+    return (yield _STATE(id=prediction_id)).first()

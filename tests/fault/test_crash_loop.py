@@ -3,7 +3,8 @@ moments under continuous signed load and restarted each time on the same port an
 
 tests/fault/test_receiver_crash.py kills the server once in a burst and checks the events; this one checks
 the whole promise across many crashes: every acknowledged delivery is stored once, and every handler run
-succeeds exactly once, its effect executed again only where an attempt was recorded as lost.
+succeeds exactly once, its effect executed again only where an attempt was recorded as lost. On the SQLite
+ledger; on PostgreSQL, receivers and a worker killed -9 (and the server restarted) are tests/fault/test_scale_out.py.
 """
 
 from __future__ import annotations

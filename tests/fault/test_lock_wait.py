@@ -2,7 +2,8 @@
 
 tests/integration/test_receiver_http.py shows that a held lock gives 503 and that the retry is stored once;
 this measures that the wait is bounded by the setting: not shorter (the lock may be freed meanwhile) and
-not much longer (the provider's own timeout must not expire first).
+not much longer (the provider's own timeout must not expire first). A file lock is SQLite's alone; PostgreSQL's
+lock and statement timeouts: tests/receiver/store/postgres/test_writer.py.
 """
 
 from __future__ import annotations

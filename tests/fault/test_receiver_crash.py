@@ -1,4 +1,7 @@
-"""kill -9 of a real ``wavehook serve`` during a burst of signed deliveries: every 200 survives in the file."""
+"""kill -9 of a real ``wavehook serve`` during a burst of signed deliveries: every 200 survives in the file.
+
+The SQLite ledger's file; PostgreSQL's kill -9 and server restart: tests/fault/test_scale_out.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Storage that refuses writes, under a real ``wavehook serve``: a full disk and a read-only ledger answer 503,
-never 200; once the fault is gone, the retried deliveries are stored once each and the handlers run."""
+never 200; once the fault is gone, the retried deliveries are stored once each and the handlers run.
+
+A full disk and a read-only file are faults of the SQLite ledger's file; a PostgreSQL server that is down,
+read-only or stuck answers 503 in tests/receiver/store/postgres/test_writer.py and tests/receiver/http/.
+"""
 
 from __future__ import annotations
 

@@ -81,9 +81,10 @@ def _deliver(client: TestClient, prediction_id: str, query: str, webhook_id: str
 
 
 def _ledger(client: TestClient, sql: str) -> list[tuple[object, ...]]:
-    return query(client.app.state.receiver.settings.db_path, sql)  # type: ignore[attr-defined]
+    return query(client.app.state.receiver.settings.db, sql)  # type: ignore[attr-defined]
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_a_delivery_for_our_job_without_its_token_is_refused_and_quarantined(
     app_client: Callable[..., TestClient],
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_delivery_for_our_job_without_its_token_is_refused_and_quarantined(
     assert _ledger(client, "SELECT reason, prediction_id FROM quarantine") == [("token_mismatch", "task-1")]
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_a_delivery_for_one_job_with_another_jobs_ref_and_token_is_refused(
     app_client: Callable[..., TestClient],
 ) -> None:
@@ -116,6 +118,7 @@ def test_a_delivery_for_one_job_with_another_jobs_ref_and_token_is_refused(
     assert _ledger(client, "SELECT reason FROM quarantine") == [("token_mismatch",), ("token_mismatch",)]
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_the_right_ref_and_token_and_foreign_jobs_are_still_accepted(app_client: Callable[..., TestClient]) -> None:
     """Our job with its own ref and token is applied; a job the ledger holds no reference for needs none."""
     client = app_client()

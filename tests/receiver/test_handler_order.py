@@ -20,7 +20,8 @@ from tests.receiver.dispatch_support import harness, run
 
 
 @pytest.fixture
-def settings(settings_factory: Callable[..., Settings]) -> Settings:
+def settings(backend: str, settings_factory: Callable[..., Settings]) -> Settings:
+    """Dispatch settings on a ledger of each backend in turn."""
     return settings_factory(dispatch=DispatchSettings(download=False, log_outcomes=False, retry_base_seconds=5))
 
 

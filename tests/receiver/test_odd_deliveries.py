@@ -3,8 +3,8 @@ takes a page, the API or the dispatcher down."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +19,7 @@ from receiver.settings import Settings
 from tests.conftest import SECRET
 from tests.integration.receiver_client import query
 from tests.receiver.web_support import Clock, failing_handlers, web_client
-from tests.support import signed_headers, wait_for
+from tests.support import direct, signed_headers, wait_for
 
 NOW = 1_800_000_000
 ODD = {
@@ -84,14 +84,15 @@ def post(client: TestClient, body: bytes, webhook_id: str) -> Any:
 
 
 @pytest.fixture
-def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+def client(backend: str, settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+    """An in-process receiver on a ledger of each backend in turn, its handlers failing."""
     settings = settings_factory()
     with web_client(settings, clock=Clock(NOW), handlers=failing_handlers(settings)) as test_client:
         yield test_client
 
 
 def ledger(client: TestClient, sql: str) -> list[tuple[Any, ...]]:
-    return query(client.app.state.receiver.settings.db_path, sql)  # type: ignore[attr-defined]
+    return query(client.app.state.receiver.settings.db, sql)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("body", "reason", "field"), ODD.values(), ids=ODD.keys())
@@ -107,6 +108,7 @@ def test_an_odd_signed_body_is_refused_and_quarantined(
     assert failing_routes(client, "p") == {}
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_rows_stored_by_an_older_version_break_no_reader(settings_factory: Callable[..., Settings]) -> None:
     """Predictions whose columns hold what ingest now refuses: every page and API route answers, and the
     dispatcher finishes their handler runs instead of leaving them running."""
@@ -115,12 +117,11 @@ def test_rows_stored_by_an_older_version_break_no_reader(settings_factory: Calla
         for index, columns in enumerate(LEGACY_COLUMNS):
             post(client, json.dumps({"id": f"legacy-{index}", "status": "completed"}).encode(), f"w{index}")
             assignments = ", ".join(f"{name} = ?" for name in columns)
-            with sqlite3.connect(settings.db_path) as conn:
+            with contextlib.closing(direct(settings.db)) as conn:
                 conn.execute(
                     f"UPDATE predictions SET {assignments} WHERE id = ?",  # noqa: S608 (test column names)
                     [*columns.values(), f"legacy-{index}"],
                 )
-            conn.close()
         finished = "SELECT count(*) FROM handler_runs WHERE state = 'dead'"
         wait_for(lambda: ledger(client, finished) == [(len(LEGACY_COLUMNS),)], what="every run to end")
         for index in range(len(LEGACY_COLUMNS)):
@@ -149,6 +150,7 @@ PREDICTIONS = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn (PostgreSQL text holds no NUL, SQLite's does)
 def test_any_signed_object_with_a_string_id_leaves_every_route_answering(
     settings_factory: Callable[..., Settings],
 ) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -12,6 +10,7 @@ from structlog.testing import capture_logs
 
 from receiver.refusals import Refusals, explain
 from receiver.settings import Settings
+from tests.integration.receiver_client import query
 from tests.receiver.web_support import NOW, web_client
 from tests.support import prediction_body, signed_headers
 
@@ -21,18 +20,14 @@ OTHER = "whsec_c29tZS1vdGhlci1hY2NvdW50cy1zZWNyZXQ="
 
 def db_changes(client: TestClient) -> int:
     """Rows the ledger holds in every table a delivery could touch."""
-    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as conn:
-        total = sum(
-            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
-            for table in ("events", "predictions", "handler_runs", "quarantine")
-        )
-    conn.close()
-    return int(total)
+    db = client.app.state.receiver.settings.db  # type: ignore[attr-defined]
+    tables = ("events", "predictions", "handler_runs", "quarantine")
+    return sum(int(query(db, f"SELECT count(*) FROM {table}")[0][0]) for table in tables)  # noqa: S608 (fixed names)
 
 
 @pytest.fixture
-def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+def client(backend: str, settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+    """An in-process receiver on a ledger of each backend in turn."""
     with web_client(settings_factory(), clock=lambda: NOW) as test_client:
         yield test_client
 
@@ -70,12 +65,9 @@ def test_token_mismatch_is_quarantined_and_counted(client: TestClient, secret: s
     headers = signed_headers(secret, body, webhook_id="w7", timestamp=int(NOW))
     response = client.post(f"{URL}?ref=job-1&token={'0' * 32}", content=body, headers=headers)
     assert (response.status_code, response.json()["reason"]) == (401, "token_mismatch")
-    path: Path = client.app.state.receiver.settings.db_path  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT webhook_id, reason, prediction_id FROM quarantine").fetchall()
-        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    conn.close()
-    assert (rows, events) == ([("w7", "token_mismatch", "p7")], 0)
+    db = client.app.state.receiver.settings.db  # type: ignore[attr-defined]
+    rows = query(db, "SELECT webhook_id, reason, prediction_id FROM quarantine")
+    assert (rows, query(db, "SELECT count(*) FROM events")) == ([("w7", "token_mismatch", "p7")], [(0,)])
     assert client.get("/api/summary").json()["refused_deliveries"]["token_mismatch"]["count"] == 1
 
 

@@ -14,7 +14,6 @@ from structlog.testing import capture_logs
 
 from receiver import correlation
 from receiver.settings import Settings
-from receiver.store import submissions
 from submitter.errors import AmbiguousSubmit, ProviderError, SubmitterError, ValidationError
 from submitter.service import AsyncSubmitter
 from tests.submitter.fake_provider import KEY, FakeProvider
@@ -29,6 +28,10 @@ Opener = Callable[..., contextlib.AbstractAsyncContextManager[AsyncSubmitter]]
 
 def ledger(settings: Settings) -> Any:
     return direct(settings.db)
+
+
+def submission(settings: Settings, reference: str) -> Any:
+    return ledger(settings).execute("SELECT * FROM submissions WHERE reference = ?", (reference,)).fetchone()
 
 
 def stored_bytes(db: str) -> bytes:
@@ -72,7 +75,7 @@ async def test_submit_sends_with_webhook_and_records(open_submitter: Opener, pro
     )
     assert json.loads(row["input"]) == result.input
     assert row["submitted_at"] is not None
-    assert submissions.get(conn, result.reference)["state"] == "submitted"  # type: ignore[index]
+    assert submission(settings, result.reference)["state"] == "submitted"
     (line,) = [entry for entry in logs if entry["event"] == "submission_sent"]
     assert (line["outcome"], line["prediction_id"], line["model"]) == ("submitted", "task0001", T2V)
     assert "duration_ms" in line
@@ -119,7 +122,7 @@ async def test_lost_answer_resolved_by_lookup_without_second_task(
     assert result.prediction_id == "task0003"
     assert len(provider.submits) == 2
     assert len(provider.tasks) == 3
-    state = submissions.get(ledger(settings), result.reference)
+    state = submission(settings, result.reference)
     assert state is not None
     assert state["resolved_by"] == "lookup"
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from receiver.delivery import parse
 from receiver.settings import Settings
-from receiver.store.sqlite import SQLiteLedger
+from receiver.store.ledger import open_ledger
 from tests.conftest import SECRET
 from tests.support import ROOT, WAVEHOOK, prediction_body
 from wavehook.cli import COMMANDS
@@ -93,36 +94,42 @@ def test_a_missing_local_image_is_invalid_input(tmp_path: Path) -> None:
     assert "image=./no-such-photo.png" in done.stderr
 
 
-def _ledger_with(tmp_path: Path, *ids: str) -> None:
-    settings = Settings(db=str(tmp_path / "wavehook.db"))
+def _ledger_with(settings: Settings, *ids: str) -> str:
+    """A ledger (of the backend under test) holding failed predictions of these ids; its WAVEHOOK_DB."""
 
     async def fill() -> None:
-        async with SQLiteLedger(settings) as ledger:
-            await ledger.open()
+        async with await open_ledger(settings) as ledger:
             for prediction_id in ids:
                 delivery = parse(prediction_body(prediction_id, "failed"), webhook_id=f"w-{prediction_id}")
                 await ledger.ingest(delivery, now=1.0)
 
     asyncio.run(fill())
+    return settings.db
 
 
-def test_status_accepts_the_shortened_ids_listings_show(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn (a prefix is a range on each one's collation)
+def test_status_accepts_the_shortened_ids_listings_show(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """`status` takes an id as `runs` (its start) or the dashboard (its start and …) shows it; several matches are
     a usage error naming them."""
-    _ledger_with(tmp_path, "5f1c2a9be07d4c11a2f0c3d4", "5f1c2a9be07d4c11ffff0000", "77aa00")
-    shown = wavehook("status", "77aa", cwd=tmp_path, WAVESPEED_WEBHOOK_SECRET=SECRET)
+    db = _ledger_with(settings_factory(), "5f1c2a9be07d4c11a2f0c3d4", "5f1c2a9be07d4c11ffff0000", "77aa00")
+    shown = wavehook("status", "77aa", cwd=tmp_path, WAVEHOOK_DB=db, WAVESPEED_WEBHOOK_SECRET=SECRET)
     assert shown.returncode == 0, shown.stderr
     assert "77aa00" in shown.stdout
-    dashboard = wavehook("status", "5f1c2a9be07d4c11a2…", cwd=tmp_path)
+    dashboard = wavehook("status", "5f1c2a9be07d4c11a2…", cwd=tmp_path, WAVEHOOK_DB=db)
     assert dashboard.returncode == 0, dashboard.stderr
     assert "5f1c2a9be07d4c11a2f0c3d4" in dashboard.stdout
-    ambiguous = wavehook("status", "5f1c2a9be07d4c11", cwd=tmp_path)
+    ambiguous = wavehook("status", "5f1c2a9be07d4c11", cwd=tmp_path, WAVEHOOK_DB=db)
     assert ambiguous.returncode == 2
     assert "5f1c2a9be07d4c11a2f0c3d4, 5f1c2a9be07d4c11ffff0000" in ambiguous.stderr
 
 
-def test_replay_dead_with_nothing_dead_is_not_an_error(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
+def test_replay_dead_with_nothing_dead_is_not_an_error(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """`replay --dead` over a ledger with no dead run says so and exits 0."""
-    _ledger_with(tmp_path, "p1")
-    done = wavehook("replay", "--dead", cwd=tmp_path)
+    db = _ledger_with(settings_factory(), "p1")
+    done = wavehook("replay", "--dead", cwd=tmp_path, WAVEHOOK_DB=db)
     assert (done.returncode, done.stdout.strip()) == (0, "nothing to replay: no dead run")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from receiver.dispatch.worker import WorkerContext
 from receiver.handlers import Context, Prediction, Registry
@@ -25,6 +26,7 @@ def test_reconciliation_needs_the_api_key(settings_factory: Callable[..., Settin
     assert task.close is not None
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_a_reconciled_result_enqueues_the_same_runs_as_a_webhook(settings_factory: Callable[..., Settings]) -> None:
     """A prediction left open is fetched, ingested through the worker's ingestor, and its handler run enqueued."""
     registry = Registry()

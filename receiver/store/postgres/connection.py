@@ -10,7 +10,7 @@ which opens new ones in the background as soon as the server is back.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -20,11 +20,12 @@ from psycopg.rows import dict_row
 
 from receiver.errors import StorageUnavailable
 from receiver.store.postgres.url import masked
+from receiver.store.query import Query, Steps
+from receiver.store.runs import RUNS_CHANNEL as RUNS_CHANNEL  # what the listener and the ingest path name
 
+T = TypeVar("T")
 logger = structlog.get_logger()
 Conn = psycopg.AsyncConnection[Any]
-# Dispatchers of every instance LISTEN here; a transaction that makes runs due NOTIFYs (delivered at commit).
-RUNS_CHANNEL = "wavehook_runs"
 
 # Failures of the database itself, not of what a job asked: the whole group fails and is answered 503.
 # (A read-only server raises ReadOnlySqlTransaction, an InternalError; a timeout QueryCanceled.)
@@ -93,3 +94,13 @@ async def fetch_all(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, A
     """The rows of one statement as dicts keyed by column name (the seam's row shape)."""
     cur = await conn.execute(sql, params)
     return [dict(row) for row in await cur.fetchall()]
+
+
+async def run(conn: Conn, query: Query[T]) -> T:
+    """Run a shared query (``receiver.store.query``) on ``conn``, inside whatever transaction its caller holds."""
+    steps = Steps(query, "postgres")
+    step = steps.start()
+    while step is not None:
+        cur = await conn.execute(*step)
+        step = steps.send([dict(row) for row in await cur.fetchall()] if cur.description else [], cur.rowcount)
+    return steps.value

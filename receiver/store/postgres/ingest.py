@@ -220,26 +220,3 @@ async def record_quarantine(conn: Conn, item: Quarantined, *, now: float) -> int
     row = await cur.fetchone()
     assert row is not None
     return int(row["id"])
-
-
-async def get_meta(conn: Conn, key: str) -> str | None:
-    cur = await conn.execute("SELECT value FROM meta WHERE key = %s", (key,))
-    row = await cur.fetchone()
-    return None if row is None else str(row["value"])
-
-
-async def set_meta_if_absent(conn: Conn, key: str, value: str) -> str:
-    """Keep the first value any process wrote under ``key``; return the one stored."""
-    await conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, value))
-    stored = await get_meta(conn, key)
-    assert stored is not None
-    return stored
-
-
-async def probe_write(conn: Conn, now: float) -> None:
-    """A real write, for readiness: proves the server accepts a committed write (not down, not read-only)."""
-    await conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('ready_probe', %s) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (repr(now),),
-    )

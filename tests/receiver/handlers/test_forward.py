@@ -30,6 +30,7 @@ def _settings(factory: Callable[..., Settings]) -> Settings:
     )
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_the_notification_verifies_with_the_standard_webhooks_library(
     settings_factory: Callable[..., Settings],
 ) -> None:
@@ -74,6 +75,7 @@ def test_the_notification_verifies_with_the_standard_webhooks_library(
         Webhook(FORWARD_SECRET).verify(tampered, dict(request.headers))
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_a_refused_forward_names_only_the_origin(settings_factory: Callable[..., Settings]) -> None:
     """A failed forward's recorded error names the receiving origin, never the URL's path (often a credential)."""
     settings = settings_factory(

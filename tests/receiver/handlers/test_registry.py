@@ -153,6 +153,7 @@ def test_an_unimportable_module_is_a_config_error(settings_factory: Callable[...
         load_handlers(settings, entry_points=lambda **_: [])
 
 
+@pytest.mark.usefixtures("backend")  # each ledger backend in turn
 def test_the_log_built_in_writes_one_line_per_outcome(settings_factory: Callable[..., Settings]) -> None:
     """The log handler writes one prediction_outcome line with the outcome's summary."""
     from structlog.testing import capture_logs

@@ -1,4 +1,7 @@
-"""Opening the ledger: WAL, busy timeout, synchronous=FULL, and migrations safe from several processes."""
+"""Opening the ledger: WAL, busy timeout, synchronous=FULL, and migrations safe from several processes.
+
+SQLite's file and pragmas only (PostgreSQL's session settings and migrations: tests/receiver/store/postgres/).
+"""
 
 from __future__ import annotations
 

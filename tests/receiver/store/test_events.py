@@ -1,4 +1,8 @@
-"""The write path: events stored once, the state machine never moving backwards, the outbox in one transaction."""
+"""The write path: events stored once, the state machine never moving backwards, the outbox in one transaction.
+
+SQLite's own statements (``receiver/store/events.py``), on a bare connection; PostgreSQL's write path is its
+own (``postgres/ingest.py``), and both are held to the same contract in test_ledger.py.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from receiver.delivery import parse
 from receiver.statuses import TERMINAL, rank
 from receiver.store.connection import connect, open_database
 from receiver.store.events import record_delivery, record_quarantine
-from receiver.store.meta import probe_write
 from receiver.store.records import IngestResult, Quarantined
 from tests.support import prediction_body
 
@@ -193,12 +196,6 @@ def test_quarantine_repeats_bump_the_count(conn: sqlite3.Connection) -> None:
         record_quarantine(conn, item, now=now)
     row = conn.execute("SELECT count, received_at, last_seen_at, body FROM quarantine").fetchone()
     assert tuple(row) == (2, 1.0, 2.0, b"[]")
-
-
-def test_probe_write_writes(conn: sqlite3.Connection) -> None:
-    """The readiness probe really writes a row."""
-    probe_write(conn, 42.0)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'ready_probe'").fetchone()[0] == "42.0"
 
 
 EXAMPLE_IDS = itertools.count()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -53,15 +53,23 @@ async def deliver(
 
 
 async def claim(
-    ledger: Ledger, owner: str, *, now: float = NOW, limit: int = 10, attempts: int = 3
+    ledger: Ledger,
+    owner: str,
+    *,
+    now: float = NOW,
+    limit: int = 10,
+    attempts: int = 3,
+    handlers: Sequence[str] = HANDLERS,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ClaimedRun]:
     return await ledger.claim_runs(
         owner=owner,
         now=now,
         lease_seconds=30.0,
-        handlers=HANDLERS,
-        max_attempts=dict.fromkeys(HANDLERS, attempts),
+        handlers=handlers,
+        max_attempts=dict.fromkeys(handlers, attempts),
         limit=limit,
+        after=after,
     )
 
 
@@ -200,6 +208,7 @@ def test_meta_keeps_the_first_value_and_the_secret_is_shared(ledger_factory: Led
             assert len(secret) >= 32
             assert await two.correlation_secret() == secret
             await one.probe_write(now=NOW)
+            assert await two.get_meta("ready_probe") == repr(NOW)  # the readiness probe really wrote
 
     run(scenario)
 

@@ -1,88 +1,108 @@
-"""The run SQL: atomic claims across connections, lease renewal by owner, release, replay of finished runs only."""
+"""The run queries (``receiver/store/runs.py``) on every backend: claims that never share a run, dependencies
+(``after=``) that hold a run back or end it dead, and a replay that gives runs stopped by a dead dependency
+their turn again."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from pathlib import Path
+import asyncio
+import functools
+from collections.abc import Sequence
 
-from receiver.store import runs as store
-from receiver.store.connection import connect
-from receiver.store.events import enqueue_runs
-from receiver.store.records import ClaimedRun, RunEnd
+from receiver.delivery import parse
+from receiver.store.ledger import Ledger
+from receiver.store.records import NOT_RUN_PREFIX, RunEnd, RunSelection
+from tests.conftest import LedgerFactory
+from tests.receiver.store.test_ledger import claim as claim_runs
+from tests.support import prediction_body
 
 NOW = 1_800_000_000.0
-CLAIM = {"handlers": ["a", "b"], "max_attempts": {"a": 3, "b": 3}, "lease_seconds": 30.0}
+HANDLERS = ("a", "b", "c")
+# c runs after b, which runs after a: a chain.
+CHAIN = {"b": ["a"], "c": ["b"]}
 
 
-def _enqueue(conn: sqlite3.Connection, count: int) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+async def enqueue(ledger: Ledger, count: int, handlers: Sequence[str] = HANDLERS) -> None:
     for n in range(count):
-        enqueue_runs(conn, f"p{n}", "completed", ("a", "b"), now=NOW)
-    conn.execute("COMMIT")
+        delivery = parse(prediction_body(f"p{n}"), webhook_id=f"p{n}-completed")
+        await ledger.ingest(delivery, now=NOW, handlers=handlers)
 
 
-def _in_transaction(conn: sqlite3.Connection, owner: str, limit: int) -> list[ClaimedRun]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        return store.claim(conn, owner=owner, now=NOW, limit=limit, **CLAIM)  # type: ignore[arg-type]
-    finally:
-        conn.execute("COMMIT")
+# The contract tests' claim, over this module's handlers.
+claim = functools.partial(claim_runs, handlers=HANDLERS)
 
 
-def test_concurrent_claims_never_share_a_run(db_path: Path) -> None:
-    """Four connections claiming at once in small batches end up with disjoint sets covering every run."""
-    setup = connect(db_path)
-    _enqueue(setup, 50)
-    claimed: dict[str, list[int]] = {}
-    barrier = threading.Barrier(4)
+def test_claimers_on_four_ledgers_share_no_run(ledger_factory: LedgerFactory) -> None:
+    """Four ledgers (four processes' worth of connections) claiming in small batches until nothing is due end up
+    with disjoint sets that cover every run, each run leased to the owner that got it."""
 
-    def claimer(owner: str) -> None:
-        conn = connect(db_path, busy_timeout_ms=10_000)
-        mine: list[int] = []
-        barrier.wait()
-        while batch := _in_transaction(conn, owner, 3):
-            mine += [run.id for run in batch]
-        claimed[owner] = mine
-        conn.close()
+    async def scenario() -> None:
+        async with (
+            ledger_factory() as one,
+            ledger_factory() as two,
+            ledger_factory() as three,
+            ledger_factory() as four,
+        ):
+            await enqueue(one, 20)
 
-    threads = [threading.Thread(target=claimer, args=(f"w{n}",)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    every = [run_id for ids in claimed.values() for run_id in ids]
-    assert len(every) == len(set(every)) == 100
-    owners = dict(setup.execute("SELECT id, lease_owner FROM handler_runs").fetchall())
-    assert all(owners[run_id] == owner for owner, ids in claimed.items() for run_id in ids)
-    setup.close()
+            async def claimer(ledger: Ledger, owner: str) -> list[int]:
+                mine: list[int] = []
+                while batch := await claim(ledger, owner, limit=3):
+                    mine += [run.id for run in batch]
+                return mine
 
+            owners = [f"w{n}" for n in range(4)]
+            claimed = await asyncio.gather(
+                *(claimer(ledger, owner) for ledger, owner in zip((one, two, three, four), owners, strict=True))
+            )
+            every = [run_id for ids in claimed for run_id in ids]
+            assert len(every) == len(set(every)) == 60
+            rows = {row["id"]: row for row in await one.list_runs()}
+            assert all(
+                rows[run_id]["lease_owner"] == owner
+                for owner, ids in zip(owners, claimed, strict=True)
+                for run_id in ids
+            )
 
-def test_only_the_owner_renews_and_release_gives_the_attempt_back(conn: sqlite3.Connection) -> None:
-    """Renewal touches only the owner's runs; a released run is pending again without the attempt counted."""
-    _enqueue(conn, 1)
-    (first, second) = _in_transaction(conn, "w1", 10)
-    assert store.renew(conn, owner="w2", run_ids=[first.id], lease_until=NOW + 99) == set()
-    assert store.renew(conn, owner="w1", run_ids=[first.id, second.id], lease_until=NOW + 99) == {first.id, second.id}
-    assert store.release(conn, [first], owner="w2", now=NOW) == 0
-    assert store.release(conn, [first], owner="w1", now=NOW) == 1
-    row = conn.execute("SELECT state, attempts, lease_owner FROM handler_runs WHERE id = ?", (first.id,)).fetchone()
-    assert tuple(row) == ("pending", 0, None)
-    outcomes = conn.execute("SELECT outcome FROM run_attempts WHERE run_id = ?", (first.id,)).fetchall()
-    assert [r[0] for r in outcomes] == ["released"]
+    asyncio.run(scenario())
 
 
-def test_replay_touches_finished_runs_only(conn: sqlite3.Connection) -> None:
-    """Dead and succeeded runs become pending with fresh attempts; pending and running ones are left alone."""
-    _enqueue(conn, 2)
-    runs = _in_transaction(conn, "w1", 3)
-    store.finish(conn, runs[0], RunEnd(state="dead", outcome="failed", error="x"), owner="w1", now=NOW)
-    store.finish(conn, runs[1], RunEnd(state="succeeded", outcome="succeeded"), owner="w1", now=NOW)
-    every = [row["id"] for row in store.select_runs(conn)]
-    assert store.replay(conn, every, now=NOW + 5) == sorted([runs[0].id, runs[1].id])
-    states = dict(conn.execute("SELECT id, state FROM handler_runs").fetchall())
-    assert states[runs[2].id] == "running"
-    assert sorted(states.values()) == ["pending", "pending", "pending", "running"]
-    replayed = store.get_run(conn, runs[0].id)
-    assert replayed is not None
-    assert (replayed["attempts"], replayed["replays"], replayed["next_at"]) == (0, 1, NOW + 5)
+def test_a_run_waits_for_its_dependency_to_succeed(ledger_factory: LedgerFactory) -> None:
+    """Only the head of the chain is claimed at first; each success lets the next one through."""
+
+    async def scenario() -> None:
+        async with ledger_factory() as ledger:
+            await enqueue(ledger, 1)
+            order: list[str] = []
+            while batch := await claim(ledger, "w1", after=CHAIN):
+                assert len(batch) == 1
+                order.append(batch[0].handler)
+                done = RunEnd(state="succeeded", outcome="succeeded")
+                assert await ledger.finish_run(batch[0], done, owner="w1", now=NOW)
+            assert order == ["a", "b", "c"]
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_dependency_ends_the_whole_chain_in_one_claim_and_a_replay_revives_it(
+    ledger_factory: LedgerFactory,
+) -> None:
+    """When the head dies, the next claim ends every run after it dead without running, naming the dependency;
+    replaying the head makes it pending and gives the runs it stopped their turn again, still in order."""
+
+    async def scenario() -> None:
+        async with ledger_factory() as ledger:
+            await enqueue(ledger, 1)
+            (head,) = await claim(ledger, "w1", after=CHAIN)
+            await ledger.finish_run(head, RunEnd(state="dead", outcome="failed", error="x"), owner="w1", now=NOW)
+            assert await claim(ledger, "w1", after=CHAIN) == []
+            runs = {row["handler"]: row for row in await ledger.list_runs(prediction_id="p0")}
+            assert {handler: row["state"] for handler, row in runs.items()} == dict.fromkeys(HANDLERS, "dead")
+            assert runs["b"]["last_error"].startswith(f"{NOT_RUN_PREFIX}a ended dead")
+            assert runs["c"]["last_error"].startswith(f"{NOT_RUN_PREFIX}b ended dead")
+            assert (runs["b"]["attempts"], runs["c"]["attempts"]) == (0, 0)
+
+            replayed = await ledger.replay_runs(RunSelection(run_id=head.id), now=NOW)
+            assert replayed.replayed == sorted(row["id"] for row in runs.values())
+            assert [run.handler for run in await claim(ledger, "w2", after=CHAIN)] == ["a"]
+
+    asyncio.run(scenario())

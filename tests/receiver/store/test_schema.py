@@ -1,4 +1,7 @@
-"""Versioned migrations: a fresh file gets every one, an existing file only the new ones, its data intact."""
+"""Versioned migrations: a fresh file gets every one, an existing file only the new ones, its data intact.
+
+SQLite's migrations (PostgreSQL's: tests/receiver/store/postgres/test_schema.py).
+"""
 
 from __future__ import annotations
 

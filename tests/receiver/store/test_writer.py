@@ -1,4 +1,7 @@
-"""Group commit: answers after COMMIT, shared commits, job errors isolated, storage errors fail the group."""
+"""Group commit: answers after COMMIT, shared commits, job errors isolated, storage errors fail the group.
+
+SQLite's own writer thread (PostgreSQL's group writer has its twin in tests/receiver/store/postgres/test_writer.py).
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
-"""The dispatcher's commands: ``wavehook runs``, ``wavehook replay`` and ``wavehook worker --burst``."""
+"""The dispatcher's commands: ``wavehook runs``, ``wavehook replay`` and ``wavehook worker --burst``, on every
+ledger backend (the tests that take ``env``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -14,10 +16,12 @@ from click.testing import CliRunner, Result
 from structlog.testing import capture_logs
 
 from receiver import logs
+from receiver.delivery import parse
 from receiver.handlers.registry import default_registry
-from receiver.store.connection import connect, open_database
-from receiver.store.events import enqueue_runs
+from receiver.settings import Settings
+from receiver.store.ledger import open_ledger
 from tests.conftest import SECRET
+from tests.support import prediction_body
 from wavehook.cli import main
 from wavehook.durations import parse_since
 
@@ -26,8 +30,10 @@ NOW = 1_800_000_000.0
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """A ledger with three runs of a handler module that fails unless a file exists."""
+def env(
+    backend: str, settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """A ledger of each backend in turn with three runs of a handler module that fails unless a file exists."""
     configured: list[dict[str, str]] = []
     (tmp_path / f"{MODULE}.py").write_text(
         "import pathlib\n"
@@ -41,19 +47,20 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     monkeypatch.syspath_prepend(str(tmp_path))
     # The commands configure structlog for the process (caching loggers); keep that out of the other tests.
     monkeypatch.setattr(logs, "configure", lambda **options: configured.append(options))
-    db = tmp_path / "wavehook.db"
-    open_database(db)
-    conn = connect(db)
-    conn.execute("BEGIN IMMEDIATE")
-    for pid in ("p1", "p2", "p3"):
-        enqueue_runs(conn, pid, "completed", ("cmd_handler",), now=time.time() - 60)
-    conn.execute("COMMIT")
-    conn.close()
+    settings = settings_factory()
+
+    async def enqueue() -> None:
+        async with await open_ledger(settings) as ledger:
+            for pid in ("p1", "p2", "p3"):
+                delivery = parse(prediction_body(pid), webhook_id=f"{pid}-completed")
+                await ledger.ingest(delivery, now=time.time() - 60, handlers=("cmd_handler",))
+
+    asyncio.run(enqueue())
     # Log lines would go to stdout under structlog's defaults (configure is patched out): keep them out of listings.
     capturing = capture_logs()
     capturing.__enter__()
     yield {
-        "WAVEHOOK_DB": str(db),
+        "WAVEHOOK_DB": settings.db,
         "WAVESPEED_WEBHOOK_SECRET": SECRET,
         "WAVEHOOK_HANDLERS": MODULE,
         "WAVEHOOK_DOWNLOAD": "false",
