@@ -36,9 +36,8 @@ def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, acc
 
     from receiver.handlers.registry import load_handlers
     from receiver.http import auth
-    from receiver.http.connections import GuardedProtocol
-    from receiver.http.file_descriptors import raise_soft_limit
     from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
+    from receiver.http.server import uvicorn_options
     from receiver.media_store import open_media_store
     from receiver.signature import Verifier
     from receiver.store.ledger import ledger_for, open_ledger
@@ -65,8 +64,7 @@ def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, acc
     if warning := auth.startup_warning(settings.admin_token, host):
         # Through the log, not click.echo: off a terminal every line the process writes is JSON.
         structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
-    limits = settings.connections
-    max_connections = raise_soft_limit(limits.max_connections)
+    options = uvicorn_options(settings, workers=workers, access_log=access_log)
     metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
     # One process serves the app built here from what was just checked (a cold start pays for it once); worker
     # processes each build their own from the environment.
@@ -76,24 +74,7 @@ def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, acc
 
         app = serving_app(settings, handlers)
     try:
-        uvicorn.run(
-            app,
-            factory=workers > 1,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
-            log_config=None,
-            log_level=settings.log_level,
-            server_header=False,
-            http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
-            timeout_keep_alive=limits.keep_alive_seconds,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            limit_concurrency=max_connections,
-            # No route is a WebSocket: uvicorn need not load its WebSocket protocol (part of a cold start).
-            ws="none",
-        )
+        uvicorn.run(app, factory=workers > 1, host=host, port=port, **options)
     finally:
         remove_multiprocess(metrics_dir)
 
