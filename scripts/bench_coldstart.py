@@ -236,6 +236,8 @@ def measure(args: argparse.Namespace, postgres: str | None) -> dict[str, float]:
         "new ledger / bare": round(medians["wavehook serve, new ledger"] / medians["bare"], 2),
         "existing / bare": round(medians["wavehook serve, existing"] / medians["bare"], 2),
     }
+    if postgres:
+        ratios["PostgreSQL / bare"] = round(medians["wavehook serve, PostgreSQL"] / medians["bare"], 2)
     print(f"Cold start, medians of {args.runs} runs (ms), {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}:")
     for name, value in medians.items():
         print(f"  {name:<28} {value:>8.1f}")
