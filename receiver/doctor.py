@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hmac
 import json
 from collections.abc import Callable, Iterator
-
-from cryptography.hazmat.primitives import hashes, hmac
 
 from receiver.errors import SignatureError
 from receiver.settings import Secret
@@ -24,9 +23,7 @@ class Diagnosis:
 
 
 def _hex_mac(key: bytes, content: bytes) -> str:
-    mac = hmac.HMAC(key, hashes.SHA256())
-    mac.update(content)
-    return mac.finalize().hex()
+    return hmac.digest(key, content, "sha256").hex()
 
 
 def _b64_keys(secret: str) -> Iterator[bytes]:

@@ -1,6 +1,7 @@
 """Benchmark durable ingest: wavehook serve against the bare-Starlette ceiling and a naive receiver, in one run.
 
-Three servers run as separate processes on loopback with the same uvicorn settings, one worker pinned to
+Three servers run as separate processes on loopback under the server ``wavehook serve`` runs (its uvicorn
+settings from ``receiver.http.server.uvicorn_options``, through scripts/bench/serve.py), one worker pinned to
 core 0: (a) a bare Starlette endpoint that reads the body and answers 200, (b) a naive receiver (verify,
 json.loads, sqlite-utils insert, commit per request, WAL + synchronous=FULL), (c) ``wavehook serve``
 (synchronous=FULL, group commit). A keep-alive load generator pinned to core 1 drives them with the same

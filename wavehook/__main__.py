@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from wavehook.cli import main
+from wavehook.console import main
 
-main(prog_name="wavehook")
+main()

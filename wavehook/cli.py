@@ -8,6 +8,7 @@ the web stack.
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 import click
@@ -109,6 +110,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Event-driven WaveSpeedAI jobs: signed webhooks, recorded once, dispatched to handlers."""
+    gc.enable()  # the console script paused it while the command line started (wavehook.console)
     if quiet and verbose:
         raise click.UsageError("give --quiet or --verbose, not both")
     ctx.obj = Bootstrap(level="warning" if quiet else "debug" if verbose else None)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
+    from receiver.handlers.context import Resolver
+
 import asyncio
 import contextlib
 import dataclasses
@@ -28,12 +30,9 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 
 from receiver.dispatch.backoff import backoff_delay
-from receiver.dispatch.execute import HandlerTimedOut, call
 from receiver.dispatch.outcome import Counts, Failure
 from receiver.errors import StorageUnavailable
-from receiver.handlers.context import Context, Resolver, StoredOutput, system_resolve
 from receiver.handlers.errors import GiveUp, RetryLater
-from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import Handler, Handlers
 from receiver.media_store import MediaStore, open_media_store
 from receiver.settings import Settings
@@ -56,7 +55,7 @@ class Dispatcher:
         *,
         http: httpx.AsyncClient | None,
         clock: Callable[[], float] = time.time,
-        resolve: Resolver = system_resolve,
+        resolve: Resolver | None = None,  # None: the system's resolver
         wake: asyncio.Event | None = None,
         owner: str | None = None,
         jitter: Callable[[], float] = random.random,
@@ -231,6 +230,11 @@ class Dispatcher:
     # -- one run -----------------------------------------------------------------------------------------
 
     async def _execute(self, run: ClaimedRun) -> str:
+        # What calls a handler loads with the first run, not with the dispatcher: a start does not wait for it.
+        from receiver.dispatch.execute import HandlerTimedOut, call
+        from receiver.handlers.context import Context, StoredOutput, system_resolve
+        from receiver.handlers.prediction import Prediction
+
         handler = self.handlers.get(run.handler)
         assert handler is not None  # claims are limited to this process's handlers
         max_attempts = handler.max_attempts or self.config.max_attempts
@@ -245,7 +249,7 @@ class Dispatcher:
             logger=logger.bind(**bound),
             settings=self.settings,
             http=await self.client(),
-            resolve=self.resolve,
+            resolve=self.resolve or system_resolve,
             clock=self.clock,
             media=self.media,
             downloads=tuple(StoredOutput.from_row(row) for row in run.downloads),

@@ -7,7 +7,6 @@ register into it at import time, and start-up turns it into an immutable ``Handl
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import importlib
 import importlib.metadata
@@ -25,6 +24,7 @@ from receiver.settings import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 ENTRY_POINT_GROUP = "wavehook.handlers"
 BUILTIN_MODULE = "receiver.handlers.builtin"
+ANY_MODEL = "*"  # the glob every model id matches
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ def _check_order(handlers: dict[str, Handler]) -> None:
     for handler in handlers.values():
         for name in handler.after:
             if name not in handlers:
-                close = difflib.get_close_matches(name, list(handlers), n=1)
+                close = _close_matches(name, list(handlers))
                 hint = f"; did you mean {close[0]!r}?" if close else f"; registered: {', '.join(sorted(handlers))}"
                 raise HandlerConfigError(f"handler {handler.name!r} runs after={name!r}, which is no handler{hint}")
     done: set[str] = set()
@@ -203,12 +203,18 @@ def _visit(name: str, handlers: dict[str, Handler], path: list[str], done: set[s
 def _check_statuses(handler: Handler, terminal: tuple[str, ...]) -> None:
     for status in handler.statuses or ():
         if status not in terminal:
-            close = difflib.get_close_matches(status, terminal, n=1)
+            close = _close_matches(status, terminal)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise HandlerConfigError(
                 f"handler {handler.name!r}: status={status!r} is not a final status, so it would never run; "
                 f"{hint}handlers run on {', '.join(terminal)} (WAVEHOOK_TERMINAL_STATUSES)"
             )
+
+
+def _close_matches(word: str, possibilities: Sequence[str]) -> list[str]:
+    import difflib  # only a mistake's message needs it: not loaded by a start without one
+
+    return difflib.get_close_matches(word, possibilities, n=1)
 
 
 def _import(module: str, source: str) -> None:
@@ -225,12 +231,12 @@ def unmatched_globs(handlers: Iterable[Handler], known_models: Collection[str]) 
     return [h for h in handlers if not any(fnmatch.fnmatchcase(model, h.model) for model in known_models)]
 
 
-def _warn_unmatched(handlers: Handlers, known_models: Collection[str]) -> None:
+def _warn_unmatched(handlers: Iterable[Handler], known_models: Collection[str]) -> None:
     for handler in unmatched_globs(handlers, known_models):
         # Compare the glob's literal start with the ids cut to its length: "seedanse-*" is near "seedance-".
         literal = re.split(r"[*?\[]", handler.model, maxsplit=1)[0]
         starts = {model[: len(literal)] for model in known_models}
-        close = difflib.get_close_matches(literal, sorted(starts), n=1, cutoff=0.6) if literal else []
+        close = _close_matches(literal, sorted(starts)) if literal else []
         structlog.get_logger().warning(
             "handler_glob_matches_no_catalogued_model",
             handler=handler.name,
@@ -248,12 +254,13 @@ def load_handlers(
     *,
     registry: Registry | None = None,
     entry_points: EntryPoints = importlib.metadata.entry_points,
-    known_models: Collection[str] = (),
+    known_models: Collection[str] | Callable[[], Collection[str]] = (),
 ) -> Handlers:
     """Import the built-ins, the modules in WAVEHOOK_HANDLERS and the ``wavehook.handlers`` entry points.
 
     Each WAVEHOOK_HANDLERS entry (a module name, or a ``.py`` file's path) must register at least one handler.
-    With ``known_models`` (the catalog), a model glob matching none of them is logged as a warning.
+    With ``known_models`` (the catalog, or a function returning it: called only when a handler's glob is more
+    than ``*``, which matches every model), a model glob matching none of them is logged as a warning.
     """
     chosen = registry or default_registry
     _import(BUILTIN_MODULE, "built-in handlers")
@@ -274,8 +281,9 @@ def load_handlers(
                 f"entry point {entry_point.name!r} ({entry_point.value}) in group {ENTRY_POINT_GROUP}: {exc}"
             ) from exc
     handlers = chosen.select(settings)
-    if known_models:
-        _warn_unmatched(handlers, known_models)
+    narrowed = [handler for handler in handlers if handler.model != ANY_MODEL]
+    if narrowed and known_models:
+        _warn_unmatched(narrowed, known_models() if callable(known_models) else known_models)
     return handlers
 
 

@@ -118,6 +118,27 @@ def test_a_glob_matching_no_catalogued_model_is_a_warning(settings_factory: Call
     assert [(line["handler"], line["model"]) for line in warned] == [("typo", "bytedance/seedanse-*")]
 
 
+def test_the_catalog_is_read_only_for_a_glob_narrower_than_any_model(settings_factory: Callable[..., Settings]) -> None:
+    """Given as a function, the catalog is read only when some handler's glob is more than ``*`` (which matches
+    every model): a start with only such handlers never loads it."""
+    reads: list[int] = []
+
+    def catalog() -> tuple[str, ...]:
+        reads.append(1)
+        return ("bytedance/seedance-v1-lite-t2v-480p",)
+
+    registry = Registry()
+    registry.on("*", name="everything")(lambda prediction, ctx: None)
+    load_handlers(settings_factory(), registry=registry, entry_points=NO_ENTRY_POINTS, known_models=catalog)
+    assert reads == []
+    registry.on("bytedance/seedanse-*", name="typo")(lambda prediction, ctx: None)
+    with capture_logs() as logs:
+        load_handlers(settings_factory(), registry=registry, entry_points=NO_ENTRY_POINTS, known_models=catalog)
+    assert reads == [1]
+    warned = [line["handler"] for line in logs if line["event"] == "handler_glob_matches_no_catalogued_model"]
+    assert warned == ["typo"]
+
+
 def test_serve_finds_a_handler_module_in_the_current_directory(tmp_path: Path) -> None:
     """As uvicorn finds its app: `wavehook serve` run from the handler's directory imports it by name (the
     console script's sys.path does not hold the current directory); a bad one stops the start naming it."""

@@ -31,6 +31,7 @@ def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> N
     found = json.loads(figures.read_text())
     assert found.pop("ratio new ledger / bare") == round(found["wavehook serve, new ledger"] / found["bare"], 2)
     assert found.pop("ratio existing / bare") == round(found["wavehook serve, existing"] / found["bare"], 2)
+    assert found.pop("ratio PostgreSQL / bare") == round(found["wavehook serve, PostgreSQL"] / found["bare"], 2)
     assert set(found) == {
         "wavehook serve, new ledger",
         "wavehook serve, existing",

@@ -30,7 +30,7 @@ def _handlers(settings: Settings) -> Handlers:
 
     try:
         open_media_store(settings)  # an object store the S3 client cannot be set up for stops the start here
-        return load_handlers(settings, known_models=catalogued_models())
+        return load_handlers(settings, known_models=catalogued_models)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 

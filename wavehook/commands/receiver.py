@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,18 @@ from wavehook.checks import catalogued_models
 
 if TYPE_CHECKING:
     from receiver.store.ledger import Ledger
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The garbage collector off for the block (unless it was off already)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def _close(opening: Awaitable[Ledger]) -> None:
@@ -31,69 +45,54 @@ async def _close(opening: Awaitable[Ledger]) -> None:
 @pass_bootstrap
 def serve(boot: Bootstrap, host: str | None, port: int | None, workers: int, access_log: bool) -> None:
     """Run the webhook receiver (and, by default, the handler dispatcher)."""
-    import structlog
-    import uvicorn
+    # Start-up makes tens of thousands of objects that live as long as the process (modules, classes, the app):
+    # the collector would walk them again and again while they are made, to find next to no garbage (~10 ms of a
+    # cold start). It waits until they are built; ``serving_app`` then freezes them out of its sight.
+    with _collection_paused():
+        import structlog
+        import uvicorn
 
-    from receiver.handlers.registry import load_handlers
-    from receiver.http import auth
-    from receiver.http.connections import GuardedProtocol
-    from receiver.http.file_descriptors import raise_soft_limit
-    from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
-    from receiver.media_store import open_media_store
-    from receiver.signature import Verifier
-    from receiver.store.ledger import ledger_for, open_ledger
+        from receiver.handlers.registry import load_handlers
+        from receiver.http import auth
+        from receiver.http.metrics import prepare_multiprocess, remove_multiprocess
+        from receiver.http.server import uvicorn_options
+        from receiver.media_store import open_media_store
+        from receiver.signature import Verifier
+        from receiver.store.ledger import ledger_for, open_ledger
 
-    settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
-    host = host or settings.host
-    port = settings.port if port is None else port
-    if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
-        click.echo(f"error: {refusal}", err=True)
-        sys.exit(2)
+        settings = boot.logging()  # before the checks: a warning about handlers is a log line like every other
+        host = host or settings.host
+        port = settings.port if port is None else port
+        if refusal := auth.startup_refusal(settings.admin_token, host, settings.allow_no_admin_token):
+            click.echo(f"error: {refusal}", err=True)
+            sys.exit(2)
+        try:
+            Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
+            # An unimportable module, a duplicate name, a bad status or signature stops the start here.
+            handlers = load_handlers(settings, known_models=catalogued_models)
+            open_media_store(settings)  # so does an object store the S3 client cannot be set up for
+            if workers > 1:
+                # The ledger is created or upgraded once, here, before any worker process opens it.
+                asyncio.run(_close(open_ledger(settings)))
+            else:
+                ledger_for(settings)  # a backend that exists; the app's own start opens (and upgrades) it
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        if warning := auth.startup_warning(settings.admin_token, host):
+            # Through the log, not click.echo: off a terminal every line the process writes is JSON.
+            structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
+        options = uvicorn_options(settings, workers=workers, access_log=access_log)
+        metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
+        # One process serves the app built here from what was just checked (a cold start pays for it once); worker
+        # processes each build their own from the environment.
+        app: Any = "receiver.http.app:create_app_from_env"
+        if workers == 1:
+            from receiver.http.app import serving_app
+
+            app = serving_app(settings, handlers)
     try:
-        Verifier(settings.require_secrets())  # refuses a missing or empty secret before any worker starts
-        # An unimportable module, a duplicate name, a bad status or signature stops the start here.
-        handlers = load_handlers(settings, known_models=catalogued_models())
-        open_media_store(settings)  # so does an object store the S3 client cannot be set up for
-        if workers > 1:
-            # The ledger is created or upgraded once, here, before any worker process opens it.
-            asyncio.run(_close(open_ledger(settings)))
-        else:
-            ledger_for(settings)  # a backend that exists; the app's own start opens (and upgrades) it
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if warning := auth.startup_warning(settings.admin_token, host):
-        # Through the log, not click.echo: off a terminal every line the process writes is JSON.
-        structlog.get_logger().warning("dashboard_loopback_only", detail=warning.removeprefix("warning: "))
-    limits = settings.connections
-    max_connections = raise_soft_limit(limits.max_connections)
-    metrics_dir = prepare_multiprocess(workers, os.environ)  # before the workers start: they inherit it
-    # One process serves the app built here from what was just checked (a cold start pays for it once); worker
-    # processes each build their own from the environment.
-    app: Any = "receiver.http.app:create_app_from_env"
-    if workers == 1:
-        from receiver.http.app import serving_app
-
-        app = serving_app(settings, handlers)
-    try:
-        uvicorn.run(
-            app,
-            factory=workers > 1,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            # uvicorn's own lines go through the logging set-up above (JSON when not on a terminal).
-            log_config=None,
-            log_level=settings.log_level,
-            server_header=False,
-            http=GuardedProtocol,  # header and body deadlines, a header cap, a JSON 503 past the limit
-            timeout_keep_alive=limits.keep_alive_seconds,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            limit_concurrency=max_connections,
-            # No route is a WebSocket: uvicorn need not load its WebSocket protocol (part of a cold start).
-            ws="none",
-        )
+        uvicorn.run(app, factory=workers > 1, host=host, port=port, **options)
     finally:
         remove_multiprocess(metrics_dir)
 

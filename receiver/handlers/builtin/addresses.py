@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
+    from receiver.handlers.context import Resolver
+
 import dataclasses
 import ipaddress
-
-from receiver.handlers.context import Resolver
 
 
 class RefusedURL(Exception):

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
+    from receiver.handlers.context import Context, Resolver
+    from receiver.handlers.prediction import Prediction
+
 import dataclasses
 import fnmatch
 import hashlib
@@ -29,9 +32,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from receiver.handlers.builtin.addresses import AddressPolicy, RefusedURL, check_url
-from receiver.handlers.context import Context, Resolver
 from receiver.handlers.errors import GiveUp
-from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 from receiver.media_store import MediaStore, MediaStoreError
 

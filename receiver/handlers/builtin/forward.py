@@ -13,12 +13,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from receiver.handlers.context import Context, StoredOutput
-from receiver.handlers.prediction import Prediction
 from receiver.handlers.registry import on
 from receiver.timestamps import iso_utc
+
+if TYPE_CHECKING:
+    from receiver.handlers.context import Context, StoredOutput
+    from receiver.handlers.prediction import Prediction
 
 
 class ForwardError(Exception):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from receiver.handlers.context import Context
-from receiver.handlers.prediction import Prediction
+from typing import TYPE_CHECKING
+
 from receiver.handlers.registry import on
+
+if TYPE_CHECKING:
+    from receiver.handlers.context import Context
+    from receiver.handlers.prediction import Prediction
 
 
 @on("*", name="log", enabled=lambda settings: settings.dispatch.log_outcomes)

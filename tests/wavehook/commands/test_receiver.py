@@ -107,3 +107,40 @@ def test_serve_refuses_bad_settings(runner: CliRunner) -> None:
     result = runner.invoke(main, ["serve"], env=env)
     assert result.exit_code == 2
     assert "WAVEHOOK_TOLERANCE_SECONDS" in result.output
+
+
+def test_serve_hands_uvicorn_a_frozen_app_with_the_collector_back_on(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up runs with the garbage collector paused; uvicorn is handed the app with what start-up built frozen
+    out of the collector's sight, the collector on again, and the server settings of ``uvicorn_options``."""
+    import gc
+    import logging
+
+    import structlog
+    import uvicorn
+
+    from receiver.http.connections import GuardedProtocol
+
+    handed: dict[str, object] = {}
+
+    def run(app: object, **options: object) -> None:
+        handed.update(app=app, options=options, collecting=gc.isenabled(), frozen=gc.get_freeze_count())
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    config, handlers = structlog.get_config(), logging.getLogger().handlers
+    env = {"WAVESPEED_WEBHOOK_SECRET": VECTOR["secret"], "WAVEHOOK_DB": str(tmp_path / "w.db")}
+    try:
+        result = runner.invoke(main, ["serve", "--port", "0"], env=env)
+    finally:
+        gc.unfreeze()
+        structlog.configure(**config)
+        logging.getLogger().handlers = handlers
+    assert result.exit_code == 0, result.output
+    assert handed["collecting"] is True
+    assert isinstance(handed["frozen"], int)
+    assert handed["frozen"] > 10_000
+    assert not isinstance(handed["app"], str)  # one process: the app built here, not a factory's name
+    options = handed["options"]
+    assert isinstance(options, dict)
+    assert (options["http"], options["port"], options["factory"]) == (GuardedProtocol, 0, False)
