@@ -26,7 +26,80 @@ from receiver.store.postgres.connection import RUNS_CHANNEL, Conn
 from receiver.store.postgres.writer import Batched
 from receiver.store.records import IngestResult, Quarantined
 
+# The group as rows: one per delivery, ``i`` its place in the group (and in ``bodies``).
+_ROWS = """json_to_recordset(batch) AS x(
+    i integer, webhook_id text, body_sha256 text, prediction_id text, status text, source text,
+    model text, rank integer, webhook_timestamp bigint, reference text, now double precision,
+    completed_at double precision, handlers text[], input text, outputs text, error text,
+    has_nsfw_contents text, timings text, provider_created_at text)"""
+
+
+def _owner(d: str) -> str:
+    """Which job (if any) owns delivery ``d``'s prediction: read before the delivery is stored (which may
+    record its reference)."""
+    return f"""(SELECT s.reference FROM submissions s WHERE s.prediction_id = {d}.prediction_id
+        UNION ALL SELECT p.reference FROM predictions p WHERE p.id = {d}.prediction_id AND p.reference IS NOT NULL
+        LIMIT 1)"""  # noqa: S608 (interpolates constants, never input)
+
+
+def _elsewhere(d: str, owner: str) -> str:
+    """Whether ``d`` carries the ref of another prediction (only asked when nobody owns its own)."""
+    return f"""({owner} IS NULL AND {d}.reference IS NOT NULL AND EXISTS (
+        SELECT 1 FROM submissions s WHERE s.reference = {d}.reference AND s.prediction_id IS NOT NULL
+                                      AND s.prediction_id <> {d}.prediction_id
+        UNION ALL SELECT 1 FROM predictions p WHERE p.reference = {d}.reference AND p.id <> {d}.prediction_id))"""  # noqa: S608 (interpolates constants, never input)
+
+
+def _refused(d: str, owner: str, elsewhere: str) -> str:
+    """The rule of ``refuse_reference`` (which words the refusal): not the ref of the job that owns it, or
+    the ref of another prediction."""
+    return f"(({owner} IS NOT NULL AND {d}.reference IS DISTINCT FROM {owner}) OR {elsewhere})"
+
+
+# The event is stored as applied (the rare delivery the state machine refuses is marked afterwards), flagged
+# ``conflict`` when another body already came under its webhook-id; a repeat only bumps ``duplicates``.
+def _insert_events(d: str, source: str) -> str:
+    return f"""INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
+                        webhook_timestamp, reference, received_at, body)
+    SELECT {d}.webhook_id, {d}.body_sha256, {d}.prediction_id, {d}.status, {d}.source, 1,
+           (SELECT count(*) FROM (SELECT 1 FROM events e WHERE e.webhook_id = {d}.webhook_id LIMIT 1) AS c)::int,
+           {d}.webhook_timestamp, {d}.reference, {d}.now, bodies[{d}.i]
+    {source}
+    ON CONFLICT (webhook_id, body_sha256) DO UPDATE
+        SET duplicates = events.duplicates + 1, last_duplicate_at = excluded.received_at
+    RETURNING id, webhook_id, duplicates, conflict"""  # noqa: S608 (interpolates constants, never input)
+
+
+# The prediction moves only for a new event, and only if the state machine lets it (the ``ON CONFLICT …
+# WHERE`` is evaluated on the latest committed row, under its row lock, so concurrent transactions of other
+# instances cannot move it backwards); ``moved`` comes from the upsert itself, never from a snapshot.
+def _upsert_predictions(d: str, source: str) -> str:
+    return f"""INSERT INTO predictions AS p (id, model, status, status_rank, input, outputs, error,
+                                  has_nsfw_contents, timings, provider_created_at, reference,
+                                  first_seen_at, updated_at, completed_at, last_event_id)
+    SELECT {d}.prediction_id, {d}.model, {d}.status, {d}.rank, {d}.input, {d}.outputs, {d}.error,
+           {d}.has_nsfw_contents, {d}.timings, {d}.provider_created_at, {d}.reference, {d}.now, {d}.now,
+           {d}.completed_at, ev.id
+    {source}
+    {prediction_moves("p")}
+    RETURNING p.id"""
+
+
+# A final status that moved the prediction enqueues its handlers' runs.
+def _enqueue_runs(d: str, source: str) -> str:
+    return f"""INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
+    SELECT {d}.prediction_id, {d}.status, name, 'pending', {d}.now, {d}.now, {d}.now
+    {source}
+    ON CONFLICT (prediction_id, status, handler) DO NOTHING
+    RETURNING prediction_id"""
+
+
 # Created by migration 3; a change to it is a new migration (``CREATE OR REPLACE FUNCTION``), never an edit.
+#
+# Two ways through, the same answers. A group whose deliveries all name different webhook-ids and different
+# predictions (the usual group) is stored set-wise: one statement for the group. A group where one id comes
+# twice (a duplicate, a conflict, two statuses of one prediction) is stored delivery after delivery, each
+# seeing the ones before it, as the deliveries would be if they came one by one.
 RECORD_DELIVERIES = f"""
 CREATE FUNCTION wavehook_record_deliveries(batch json, bodies bytea[])
 RETURNS TABLE (r_index integer, r_event_id bigint, r_duplicate boolean, r_conflict boolean, r_moved boolean,
@@ -35,79 +108,84 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     d record;
     any_runs boolean := false;
+    unapplied bigint[] := '{{}}';
 BEGIN
     -- Deliveries under one webhook-id take turns across instances, so the second body of an id is flagged
     -- ``conflict`` even when the first is being stored by another instance at this very moment. The locks
-    -- are taken in one order, so two groups never wait on each other.
+    -- are taken in one order, so two groups never wait on each other. (The statements below start after
+    -- the locks are held: they see what the other instance committed.)
     PERFORM pg_advisory_xact_lock(h)
-    FROM (SELECT DISTINCT hashtextextended(x.webhook_id, 0) AS h
-          FROM json_to_recordset(batch) AS x(webhook_id text) ORDER BY 1) AS ids;
-    FOR d IN
-        SELECT * FROM json_to_recordset(batch) AS x(
-            i integer, webhook_id text, body_sha256 text, prediction_id text, status text, source text,
-            model text, rank integer, webhook_timestamp bigint, reference text, now double precision,
-            completed_at double precision, handlers text[], input text, outputs text, error text,
-            has_nsfw_contents text, timings text, provider_created_at text)
-        ORDER BY x.i
-    LOOP
-        r_index := d.i;
-        r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
-        r_owner := NULL; r_elsewhere := false;
-        IF d.source = 'webhook' THEN
-            -- Which job (if any) owns this prediction, and whether the ref belongs to another prediction:
-            -- read before the delivery's own statement (which may record its reference).
-            r_owner := (SELECT s.reference FROM submissions s WHERE s.prediction_id = d.prediction_id
-                        UNION ALL SELECT p.reference FROM predictions p
-                                  WHERE p.id = d.prediction_id AND p.reference IS NOT NULL LIMIT 1);
-            r_elsewhere := r_owner IS NULL AND d.reference IS NOT NULL AND EXISTS (
-                SELECT 1 FROM submissions s WHERE s.reference = d.reference AND s.prediction_id IS NOT NULL
-                                              AND s.prediction_id <> d.prediction_id
-                UNION ALL SELECT 1 FROM predictions p WHERE p.reference = d.reference AND p.id <> d.prediction_id);
-            -- Refused (the rule of ``refuse_reference``): nothing of it is written; the caller raises.
-            IF (r_owner IS NOT NULL AND d.reference IS DISTINCT FROM r_owner) OR r_elsewhere THEN
-                RETURN NEXT;
-                CONTINUE;
+    FROM (SELECT DISTINCT hashtextextended(x.webhook_id, 0) AS h FROM {_ROWS} ORDER BY 1) AS ids;
+    IF (SELECT count(DISTINCT x.webhook_id) = count(*) AND count(DISTINCT x.prediction_id) = count(*)
+        FROM {_ROWS}) THEN
+        FOR d IN
+            WITH rows AS (
+                SELECT x.*, o.owner FROM {_ROWS}
+                LEFT JOIN LATERAL (SELECT {_owner("x")} AS owner) AS o ON x.source = 'webhook'
+            ), checked AS (
+                SELECT rows.*, {_elsewhere("rows", "rows.owner")} AS elsewhere FROM rows
+            ), ok AS (
+                SELECT * FROM checked c WHERE NOT {_refused("c", "c.owner", "c.elsewhere")}
+            ), ev AS (
+                {_insert_events("ok", "FROM ok ORDER BY ok.i")}
+            ), moved AS (
+                {_upsert_predictions("ok", "FROM ok JOIN ev ON ev.webhook_id = ok.webhook_id WHERE ev.duplicates = 0")}
+            ), runs AS (
+                {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, unnest(ok.handlers) AS name")}
+            )
+            SELECT c.i, ev.id, ev.duplicates > 0 AS duplicate, ev.conflict > 0 AS conflict,
+                   moved.id IS NOT NULL AS moved,
+                   (SELECT count(*) FROM runs WHERE runs.prediction_id = c.prediction_id)::int AS enqueued,
+                   c.owner, c.elsewhere
+            FROM checked c
+            LEFT JOIN ev ON ev.webhook_id = c.webhook_id
+            LEFT JOIN moved ON moved.id = c.prediction_id
+            ORDER BY c.i
+        LOOP
+            r_index := d.i; r_event_id := d.id; r_duplicate := coalesce(d.duplicate, false);
+            r_conflict := coalesce(d.conflict, false); r_moved := d.moved; r_enqueued := d.enqueued;
+            r_owner := d.owner; r_elsewhere := d.elsewhere;
+            IF r_event_id IS NOT NULL AND NOT r_duplicate AND NOT r_moved THEN
+                unapplied := unapplied || r_event_id;
             END IF;
-        END IF;
-        -- The event is stored as applied; the rare delivery the state machine refuses is marked below.
-        WITH ev AS (
-            INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
-                                webhook_timestamp, reference, received_at, body)
-            VALUES (d.webhook_id, d.body_sha256, d.prediction_id, d.status, d.source, 1,
-                    (SELECT count(*) FROM (SELECT 1 FROM events WHERE webhook_id = d.webhook_id LIMIT 1) AS c)::int,
-                    d.webhook_timestamp, d.reference, d.now, bodies[d.i])
-            ON CONFLICT (webhook_id, body_sha256) DO UPDATE
-                SET duplicates = events.duplicates + 1, last_duplicate_at = excluded.received_at
-            RETURNING id, duplicates, conflict
-        ), moved AS (
-            INSERT INTO predictions AS p (id, model, status, status_rank, input, outputs, error,
-                                          has_nsfw_contents, timings, provider_created_at, reference,
-                                          first_seen_at, updated_at, completed_at, last_event_id)
-            SELECT d.prediction_id, d.model, d.status, d.rank, d.input, d.outputs, d.error,
-                   d.has_nsfw_contents, d.timings, d.provider_created_at, d.reference, d.now, d.now,
-                   d.completed_at, ev.id
-            FROM ev WHERE ev.duplicates = 0
-            {prediction_moves("p")}
-            RETURNING 1
-        ), runs AS (
-            INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
-            SELECT d.prediction_id, d.status, name, 'pending', d.now, d.now, d.now
-            FROM unnest(d.handlers) AS name
-            WHERE EXISTS (SELECT 1 FROM moved)
-            ON CONFLICT (prediction_id, status, handler) DO NOTHING
-            RETURNING 1
-        )
-        SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
-               (SELECT count(*) FROM runs)::int
-        INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
-        FROM ev;
-        IF NOT r_duplicate AND NOT r_moved THEN
-            -- A late or repeated status: stored, not applied (the prediction keeps what it has).
-            UPDATE events SET applied = 0 WHERE id = r_event_id;
-        END IF;
-        any_runs := any_runs OR r_enqueued > 0;
-        RETURN NEXT;
-    END LOOP;
+            any_runs := any_runs OR r_enqueued > 0;
+            RETURN NEXT;
+        END LOOP;
+    ELSE
+        FOR d IN SELECT * FROM {_ROWS} ORDER BY x.i LOOP
+            r_index := d.i;
+            r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
+            r_owner := NULL; r_elsewhere := false;
+            IF d.source = 'webhook' THEN
+                r_owner := {_owner("d")};
+                r_elsewhere := {_elsewhere("d", "r_owner")};
+                IF {_refused("d", "r_owner", "r_elsewhere")} THEN
+                    RETURN NEXT;  -- refused: nothing of it is written; the caller raises
+                    CONTINUE;
+                END IF;
+            END IF;
+            WITH ev AS (
+                {_insert_events("d", "")}
+            ), moved AS (
+                {_upsert_predictions("d", "FROM ev WHERE ev.duplicates = 0")}
+            ), runs AS (
+                {_enqueue_runs("d", "FROM unnest(d.handlers) AS name WHERE EXISTS (SELECT 1 FROM moved)")}
+            )
+            SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
+                   (SELECT count(*) FROM runs)::int
+            INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
+            FROM ev;
+            IF NOT r_duplicate AND NOT r_moved THEN
+                unapplied := unapplied || r_event_id;
+            END IF;
+            any_runs := any_runs OR r_enqueued > 0;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
+    -- A late or repeated status: stored, not applied (the prediction keeps what it has).
+    IF cardinality(unapplied) > 0 THEN
+        UPDATE events SET applied = 0 WHERE id = ANY(unapplied);
+    END IF;
     IF any_runs THEN
         -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
         PERFORM pg_notify('{RUNS_CHANNEL}', '');

@@ -105,3 +105,64 @@ def test_deliveries_started_together_share_commits(ledger_factory: LedgerFactory
             assert sum(count for _model, _status, count in stats.predictions) == 40
 
     asyncio.run(scenario())
+
+
+def test_a_group_of_different_ids_against_what_is_already_stored(ledger_factory: LedgerFactory) -> None:
+    """Every delivery of the group names its own webhook-id and prediction (on PostgreSQL the group is then
+    stored in one set-wise statement), while the ledger already holds their earlier deliveries: a repeat is a
+    duplicate, a new body under a stored id a conflict, a late status stored but not applied, a wrong or
+    borrowed ref refused with nothing written; the rest apply and enqueue, in the order they arrived."""
+
+    async def scenario() -> None:
+        async with ledger_factory() as ledger:
+            await _own(ledger, "wh_owned", "p-owned")
+            await _group(ledger, [_delivery("q1", "completed", "v1"), _delivery("q2", "completed", "v2")])
+            await _group(ledger, [_delivery("q3", "completed", "v3")])
+            writer = ledger.writer  # type: ignore[attr-defined]
+            commits = writer.commits
+            results = await _group(
+                ledger,
+                [
+                    _delivery("n1", "processing", "u1"),
+                    _delivery("q1", "completed", "v1"),  # stored before: a duplicate
+                    _delivery("q2", "completed", "v2", executionTime=9.9),  # a new body under a stored id
+                    _delivery("q3", "processing", "u3"),  # late: q3 is completed
+                    _delivery("p-owned", "completed", "u4", reference="wh_stolen"),  # refused
+                    _delivery("n5", "completed", "u5", reference="wh_owned"),  # another job's ref: refused
+                    _delivery("n6", "completed", "u6"),
+                    _delivery("n7", "failed", "u7"),
+                ],
+            )
+            assert writer.commits - commits == 1, "one group, one commit"
+            n1, dup, conflict, late, stolen, borrowed, n6, n7 = results
+            assert (n1.applied, n1.runs_enqueued, n1.duplicate) == (True, 0, False)
+            assert dup.duplicate
+            assert (conflict.duplicate, conflict.conflict, conflict.applied, conflict.runs_enqueued) == (
+                False,
+                True,
+                False,
+                0,
+            )
+            assert (late.duplicate, late.applied, late.runs_enqueued) == (False, False, 0)
+            assert isinstance(stolen, TokenMismatch), stolen
+            assert isinstance(borrowed, TokenMismatch), borrowed
+            assert (n6.applied, n6.runs_enqueued, n7.applied, n7.runs_enqueued) == (True, 2, True, 2)
+            ids = [r.event_id for r in (n1, conflict, late, n6, n7)]
+            assert ids == sorted(ids), "events are stored in the order the deliveries arrived"
+
+            q3 = await ledger.get_prediction("q3")
+            assert q3 is not None
+            assert q3["status"] == "completed"
+            assert [(e["webhook_id"], e["applied"]) for e in q3["events"]] == [("v3", 1), ("u3", 0)]
+            q1 = await ledger.get_prediction("q1")
+            assert q1 is not None
+            assert [e["duplicates"] for e in q1["events"]] == [1]
+            owned = await ledger.get_prediction("p-owned")
+            assert owned is not None
+            assert (owned["status"], owned["events"]) == ("created", [])
+            assert await ledger.get_prediction("n5") is None
+            n7_row = await ledger.get_prediction("n7")
+            assert n7_row is not None
+            assert sorted(run["handler"] for run in n7_row["handler_runs"]) == list(HANDLERS)
+
+    asyncio.run(scenario())
