@@ -30,7 +30,7 @@ from receiver.store.records import IngestResult, Quarantined
 _ROWS = """json_to_recordset(batch) AS x(
     i integer, webhook_id text, body_sha256 text, prediction_id text, status text, source text,
     model text, rank integer, webhook_timestamp bigint, reference text, now double precision,
-    completed_at double precision, handlers text[], input text, outputs text, error text,
+    completed_at double precision, handlers json, input text, outputs text, error text,
     has_nsfw_contents text, timings text, provider_created_at text)"""
 
 
@@ -85,7 +85,10 @@ def _upsert_predictions(d: str, source: str) -> str:
     RETURNING p.id"""
 
 
-# A final status that moved the prediction enqueues its handlers' runs.
+# A final status that moved the prediction enqueues its handlers' runs (a JSON list of names per delivery).
+_HANDLERS = "json_array_elements_text({}.handlers) AS name"
+
+
 def _enqueue_runs(d: str, source: str) -> str:
     return f"""INSERT INTO handler_runs (prediction_id, status, handler, state, next_at, created_at, updated_at)
     SELECT {d}.prediction_id, {d}.status, name, 'pending', {d}.now, {d}.now, {d}.now
@@ -101,7 +104,7 @@ def _enqueue_runs(d: str, source: str) -> str:
 # twice (a duplicate, a conflict, two statuses of one prediction) is stored delivery after delivery, each
 # seeing the ones before it, as the deliveries would be if they came one by one.
 RECORD_DELIVERIES = f"""
-CREATE FUNCTION wavehook_record_deliveries(batch json, bodies bytea[])
+CREATE FUNCTION wavehook_record_deliveries(batch json, bodies bytea[], webhook_ids text[], prediction_ids text[])
 RETURNS TABLE (r_index integer, r_event_id bigint, r_duplicate boolean, r_conflict boolean, r_moved boolean,
                r_enqueued integer, r_owner text, r_elsewhere boolean)
 LANGUAGE plpgsql AS $fn$
@@ -115,9 +118,9 @@ BEGIN
     -- are taken in one order, so two groups never wait on each other. (The statements below start after
     -- the locks are held: they see what the other instance committed.)
     PERFORM pg_advisory_xact_lock(h)
-    FROM (SELECT DISTINCT hashtextextended(x.webhook_id, 0) AS h FROM {_ROWS} ORDER BY 1) AS ids;
-    IF (SELECT count(DISTINCT x.webhook_id) = count(*) AND count(DISTINCT x.prediction_id) = count(*)
-        FROM {_ROWS}) THEN
+    FROM (SELECT DISTINCT hashtextextended(w, 0) AS h FROM unnest(webhook_ids) AS w ORDER BY 1) AS ids;
+    IF (SELECT count(DISTINCT w) FROM unnest(webhook_ids) AS w) = cardinality(webhook_ids)
+       AND (SELECT count(DISTINCT p) FROM unnest(prediction_ids) AS p) = cardinality(prediction_ids) THEN
         FOR d IN
             WITH rows AS (
                 SELECT x.*, o.owner FROM {_ROWS}
@@ -131,15 +134,16 @@ BEGIN
             ), moved AS (
                 {_upsert_predictions("ok", "FROM ok JOIN ev ON ev.webhook_id = ok.webhook_id WHERE ev.duplicates = 0")}
             ), runs AS (
-                {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, unnest(ok.handlers) AS name")}
+                {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, " + _HANDLERS.format("ok"))}
             )
             SELECT c.i, ev.id, ev.duplicates > 0 AS duplicate, ev.conflict > 0 AS conflict,
                    moved.id IS NOT NULL AS moved,
-                   (SELECT count(*) FROM runs WHERE runs.prediction_id = c.prediction_id)::int AS enqueued,
-                   c.owner, c.elsewhere
+                   coalesce(enqueued.n, 0)::int AS enqueued, c.owner, c.elsewhere
             FROM checked c
             LEFT JOIN ev ON ev.webhook_id = c.webhook_id
             LEFT JOIN moved ON moved.id = c.prediction_id
+            LEFT JOIN (SELECT prediction_id, count(*) AS n FROM runs GROUP BY 1) AS enqueued
+                   ON enqueued.prediction_id = c.prediction_id
             ORDER BY c.i
         LOOP
             r_index := d.i; r_event_id := d.id; r_duplicate := coalesce(d.duplicate, false);
@@ -169,7 +173,7 @@ BEGIN
             ), moved AS (
                 {_upsert_predictions("d", "FROM ev WHERE ev.duplicates = 0")}
             ), runs AS (
-                {_enqueue_runs("d", "FROM unnest(d.handlers) AS name WHERE EXISTS (SELECT 1 FROM moved)")}
+                {_enqueue_runs("d", "FROM " + _HANDLERS.format("d") + " WHERE EXISTS (SELECT 1 FROM moved)")}
             )
             SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
                    (SELECT count(*) FROM runs)::int
@@ -237,8 +241,14 @@ class RecordDelivery(Batched):
         except TypeError:
             group = json.dumps(rows)
         cur = await conn.execute(
-            "SELECT * FROM wavehook_record_deliveries(%s::json, %s::bytea[])",
-            (group, [job.delivery.body for job in jobs]),
+            # The bodies in binary: no hex text for the server to parse.
+            "SELECT * FROM wavehook_record_deliveries(%s::json, %b::bytea[], %s::text[], %s::text[])",
+            (
+                group,
+                [job.delivery.body for job in jobs],
+                [job.delivery.webhook_id for job in jobs],
+                [job.delivery.prediction_id for job in jobs],
+            ),
             prepare=True,
         )
         answers = await cur.fetchall()
