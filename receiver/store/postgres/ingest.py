@@ -246,8 +246,8 @@ class RecordDelivery(Batched):
             (
                 group,
                 [job.delivery.body for job in jobs],
-                [job.delivery.webhook_id for job in jobs],
-                [job.delivery.prediction_id for job in jobs],
+                [job.params["webhook_id"] for job in jobs],  # as stored (NUL made U+FFFD)
+                [job.params["prediction_id"] for job in jobs],
             ),
             prepare=True,
         )
