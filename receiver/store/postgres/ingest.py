@@ -1,13 +1,14 @@
 """The write path of deliveries on PostgreSQL: a group of deliveries in one statement.
 
 ``wavehook_record_deliveries`` (a function the schema's migration 3 creates) takes the group as one JSON
-array and the bodies as one ``bytea[]``, and stores them in order, each as one statement of data-modifying
-CTEs: the event is inserted (or its duplicate counted); the prediction is upserted only for a new event, and
+array, the bodies as one ``bytea[]`` and the group's ids as two arrays, and stores the deliveries in their
+order: the event is inserted (or its duplicate counted); the prediction is upserted only for a new event, and
 only if the state machine lets it move (the ``ON CONFLICT … WHERE`` is evaluated on the latest committed row,
 under its row lock, so concurrent transactions of other instances cannot move it backwards); the handler
 runs are added only if that move happened and is final. ``applied`` comes from the upsert itself, never from
-a snapshot another transaction may have overtaken. The client's work per delivery is its values in the
-group's parameters, not statements of its own: what lets one receiver process keep up with the database.
+a snapshot another transaction may have overtaken. A delivery that carries the wrong job reference is
+refused with nothing written, and its group goes on. The client's work per delivery is its values in the
+group's parameters, not statements of its own; the server's is one set-wise statement for the usual group.
 """
 
 from __future__ import annotations
