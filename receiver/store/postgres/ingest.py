@@ -86,6 +86,9 @@ def _upsert_predictions(d: str, source: str) -> str:
     RETURNING p.id"""
 
 
+_NEW_EVENTS = "FROM ok JOIN ev ON ev.webhook_id = ok.webhook_id WHERE ev.duplicates = 0"
+
+
 # A final status that moved the prediction enqueues its handlers' runs (a JSON list of names per delivery).
 _HANDLERS = "json_array_elements_text({}.handlers) AS name"
 
@@ -133,7 +136,8 @@ BEGIN
             ), ev AS (
                 {_insert_events("ok", "FROM ok ORDER BY ok.i")}
             ), moved AS (
-                {_upsert_predictions("ok", "FROM ok JOIN ev ON ev.webhook_id = ok.webhook_id WHERE ev.duplicates = 0")}
+                -- Rows locked in one order (by id): two instances' groups do not wait on each other in a cycle.
+                {_upsert_predictions("ok", _NEW_EVENTS + " ORDER BY ok.prediction_id")}
             ), runs AS (
                 {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, " + _HANDLERS.format("ok"))}
             )
