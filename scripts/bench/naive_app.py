@@ -38,6 +38,28 @@ def _verified(request: Request, body: bytes, key: bytes) -> bool:
     return hmac.compare_digest(expected, signature[3:])
 
 
+async def event_row(request: Request, key: bytes) -> dict[str, Any] | Response:
+    """What both naive receivers do before they store: verify, parse, check; the row to store, or the answer
+    that refuses the request."""
+    body = await request.body()
+    if not _verified(request, body, key):
+        return JSONResponse({"error": "bad signature"}, status_code=401)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return JSONResponse({"error": "not JSON"}, status_code=400)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return JSONResponse({"error": "not a prediction"}, status_code=400)
+    return {
+        "webhook_id": request.headers["webhook-id"],
+        "prediction_id": data["id"],
+        "status": data.get("status"),
+        "model": data.get("model"),
+        "received_at": time.time(),
+        "body": body.decode(),
+    }
+
+
 def create_app() -> Starlette:
     key = os.environ["BENCH_SECRET"].removeprefix("whsec_").encode()
     db = Database(sqlite3.connect(os.environ["BENCH_DB"], check_same_thread=False))
@@ -56,23 +78,9 @@ def create_app() -> Starlette:
             events.insert(row, ignore=True)  # one transaction, committed, per request
 
     async def receive(request: Request) -> Response:
-        body = await request.body()
-        if not _verified(request, body, key):
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "not JSON"}, status_code=400)
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            return JSONResponse({"error": "not a prediction"}, status_code=400)
-        row = {
-            "webhook_id": request.headers["webhook-id"],
-            "prediction_id": data["id"],
-            "status": data.get("status"),
-            "model": data.get("model"),
-            "received_at": time.time(),
-            "body": body.decode(),
-        }
+        row = await event_row(request, key)
+        if isinstance(row, Response):
+            return row
         await run_in_threadpool(store, row)
         return JSONResponse({"received": True})
 

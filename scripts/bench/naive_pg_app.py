@@ -8,9 +8,7 @@ psycopg connection pool; it answers only after the commit. Nothing is shared bet
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import time
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -20,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.naive_app import _verified
+from bench.naive_app import event_row
 
 POOL_SIZE = 16
 
@@ -44,27 +42,15 @@ def create_app() -> Starlette:
             await pool.close()
 
     async def receive(request: Request) -> Response:
-        body = await request.body()
-        if not _verified(request, body, key):
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "not JSON"}, status_code=400)
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            return JSONResponse({"error": "not a prediction"}, status_code=400)
+        row = await event_row(request, key)
+        if isinstance(row, Response):
+            return row
         async with pool.connection() as conn:  # commits when the block ends, before the answer
             await conn.execute(
                 "INSERT INTO events (webhook_id, prediction_id, status, model, received_at, body) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (webhook_id) DO NOTHING",
-                (
-                    request.headers["webhook-id"],
-                    data["id"],
-                    data.get("status"),
-                    data.get("model"),
-                    time.time(),
-                    body.decode(),
-                ),
+                "VALUES (%(webhook_id)s, %(prediction_id)s, %(status)s, %(model)s, %(received_at)s, %(body)s) "
+                "ON CONFLICT (webhook_id) DO NOTHING",
+                row,
             )
         return JSONResponse({"received": True})
 
