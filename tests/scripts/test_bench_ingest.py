@@ -12,7 +12,8 @@ import pytest
 import uvloop
 from bench.deliveries import Signer
 from bench.loadgen import _Connection, _Shared, drive
-from bench.report import at_least, at_most, percentile
+from bench.report import Round, at_least, at_most, percentile
+from bench.summary import Results, _targets
 from bench.targets import Workdir
 
 from tests.support import ROOT
@@ -63,6 +64,28 @@ def test_target_lines_say_pass_or_miss_with_the_margin() -> None:
     """A missed lower bound says how far short; a met upper bound says how much headroom is left."""
     assert at_least("ratio", 0.30, 0.33).startswith("MISS  ratio: 0.30× (target ≥ 0.33×; 9% short)")
     assert at_most("p99", 12.0, 15.0, "ms") == "PASS  p99: 12.0 ms (target ≤ 15 ms; 20% headroom)"
+
+
+def _round(rate: float, server_cpu: float) -> Round:
+    return Round(rate, 1.0, 2.0, 3.0, server_cpu, 0.5, int(rate), 0, exhausted=False)
+
+
+def test_a_missed_postgresql_ratio_names_each_receivers_cpu_per_delivery() -> None:
+    """Below 2.5× the naive PostgreSQL receiver, the report gives both receivers' CPU per delivery and the rate
+    wavehook's cost allows on a fully busy core; a met ratio adds no such line."""
+    medians = {32: {k: _round(1000.0, 0.9) for k in "abc"}}
+    medians[32]["d"] = _round(2500.0, 0.95)  # 380 µs a delivery
+    medians[32]["e"] = _round(4000.0, 0.72)  # 180 µs a delivery: at most ~5,556/s
+    lines = _targets(Results(options={}, environment={}, medians=medians))
+    (miss,) = [i for i, line in enumerate(lines) if "wavehook vs naive on PostgreSQL" in line]
+    assert lines[miss].startswith("MISS")
+    assert lines[miss + 1] == (
+        "      (e) at c=32: CPU per delivery: (d) 380 µs with its core 95% busy, (e) 180 µs with its core 72% "
+        "busy; at that cost a fully busy core would answer at most ~5,556/s, 2.22× (d)"
+    )
+    medians[32]["e"] = _round(7000.0, 0.9)
+    lines = _targets(Results(options={}, environment={}, medians=medians))
+    assert not any("CPU per delivery" in line for line in lines)
 
 
 @pytest.mark.integration
