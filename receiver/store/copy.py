@@ -128,15 +128,16 @@ class PostgresSide:
         require_driver()
         import psycopg
 
-        from receiver.store.postgres.connection import connect_kwargs, unavailable
+        from receiver.store.postgres.connection import configure_session, connect_kwargs, session_settings, unavailable
         from receiver.store.postgres.schema import migrate_url
 
         self.name = masked(url)
         if create:
             migrate_url(url, timeout_ms=timeout_ms)
-        kwargs = {**connect_kwargs(timeout_ms, "wavehook-copy"), "row_factory": psycopg.rows.tuple_row}
+        kwargs = {**connect_kwargs("wavehook-copy", timeout_ms=timeout_ms), "row_factory": psycopg.rows.tuple_row}
         try:
             self.conn = psycopg.connect(url, **kwargs)
+            configure_session(self.conn, session_settings(timeout_ms))
         except psycopg.OperationalError as exc:
             raise unavailable(exc, url) from None
         if not create and self._scalar("SELECT to_regclass('public.predictions') IS NOT NULL") is not True:

@@ -3,7 +3,8 @@ driver's errors become ``StorageUnavailable`` (503: the provider retries) or sta
 
 Every connection runs with ``synchronous_commit = on`` (a commit returns only once its WAL is flushed, so a
 200 survives a crash of the database server) and a statement and lock timeout, so a stuck server turns into a
-503 within the timeout instead of a hung request. A connection the server dropped is discarded by the pool,
+503 within the timeout instead of a hung request; both are set once the connection is made, so that they hold
+behind a connection pooler too. A connection the server dropped is discarded by the pool,
 which opens new ones in the background as soon as the server is back.
 """
 
@@ -52,20 +53,46 @@ def unavailable(exc: BaseException, url: str) -> StorageUnavailable:
     return StorageUnavailable(f"the PostgreSQL ledger at {masked(url)} refused the write: {detail}")
 
 
-def session_options(timeout_ms: int) -> str:
-    timeout = max(int(timeout_ms), 1)
-    return (
-        "-c synchronous_commit=on "
-        f"-c statement_timeout={timeout} -c lock_timeout={timeout} "
-        f"-c idle_in_transaction_session_timeout={max(timeout * 6, 60_000)}"
-    )
+def session_settings(timeout_ms: int | None) -> dict[str, str]:
+    """What every wavehook session runs with: ``synchronous_commit`` on, and (given ``timeout_ms``) a statement,
+    lock and idle-in-transaction limit. ``None``: no limits, for a connection that waits on purpose."""
+    settings = {"synchronous_commit": "on"}
+    if timeout_ms is not None:
+        timeout = max(int(timeout_ms), 1)
+        settings |= {
+            "statement_timeout": str(timeout),
+            "lock_timeout": str(timeout),
+            "idle_in_transaction_session_timeout": str(max(timeout * 6, 60_000)),
+        }
+    return settings
 
 
-def connect_kwargs(timeout_ms: int, application_name: str = "wavehook") -> dict[str, Any]:
+def _set_session(settings: Mapping[str, str]) -> tuple[str, list[str]]:
+    """One statement that sets ``settings`` for the session (``SET`` takes no parameters; ``set_config`` does)."""
+    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+    return f"SELECT {calls}", [part for item in settings.items() for part in item]
+
+
+def configure_session(conn: psycopg.Connection[Any], settings: Mapping[str, str]) -> None:
+    """Apply ``settings`` to a new blocking connection, committed (they outlive any transaction after it).
+
+    Set after connecting, not sent as the startup packet's ``options``: connection poolers (PgBouncer,
+    Supavisor, RDS Proxy) refuse or drop that parameter, and a setting they dropped would go unnoticed."""
+    conn.execute(*_set_session(settings), prepare=False)
+    conn.commit()
+
+
+async def configure_session_async(conn: Conn, settings: Mapping[str, str]) -> None:
+    """``configure_session`` for an async connection."""
+    await conn.execute(*_set_session(settings), prepare=False)
+    await conn.commit()
+
+
+def connect_kwargs(application_name: str = "wavehook", *, timeout_ms: int) -> dict[str, Any]:
+    """How wavehook connects; the session's settings come after (``configure_session``)."""
     return {
         "autocommit": True,  # transactions are explicit (conn.transaction())
         "row_factory": dict_row,
-        "options": session_options(timeout_ms),
         "application_name": application_name,
         "connect_timeout": max(1, round(timeout_ms / 1000)),
         "prepare_threshold": 1,  # the hot statements are prepared once per connection
@@ -74,11 +101,17 @@ def connect_kwargs(timeout_ms: int, application_name: str = "wavehook") -> dict[
 
 def open_pool(url: str, *, max_size: int, timeout_ms: int, name: str = "wavehook") -> psycopg_pool.AsyncConnectionPool:
     """A pool that is not yet open (``await pool.open()``); a broken connection is replaced by itself."""
+    settings = session_settings(timeout_ms)
+
+    async def configure(conn: Conn) -> None:
+        await configure_session_async(conn, settings)
+
     return psycopg_pool.AsyncConnectionPool(
         url,
         min_size=1,
         max_size=max(max_size, 1),
-        kwargs=connect_kwargs(timeout_ms, name),
+        kwargs=connect_kwargs(name, timeout_ms=timeout_ms),
+        configure=configure,
         timeout=max(timeout_ms / 1000, 0.1),
         # Keep retrying in the background however long the server is away; requests meanwhile get 503.
         reconnect_timeout=float("inf"),

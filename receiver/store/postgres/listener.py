@@ -43,8 +43,8 @@ class RunsListener:
         reconnecting = False
         while True:
             try:
-                kwargs = connect_kwargs(self._timeout_ms, "wavehook-listener")
-                kwargs["options"] = "-c synchronous_commit=on"  # no statement timeout: it waits on purpose
+                # No statement timeout (none is set on this connection): it waits on purpose.
+                kwargs = connect_kwargs("wavehook-listener", timeout_ms=self._timeout_ms)
                 conn = await psycopg.AsyncConnection.connect(self._url, **kwargs)
                 async with conn:
                     await conn.execute(f"LISTEN {RUNS_CHANNEL}")

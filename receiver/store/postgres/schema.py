@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from receiver.errors import ConfigError
-from receiver.store.postgres.connection import connect_kwargs, unavailable
+from receiver.store.postgres.connection import configure_session, connect_kwargs, session_settings, unavailable
 from receiver.store.postgres.ingest import RECORD_DELIVERIES
 
 # Advisory locks are (LOCK_CLASS, n): n = 1 migrations, 2 the reconcile pass.
@@ -234,11 +234,11 @@ def migrate(conn: psycopg.Connection[object], migrations: tuple[Migration, ...] 
 
 def migrate_url(url: str, *, timeout_ms: int) -> list[str]:
     """Connect and migrate (blocking). A server that cannot be reached is ``StorageUnavailable``."""
-    kwargs = {**connect_kwargs(timeout_ms, "wavehook-migrate"), "autocommit": False, "row_factory": tuple_row}
-    # Waiting for another instance's migration is not a timeout: no statement limit here.
-    kwargs["options"] = "-c synchronous_commit=on"
+    kwargs = connect_kwargs("wavehook-migrate", timeout_ms=timeout_ms) | {"autocommit": False, "row_factory": tuple_row}
     try:
         with psycopg.connect(url, **kwargs) as conn:
+            # Waiting for another instance's migration is not a timeout: no statement limit here.
+            configure_session(conn, session_settings(None))
             return migrate(conn)
     except psycopg.OperationalError as exc:
         raise unavailable(exc, url) from None
