@@ -123,6 +123,29 @@ def open_pool(url: str, *, max_size: int, timeout_ms: int, name: str = "wavehook
     )
 
 
+async def connect(url: str, application_name: str, *, timeout_ms: int) -> Conn:
+    """One connection outside the pool, with the session's settings; ``StorageUnavailable`` when it fails."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, **connect_kwargs(application_name, timeout_ms=timeout_ms))
+        await configure_session_async(conn, session_settings(timeout_ms))
+    except psycopg.OperationalError as exc:
+        raise unavailable(exc, url) from None
+    return conn
+
+
+async def shared_session(pool: psycopg_pool.AsyncConnectionPool, other: Conn) -> int | None:
+    """The server session (its backend pid) that a pooled connection and ``other``, open at the same time,
+    were both given; None when each has its own, as on a direct connection or behind a pooler in session mode.
+
+    Only a pooler that hands out server sessions per transaction (PgBouncer's ``pool_mode = transaction``)
+    gives one to two open clients, and PgBouncer hands the one just released (last in, first out) to the next
+    transaction: the second statement below lands on the first one's session."""
+    async with pool.connection() as pooled:
+        (first,) = await fetch_all(pooled, "SELECT pg_backend_pid() AS pid")
+    (second,) = await fetch_all(other, "SELECT pg_backend_pid() AS pid")
+    return int(first["pid"]) if first["pid"] == second["pid"] else None
+
+
 async def fetch_all(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
     """The rows of one statement as dicts keyed by column name (the seam's row shape)."""
     cur = await conn.execute(sql, params)

@@ -15,9 +15,18 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from receiver.errors import ConfigError
 from receiver.store.ledger import Ledger
 from receiver.store.postgres import ingest
-from receiver.store.postgres.connection import fetch_all, is_unavailable, open_pool, run, unavailable
+from receiver.store.postgres.connection import (
+    connect,
+    fetch_all,
+    is_unavailable,
+    open_pool,
+    run,
+    shared_session,
+    unavailable,
+)
 from receiver.store.postgres.listener import RunsListener
 from receiver.store.postgres.schema import LOCK_CLASS, LOCKS, migrate_url
 from receiver.store.postgres.url import masked
@@ -49,9 +58,28 @@ class PostgresLedger(Ledger):
         return f"PostgresLedger({masked(self.url)!r})"
 
     async def open(self) -> None:
-        # The migration waits on an advisory lock other instances may hold: off the event loop.
-        await asyncio.to_thread(migrate_url, self.url, timeout_ms=self.timeout_ms)
-        await self.pool.open()
+        # A second connection for the pooler check below, made while the migration runs: it adds no wait.
+        other = asyncio.get_running_loop().create_task(connect(self.url, "wavehook-check", timeout_ms=self.timeout_ms))
+        try:
+            # The migration waits on an advisory lock other instances may hold: off the event loop.
+            await asyncio.to_thread(migrate_url, self.url, timeout_ms=self.timeout_ms)
+            await self.pool.open()
+            async with await other as conn:
+                pid = await shared_session(self.pool, conn)
+        except BaseException:
+            other.cancel()
+            with contextlib.suppress(BaseException):
+                await (await other).close()
+            await self.pool.close()
+            raise
+        if pid is not None:
+            await self.pool.close()
+            raise ConfigError(
+                f"WAVEHOOK_DB ({masked(self.url)}) leads to a connection pooler in transaction mode: two "
+                f"connections of this process were given one server session (pid {pid}), and wavehook keeps "
+                "state per session (LISTEN, advisory locks, prepared statements, its settings). Give it the "
+                "database's direct URL or a session-mode pooler's"
+            )
         self.listener.start()
 
     async def close(self) -> None:
