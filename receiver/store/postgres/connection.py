@@ -10,7 +10,7 @@ which opens new ones in the background as soon as the server is back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -76,8 +76,8 @@ def _set_session(settings: Mapping[str, str]) -> tuple[str, list[str]]:
 def configure_session(conn: psycopg.Connection[Any], settings: Mapping[str, str]) -> None:
     """Apply ``settings`` to a new blocking connection, committed (they outlive any transaction after it).
 
-    Set after connecting, not sent as the startup packet's ``options``: connection poolers (PgBouncer,
-    Supavisor, RDS Proxy) refuse or drop that parameter, and a setting they dropped would go unnoticed."""
+    Set after connecting, not sent as the startup packet's ``options``: connection poolers refuse that
+    parameter (PgBouncer by default) or may drop it, and a setting dropped on the way would go unnoticed."""
     conn.execute(*_set_session(settings), prepare=False)
     conn.commit()
 
@@ -123,27 +123,25 @@ def open_pool(url: str, *, max_size: int, timeout_ms: int, name: str = "wavehook
     )
 
 
-async def connect(url: str, application_name: str, *, timeout_ms: int) -> Conn:
-    """One connection outside the pool, with the session's settings; ``StorageUnavailable`` when it fails."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, **connect_kwargs(application_name, timeout_ms=timeout_ms))
-        await configure_session_async(conn, session_settings(timeout_ms))
-    except psycopg.OperationalError as exc:
-        raise unavailable(exc, url) from None
-    return conn
-
-
-async def shared_session(pool: psycopg_pool.AsyncConnectionPool, other: Conn) -> int | None:
-    """The server session (its backend pid) that a pooled connection and ``other``, open at the same time,
-    were both given; None when each has its own, as on a direct connection or behind a pooler in session mode.
+async def shared_session(
+    pool: psycopg_pool.AsyncConnectionPool, other_pid: Callable[[], Awaitable[int]], *, rounds: int = 3
+) -> int | None:
+    """The server session (its backend pid) that a pooled connection and another connection, open at the same
+    time (``other_pid`` asks it for its session in a transaction of its own), were both given; None when each
+    has its own, as on a direct connection or behind a pooler in session mode.
 
     Only a pooler that hands out server sessions per transaction (PgBouncer's ``pool_mode = transaction``)
     gives one to two open clients, and PgBouncer hands the one just released (last in, first out) to the next
-    transaction: the second statement below lands on the first one's session."""
-    async with pool.connection() as pooled:
-        (first,) = await fetch_all(pooled, "SELECT pg_backend_pid() AS pid")
-    (second,) = await fetch_all(other, "SELECT pg_backend_pid() AS pid")
-    return int(first["pid"]) if first["pid"] == second["pid"] else None
+    transaction: the other connection's statement lands on the session the pooled one's just left. A few
+    rounds, in case another session was handed out in between."""
+    for _round in range(rounds):
+        async with pool.connection() as pooled:
+            cur = await pooled.execute("SELECT pg_backend_pid() AS pid", prepare=False)
+            (row,) = await cur.fetchall()
+        pid = int(dict(row)["pid"])
+        if await other_pid() == pid:
+            return pid
+    return None
 
 
 async def fetch_all(conn: Conn, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:

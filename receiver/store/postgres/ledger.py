@@ -19,7 +19,6 @@ from receiver.errors import ConfigError
 from receiver.store.ledger import Ledger
 from receiver.store.postgres import ingest
 from receiver.store.postgres.connection import (
-    connect,
     fetch_all,
     is_unavailable,
     open_pool,
@@ -28,7 +27,7 @@ from receiver.store.postgres.connection import (
     unavailable,
 )
 from receiver.store.postgres.listener import RunsListener
-from receiver.store.postgres.schema import LOCK_CLASS, LOCKS, migrate_url
+from receiver.store.postgres.schema import LOCK_CLASS, LOCKS, backend_pid, connect_and_migrate
 from receiver.store.postgres.url import masked
 from receiver.store.postgres.writer import GroupWriter
 from receiver.store.query import Query
@@ -58,20 +57,17 @@ class PostgresLedger(Ledger):
         return f"PostgresLedger({masked(self.url)!r})"
 
     async def open(self) -> None:
-        # A second connection for the pooler check below, made while the migration runs: it adds no wait.
-        other = asyncio.get_running_loop().create_task(connect(self.url, "wavehook-check", timeout_ms=self.timeout_ms))
+        # The migration waits on an advisory lock other instances may hold: off the event loop.
+        migration = await asyncio.to_thread(connect_and_migrate, self.url, timeout_ms=self.timeout_ms)
         try:
-            # The migration waits on an advisory lock other instances may hold: off the event loop.
-            await asyncio.to_thread(migrate_url, self.url, timeout_ms=self.timeout_ms)
             await self.pool.open()
-            async with await other as conn:
-                pid = await shared_session(self.pool, conn)
+            # The migration's connection, still open, is the second one the pooler check needs.
+            pid = await shared_session(self.pool, lambda: asyncio.to_thread(backend_pid, migration))
         except BaseException:
-            other.cancel()
-            with contextlib.suppress(BaseException):
-                await (await other).close()
             await self.pool.close()
             raise
+        finally:
+            migration.close()
         if pid is not None:
             await self.pool.close()
             raise ConfigError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -232,13 +233,34 @@ def migrate(conn: psycopg.Connection[object], migrations: tuple[Migration, ...] 
     return applied_now
 
 
-def migrate_url(url: str, *, timeout_ms: int) -> list[str]:
-    """Connect and migrate (blocking). A server that cannot be reached is ``StorageUnavailable``."""
+def connect_and_migrate(url: str, *, timeout_ms: int) -> psycopg.Connection[Any]:
+    """Connect and migrate (blocking): the connection, still open, for the caller to close. A server that
+    cannot be reached is ``StorageUnavailable``."""
     kwargs = connect_kwargs("wavehook-migrate", timeout_ms=timeout_ms) | {"autocommit": False, "row_factory": tuple_row}
     try:
-        with psycopg.connect(url, **kwargs) as conn:
-            # Waiting for another instance's migration is not a timeout: no statement limit here.
-            configure_session(conn, session_settings(None))
-            return migrate(conn)
+        conn = psycopg.connect(url, **kwargs)
     except psycopg.OperationalError as exc:
         raise unavailable(exc, url) from None
+    try:
+        # Waiting for another instance's migration is not a timeout: no statement limit here.
+        configure_session(conn, session_settings(None))
+        migrate(conn)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, psycopg.OperationalError):
+            raise unavailable(exc, url) from None
+        raise
+    return conn
+
+
+def migrate_url(url: str, *, timeout_ms: int) -> None:
+    """Connect, migrate and disconnect (blocking)."""
+    connect_and_migrate(url, timeout_ms=timeout_ms).close()
+
+
+def backend_pid(conn: psycopg.Connection[Any]) -> int:
+    """The server session ``conn``'s next transaction runs on (blocking); the transaction is ended after."""
+    row = conn.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+    conn.rollback()
+    assert row is not None
+    return int(row[0])
