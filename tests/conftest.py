@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from receiver.handlers.registry import default_registry
 from receiver.settings import Secret, Settings
 from receiver.store.ledger import Ledger, open_ledger
 from tests import postgres
-from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running
+from tests.support import ROOT, WAVEHOOK, Process, free_port, is_url, running, server_unavailable
 
 # The S3-compatible server on loopback (fixtures s3_server and bucket) for the object-storage tests.
 pytest_plugins = ["tests.s3_server"]
@@ -217,9 +216,7 @@ def postgres_server() -> Iterator[postgres.Cluster]:
         with postgres.cluster() as server:
             yield server
     except postgres.ClusterUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI: {exc}")
-        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+        server_unavailable(f"no PostgreSQL server could be started: {exc}")
 
 
 @pytest.fixture(scope="session")

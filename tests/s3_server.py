@@ -7,7 +7,6 @@ and parse the XML themselves, so one bug cannot hide on both sides.
 from __future__ import annotations
 
 import importlib.util
-import os
 import secrets
 import sys
 import xml.etree.ElementTree as ET
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import Process, free_port, running
+from tests.support import Process, free_port, running, server_unavailable
 
 _NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 # moto accepts any credentials; these only have to be present, as real ones would be.
@@ -78,18 +77,11 @@ class Bucket:
         return [item.findtext("s3:Key", "", _NS) for item in root.findall("s3:Upload", _NS)]
 
 
-def unavailable(reason: str) -> None:
-    """Skip with the reason outside CI; under CI a server the suite needs and cannot start is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto's S3 server as a real process on a free loopback port, for the whole session."""
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        unavailable("moto[server] is not installed (pip install -e '.[test]')")
+        server_unavailable("moto[server] is not installed (pip install -e '.[test]')")
     port = free_port()
     log: Path = tmp_path_factory.mktemp("s3") / "moto.log"
     process = Process(

@@ -7,7 +7,6 @@ why and what to use instead."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from receiver.settings import Settings
 from receiver.store.ledger import open_ledger
 from tests import pgbouncer, postgres
 from tests.conftest import SECRET, serve_process
-from tests.support import Process, free_port, prediction_body, signed_headers
+from tests.support import Process, free_port, prediction_body, server_unavailable, signed_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +33,7 @@ def _pooler(server: postgres.Cluster, pool_mode: str) -> Iterator[pgbouncer.Boun
         with pgbouncer.bouncer(server, pool_mode=pool_mode) as started:
             yield started
     except pgbouncer.BouncerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PgBouncer is required under CI: {exc}")
-        pytest.skip(f"no PgBouncer could be started: {exc}")
+        server_unavailable(f"no PgBouncer could be started: {exc}")
 
 
 @pytest.fixture(scope="module")
