@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WAVEHOOK = str(Path(sys.executable).with_name("wavehook"))
@@ -68,6 +67,8 @@ def free_port() -> int:
 
 def server_unavailable(reason: str) -> NoReturn:
     """Skip with the reason outside CI; under CI a server the suite needs and cannot start is a failure."""
+    import pytest  # here: the benchmarks import this module where pytest is not installed
+
     if os.environ.get("CI"):
         pytest.fail(f"CI: {reason}")
     pytest.skip(reason)

@@ -49,3 +49,11 @@ def test_a_tiny_run_reports_every_target(tmp_path: Path, postgres_url: str) -> N
     assert all(found[name] > found["python -c pass"] for name in starts)
     assert "Lambda handler, PostgreSQL" in done.stdout
     assert "wavehook serve, existing / bare" in done.stdout
+
+
+def test_the_benchmarks_cluster_helper_imports_without_pytest() -> None:
+    """``--postgres cluster`` (and bench_ingest) start their server with tests/postgres.py, in a virtualenv
+    without the test extras as the README runs them: that module and what it imports must not need pytest."""
+    code = "import sys; sys.modules['pytest'] = None; import tests.postgres, tests.pgbouncer"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
