@@ -10,6 +10,7 @@ which opens new ones in the background as soon as the server is back.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from receiver.store.runs import RUNS_CHANNEL as RUNS_CHANNEL  # what the listene
 
 T = TypeVar("T")
 logger = structlog.get_logger()
+IDLE = psycopg.pq.TransactionStatus.IDLE
 Conn = psycopg.AsyncConnection[Any]
 
 # Failures of the database itself, not of what a job asked: the whole group fails and is answered 503.
@@ -115,12 +117,29 @@ def open_pool(url: str, *, max_size: int, timeout_ms: int, name: str = "wavehook
         timeout=max(timeout_ms / 1000, 0.1),
         # Keep retrying in the background however long the server is away; requests meanwhile get 503.
         reconnect_timeout=float("inf"),
-        # One empty round trip per checkout (a group's transaction, a read) so that a connection the server
-        # dropped (a restart, a failover) is replaced before it is used, not after a request failed on it.
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        # A connection the server dropped (a restart, a failover) is replaced before it is used, not after a
+        # request failed on it.
+        check=check_connection,
         name=name,
         open=False,
     )
+
+
+async def check_connection(conn: Conn) -> None:
+    """The pool's check at each checkout (a group's transaction, a read): raises if ``conn`` is unusable.
+
+    An idle connection the server still holds has nothing to read; one it closed or is closing (a restart, a
+    failover, ``pg_terminate_backend``, an idle timeout) has its end of stream or its last error waiting on the
+    socket. So the socket is polled, without blocking, and only a connection with something waiting gets the
+    empty round trip of psycopg_pool's own check. (That round trip at every checkout cost about 100 µs of the
+    receiver's CPU and one more wait on the server before each group's statement.)"""
+    pgconn = conn.pgconn
+    if not conn.closed and pgconn.status == psycopg.pq.ConnStatus.OK and pgconn.transaction_status == IDLE:
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        if not poller.poll(0):
+            return
+    await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 async def shared_session(

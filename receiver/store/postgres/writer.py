@@ -1,8 +1,8 @@
 """Group commit on PostgreSQL: the jobs waiting at a moment share one transaction, each answered after its
 commit, as the SQLite writer shares an fsync.
 
-A few groups may be in flight at once (``parallel``), each on its own pooled connection, so one commit's
-round trip and WAL flush overlap the next group's statements. Jobs of one ``Batched`` kind that follow each
+At most ``parallel`` groups are in flight at once, each on its own pooled connection (the ledger runs one:
+larger groups, fewer round trips). Jobs of one ``Batched`` kind that follow each
 other in a group (deliveries, under load) share one statement: the client's work per job is a few values in
 that statement's parameters, not a statement of its own. A job that raises fails alone: the group is rolled
 back and the others run again in a new transaction, one statement each where a shared statement failed (so a
@@ -96,7 +96,8 @@ class GroupWriter:
             self._active += 1
             self._idle.clear()
             asyncio.get_running_loop().create_task(self._drain())
-        return await asyncio.shield(future)
+        # Not shielded: a caller that goes away cancels its future, and its job is committed all the same.
+        return await future
 
     async def _drain(self) -> None:
         try:
