@@ -210,6 +210,13 @@ def _storable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for k, v in params.items()}
 
 
+def _may_hold_nul(delivery: Delivery) -> bool:
+    """Whether a text field of ``delivery`` can hold NUL. The body's fields only through the JSON escape
+    ``\\u0000`` (JSON has no raw control characters in strings, and the JSON columns are re-encoded as ASCII);
+    the webhook-id is printable (the verifier refuses anything else); the reference comes from the URL."""
+    return b"\\u0000" in delivery.body or (delivery.reference is not None and "\x00" in delivery.reference)
+
+
 class RecordDelivery(Batched):
     """Store one delivery and apply it; a final status enqueues a run per name in ``handlers``. Runs in the
     caller's transaction (the group commit), in one statement with the deliveries grouped with it."""
@@ -220,23 +227,22 @@ class RecordDelivery(Batched):
         self.delivery = delivery
         status_rank = rank(delivery.status, terminal_statuses)
         final = status_rank == TERMINAL and delivery.status is not None
-        self.params = _storable(
-            {
-                **delivery.fields,
-                "webhook_id": delivery.webhook_id,
-                "body_sha256": delivery.body_sha256,
-                "prediction_id": delivery.prediction_id,
-                "status": delivery.status,
-                "source": delivery.source,
-                "model": delivery.model,
-                "rank": status_rank,
-                "webhook_timestamp": delivery.webhook_timestamp,
-                "reference": delivery.reference,
-                "now": now,
-                "completed_at": now if status_rank == TERMINAL else None,
-                "handlers": list(handlers) if final else [],
-            }
-        )
+        params = {
+            **delivery.fields,
+            "webhook_id": delivery.webhook_id,
+            "body_sha256": delivery.body_sha256,
+            "prediction_id": delivery.prediction_id,
+            "status": delivery.status,
+            "source": delivery.source,
+            "model": delivery.model,
+            "rank": status_rank,
+            "webhook_timestamp": delivery.webhook_timestamp,
+            "reference": delivery.reference,
+            "now": now,
+            "completed_at": now if status_rank == TERMINAL else None,
+            "handlers": list(handlers) if final else [],
+        }
+        self.params = _storable(params) if _may_hold_nul(delivery) else params
 
     @classmethod
     async def run_batch(cls, conn: Conn, jobs: Sequence[RecordDelivery]) -> list[IngestResult | TokenMismatch]:
