@@ -96,6 +96,40 @@ async def test_concurrent_jobs_share_commits_and_each_answer_follows_its_commit(
     assert len(committed(own_server)) == 200
 
 
+async def test_a_caller_that_goes_away_is_committed_all_the_same(
+    writer: GroupWriter, own_server: postgres.Cluster
+) -> None:
+    """Callers cancelled while they wait (a client hanging up) neither lose their job nor disturb the others:
+    every row is committed, and the caller still waiting gets its answer."""
+
+    def slow(key: str, started: asyncio.Event) -> Any:
+        async def job(conn: Conn) -> str:
+            started.set()
+            await conn.execute("SELECT pg_sleep(0.3)")
+            await conn.execute("INSERT INTO items (key, value) VALUES (%s, 'v')", (key,))
+            return key
+
+        return job
+
+    busy = []
+    for slot in range(2):  # the fixture's writer has two group slots: both kept busy
+        started = asyncio.Event()
+        busy.append(asyncio.ensure_future(writer.run(slow(f"slow{slot}", started))))
+        await started.wait()
+    abandoned = [asyncio.ensure_future(writer.run(put(f"gone{n}"))) for n in range(3)]
+    kept = asyncio.ensure_future(writer.run(put("kept")))
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in [*busy, *abandoned, kept])
+    busy[0].cancel()  # one in flight
+    for task in abandoned:  # and three waiting for a slot
+        task.cancel()
+    assert await kept == "kept"
+    assert await busy[1] == "slow1"
+    assert all(task.cancelled() for task in [busy[0], *abandoned])
+    await writer.close()  # waits for the groups in flight
+    assert committed(own_server) == {"slow0", "slow1", "gone0", "gone1", "gone2", "kept"}
+
+
 async def test_a_job_that_raises_fails_alone(writer: GroupWriter, own_server: postgres.Cluster) -> None:
     """A job raising (here a unique-key violation) gets its own error; the others in its group commit."""
     await writer.run(put("taken"))
