@@ -48,10 +48,7 @@ class PostgresLedger(Ledger):
         self.timeout_ms = settings.busy_timeout_ms
         pool_size = settings.db_pool_size
         self.pool = open_pool(self.url, max_size=pool_size, timeout_ms=self.timeout_ms)
-        # One group in flight: what arrives meanwhile is the next group. Several groups in flight (each on its
-        # own connection) made smaller groups, each with its own round trip and commit, and fewer deliveries
-        # per second (rounds of scripts/bench_ingest.py at c=32, same run: ~3,500/s with 8, ~4,400/s with one).
-        self.writer = GroupWriter(self.pool, self.url, parallel=1)
+        self.writer = GroupWriter(self.pool, self.url)
         self.listener = RunsListener(self.url, self.runs_enqueued, timeout_ms=self.timeout_ms)
 
     def __repr__(self) -> str:
