@@ -67,7 +67,7 @@ SKIP = {
     ),
     "scripts/bench_ingest.py --quick": "benchmarks of minutes; smoke-tested by tests/scripts/",
     "scripts/bench_submit.py --quick": "benchmarks of minutes; smoke-tested by tests/scripts/",
-    "scripts/bench_ingest.py    # about 6 minutes": "benchmarks of minutes; smoke-tested by tests/scripts/",
+    "scripts/bench_ingest.py    # about 8 minutes": "benchmarks of minutes; smoke-tested by tests/scripts/",
     ".venv/bin/pytest -m fault": "the fault suite: part of the suite this test is in",
     "scripts/bench_coldstart.py --runs 9": "medians of repeated process starts; smoke-tested by tests/scripts/",
     "docker build -t wavehook .": (

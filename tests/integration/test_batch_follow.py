@@ -86,7 +86,10 @@ def test_ctrl_c_says_what_was_sent_and_reconcile_counts_the_unknown(
     sandbox = sandbox_factory(answer_delay=1.5)  # every submit is in flight for 1.5 s
     receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
     jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"model": T2V, "input": {"prompt": f"fox {n}"}}) + "\n" for n in range(12)))
+    # Ten waves of four (15 s): the interrupt lands mid-batch even on a machine slow enough to take seconds
+    # between seeing the second wave in flight and sending it (with three waves, the batch once ended first).
+    total = 40
+    jobs.write_text("".join(json.dumps({"model": T2V, "input": {"prompt": f"fox {n}"}}) + "\n" for n in range(total)))
     env = {
         **receiver.env,
         "WAVESPEED_API_KEY": "any",
@@ -112,12 +115,14 @@ def test_ctrl_c_says_what_was_sent_and_reconcile_counts_the_unknown(
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    found = re.search(r"interrupted: (\d+) of 12 job\(s\) sent, (\d+) unknown .*, (\d+) refused, (\d+) not sent", err)
+    found = re.search(
+        rf"interrupted: (\d+) of {total} job\(s\) sent, (\d+) unknown .*, (\d+) refused, (\d+) not sent", err
+    )
     assert found, err
     sent, unknown, refused, not_sent = (int(n) for n in found.groups())
     assert sent >= 4
     assert unknown >= 1
-    assert sent + unknown + refused + not_sent == 12
+    assert sent + unknown + refused + not_sent == total
     assert f"to finish the batch: wavehook batch {jobs}" in err
     reconciled = subprocess.run(
         [WAVEHOOK, "reconcile", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
