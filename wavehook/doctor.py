@@ -2,8 +2,9 @@
 
 The checks, in order: the signing secret (set, well formed); the clock against the provider's ``Date`` header;
 ``WAVEHOOK_PUBLIC_URL`` (https, reachable, no redirect, and a signed delivery sent to it lands in this ledger);
-the ledger (writable); the handler modules (they load). Each gives ``ok``, ``warn`` (worth fixing, not fatal) or
-``fail``; the command exits 0 only when none failed.
+the ledger (writable) and, on PostgreSQL, the server's room for one more process's connections; the handler
+modules (they load). Each gives ``ok``, ``warn`` (worth fixing, not fatal) or ``fail``; the command exits 0 only
+when none failed.
 
 The self-delivery is signed by the sandbox's own few lines, not the receiver's verifier, so the round trip
 proves the two agree; it records one prediction ``wavehook-doctor-…`` (status ``processing``, model
@@ -12,6 +13,7 @@ proves the two agree; it records one prediction ``wavehook-doctor-…`` (status 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
 import json
@@ -175,6 +177,38 @@ async def check_ledger(settings: Settings, clock: Callable[[], float]) -> Findin
     return Finding("ledger", "ok", f"{describe(settings.db)} is writable")
 
 
+async def check_connections(settings: Settings) -> Finding | None:
+    """On PostgreSQL: whether the server has room for one more wavehook process's connections (None on SQLite,
+    or when the server cannot be reached: the ledger check says why)."""
+    from receiver.store.ledger import is_postgres_url
+
+    if not is_postgres_url(settings.db):
+        return None
+    import psycopg
+
+    from receiver.store.postgres.connection import connection_room
+
+    try:
+        room = await asyncio.to_thread(connection_room, settings.db, timeout_ms=settings.busy_timeout_ms)
+    except (psycopg.Error, OSError):
+        return None
+    per_process = settings.db_pool_size + 1
+    usable = room.max_connections - room.reserved
+    said = (
+        f"PostgreSQL {room.version}: {room.in_use} of {usable} connections in use "
+        f"(max_connections {room.max_connections}, {room.reserved} reserved); each wavehook process opens up to "
+        f"{per_process} (WAVEHOOK_DB_POOL_SIZE {settings.db_pool_size}, and one to LISTEN)"
+    )
+    if room.free < per_process:
+        return Finding(
+            "connections",
+            "warn",
+            f"{said}, and {room.free} are free: one more process may be refused connections. Raise the server's "
+            "max_connections, or lower WAVEHOOK_DB_POOL_SIZE",
+        )
+    return Finding("connections", "ok", f"{said}: room for {room.free // per_process} more such processes")
+
+
 def check_handlers(settings: Settings, known_models: Collection[str]) -> Finding:
     from receiver.handlers.registry import load_handlers
 
@@ -198,7 +232,10 @@ async def diagnose(
         findings.append(await check_clock(settings, http, clock))
         public = await check_public_url(settings, http)
         findings += public
+        room = await check_connections(settings)
         findings.append(await check_ledger(settings, clock))
+        if room is not None:
+            findings.append(room)
         if not any(f.state == "fail" for f in public) and findings[0].state != "fail":
             findings.append(await check_round_trip(settings, http, clock))
     findings.append(check_handlers(settings, known_models))

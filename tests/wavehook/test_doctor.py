@@ -80,7 +80,45 @@ def test_a_sound_deployment_passes(deployment: dict[str, str]) -> None:
     assert found["ledger"].startswith("OK")
     assert found["round trip"].startswith("OK")
     assert found["handlers"].startswith("OK")
+    assert "connections" not in found  # a PostgreSQL check only
     assert "every check passed" in done.stdout
+
+
+def test_on_postgresql_it_says_how_many_more_processes_the_server_has_room_for(
+    sandbox_factory: Callable[..., Process], serve_factory: Callable[..., Process], postgres_url: str
+) -> None:
+    """A deployment on PostgreSQL passes with the server's connection budget; a pool larger than what is free
+    is a warning that names both settings."""
+    sandbox = sandbox_factory()
+    receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false", "WAVEHOOK_DB": postgres_url})
+    env = {
+        **receiver.env,
+        "WAVESPEED_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
+        "WAVEHOOK_LOG_FORMAT": "json",
+    }
+    done = doctor(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = lines(done)
+    assert found["ledger"].startswith("OK")
+    assert found["round trip"].startswith("OK")
+    room = re.fullmatch(
+        r"OK +connections: PostgreSQL [\d.]+.*: (\d+) of (\d+) connections in use \(max_connections (\d+), (\d+) "
+        r"reserved\); each wavehook process opens up to 11 \(WAVEHOOK_DB_POOL_SIZE 10, and one to LISTEN\): "
+        r"room for (\d+) more such processes",
+        found["connections"],
+    )
+    assert room, found["connections"]
+    in_use, usable, most, reserved, more = (int(n) for n in room.groups())
+    assert usable == most - reserved
+    assert in_use >= 2  # at least the receiver's pool and its LISTEN connection
+    assert more == (usable - in_use) // 11
+    crowded = doctor({**env, "WAVEHOOK_DB_POOL_SIZE": str(most)})
+    assert crowded.returncode == 0  # a warning, not a failure
+    warned = lines(crowded)["connections"]
+    assert warned.startswith("WARN")
+    assert f"each wavehook process opens up to {most + 1}" in warned
+    assert "Raise the server's max_connections, or lower WAVEHOOK_DB_POOL_SIZE" in warned
 
 
 def test_a_redirect_and_a_skewed_clock_fail(deployment: dict[str, str]) -> None:

@@ -16,6 +16,8 @@ from wavehook.checks import catalogued_models
 def doctor(boot: Bootstrap) -> None:
     """Check a deployment end to end (secret, clock, public URL, a signed round trip, ledger, handlers).
 
+    On PostgreSQL it also says whether the server has room for one more process's connections.
+
     Each check prints OK, WARN or FAIL with what to fix. Exits 0 only when no check failed.
     """
     from wavehook.doctor import diagnose

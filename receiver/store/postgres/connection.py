@@ -10,6 +10,7 @@ which opens new ones in the background as soon as the server is back.
 
 from __future__ import annotations
 
+import dataclasses
 import select
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -177,3 +178,38 @@ async def run(conn: Conn, query: Query[T]) -> T:
         cur = await conn.execute(*step)
         step = steps.send([dict(row) for row in await cur.fetchall()] if cur.description else [], cur.rowcount)
     return steps.value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionRoom:
+    """The server's connection budget, as one more process would find it."""
+
+    version: str
+    max_connections: int
+    reserved: int  # slots kept for superusers (and, from PostgreSQL 16, for roles granted pg_use_reserved_connections)
+    in_use: int  # client sessions open now, other than the one that asked
+
+    @property
+    def free(self) -> int:
+        return max(self.max_connections - self.reserved - self.in_use, 0)
+
+
+def connection_room(url: str, *, timeout_ms: int) -> ConnectionRoom:
+    """Ask the server how many connections it takes and how many are in use (blocking, one short session).
+
+    A role that is not a superuser sees every session in ``pg_stat_activity``, if not what it runs, so the count
+    covers every instance on the server (and anything else connected to it). Raises ``psycopg.Error``."""
+    with psycopg.connect(url, **connect_kwargs("wavehook-doctor", timeout_ms=timeout_ms)) as conn:
+        row = conn.execute(
+            """
+            SELECT current_setting('server_version') AS version,
+                   current_setting('max_connections')::int AS max_connections,
+                   current_setting('superuser_reserved_connections')::int
+                     + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
+                   (SELECT count(*) FROM pg_stat_activity
+                    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int AS in_use
+            """,
+            prepare=False,
+        ).fetchone()
+    assert row is not None
+    return ConnectionRoom(**row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -95,3 +96,40 @@ async def _until_readable(pool: psycopg_pool.AsyncConnectionPool, within: float 
     while not poller.poll(0):
         assert loop.time() < deadline, "the server's close never reached the socket"
         await asyncio.sleep(0.01)
+
+
+def test_connection_room_counts_the_sessions_of_others(postgres_url: str) -> None:
+    """The server's budget as the server reports it; in use, every session another session sees except the
+    one that asks; five more sessions opened elsewhere are five more in use."""
+    with psycopg.connect(postgres_url, autocommit=True) as probe:
+
+        def seen() -> int:
+            (count,) = probe.execute(  # type: ignore[misc]
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            ).fetchone()
+            return int(count)
+
+        def steady() -> tuple[int, connection.ConnectionRoom]:
+            """The room, asked while no session came or went (those of earlier tests may still be closing)."""
+            for _ in range(50):
+                first, room, last = seen(), connection.connection_room(postgres_url, timeout_ms=5000), seen()
+                if first == last:
+                    return first, room
+                time.sleep(0.05)
+            raise AssertionError("sessions kept coming and going")
+
+        budget = probe.execute(
+            "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int"
+        ).fetchone()
+        seen_before, before = steady()
+        assert (before.max_connections, before.reserved) == budget
+        assert before.version.split(".")[0].isdigit()
+        assert before.in_use == seen_before  # the probe counted, the session that asked not
+        others = [psycopg.connect(postgres_url, autocommit=True) for _ in range(5)]
+        try:
+            seen_during, during = steady()
+        finally:
+            for other in others:
+                other.close()
+    assert during.in_use == seen_during == before.in_use + 5
+    assert during.free == before.max_connections - before.reserved - before.in_use - 5
