@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import time
@@ -21,7 +22,7 @@ from receiver.dashboard import routes as dashboard
 from receiver.dispatch.service import dispatching_in_web
 from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
-from receiver.http import auth, health, openapi, predictions, runs, webhook
+from receiver.http import auth, connections, health, openapi, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
 from receiver.http.responses import error_response
 from receiver.http.state import ReceiverState
@@ -136,6 +137,8 @@ def create_app(
 def serving_app(settings: Settings, handlers: Handlers) -> Starlette:
     """The app of a process that only serves it (``wavehook serve``), not of a library user's application."""
     app = create_app(settings, handlers=handlers)
+    # The server's protocol answers deliveries itself, without the ASGI stack: the same answers in less time.
+    connections.answer_directly(correlation.WEBHOOK_PATH, functools.partial(webhook.respond, app))
     # What start-up built lives as long as the server: out of the collector's sight, each full collection
     # walks only what requests leave behind (a few µs a delivery, and shorter pauses).
     gc.freeze()

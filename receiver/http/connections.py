@@ -13,22 +13,53 @@ protocol with what is missing:
 
 Each closed connection writes one log line. The protocol is named by ``serve`` to uvicorn, which imports it in
 every worker process; its limits come from the worker's settings.
+
+A route registered with ``answer_directly`` (the webhook, by ``wavehook serve``) is answered by the protocol
+itself: its request runs as uvicorn's request cycle does (body, ``Expect: 100-continue``, pipelining,
+keep-alive, disconnects and shutdown all as for any request), but the answer comes back from one call and goes
+out in one write, without the ASGI app stack (middleware, routing) and its response messages, which cost a
+delivery about as much time as verifying and parsing it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import httptools
 import structlog
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from receiver.errors import HTTPError
+from receiver.http.responses import Answer
 from receiver.settings import ConnectionSettings, Settings
 
 logger = structlog.get_logger()
+
+# ``respond(headers, query_string, receive)``: the request's headers as ASGI lists them, its query string, and
+# the ASGI ``receive`` that gives its body.
+Respond = Callable[[Sequence[tuple[bytes, bytes]], bytes, Receive], Awaitable[Answer]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DirectRoute:
+    path: bytes
+    respond: Respond
+
+
+_direct: _DirectRoute | None = None
+
+
+def answer_directly(path: str, respond: Respond | None) -> None:
+    """Have this process's ``GuardedProtocol`` answer ``POST path`` (exactly that path) with ``respond``
+    instead of the ASGI app; ``None`` undoes it. With uvicorn's access log on, the app answers as before."""
+    global _direct
+    _direct = None if respond is None else _DirectRoute(path.encode("ascii"), respond)
 
 
 @functools.cache
@@ -65,6 +96,51 @@ async def _too_many_connections(scope: Scope, receive: Receive, send: Send) -> N
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _DirectCycle(RequestResponseCycle):
+    """uvicorn's request cycle (the protocol drives it as any other) whose answer comes from ``respond``."""
+
+    respond: Respond
+
+    async def run_asgi(self, app: Any) -> None:
+        try:
+            # uvicorn types the scope and messages precisely, Starlette (and ``respond``) loosely.
+            headers: Sequence[tuple[bytes, bytes]] = self.scope["headers"]  # type: ignore[assignment]
+            receive: Receive = self.receive  # type: ignore[assignment]
+            answer = await self.respond(headers, self.scope["query_string"], receive)
+        except Exception as exc:
+            # As the app's own handler of the unexpected: logged, and the one JSON 500 (the connection closes).
+            logger.exception("unexpected_error", error_type=type(exc).__name__)
+            failure = HTTPError("internal error; see the server log")
+            failure.close_connection = True
+            answer = Answer.of_error(failure)
+        try:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if not self.disconnected:
+                self._write(answer)
+        finally:
+            self.on_response = lambda: None
+
+    def _write(self, answer: Answer) -> None:
+        """What ``send`` writes for a start and a complete body, in one write."""
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        content = [STATUS_LINE[answer.status]]
+        for name, value in (*self.default_headers, *answer.headers):
+            if name == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not any(name == b"connection" for name, _value in answer.headers):
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", answer.body)
+        self.transport.write(b"".join(content))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -150,7 +226,47 @@ class GuardedProtocol(HttpToolsProtocol):
             finally:
                 self.app, self.limit_concurrency = app, limit
             return
-        super().on_headers_complete()
+        if not self._start_direct():
+            super().on_headers_complete()
+
+    def _start_direct(self) -> bool:
+        """Start (or queue behind the request in progress) a request to the direct route; False if it is not one."""
+        route = _direct
+        if route is None or self.access_log or self.parser.get_method() != b"POST" or self.parser.should_upgrade():
+            return False
+        url = httptools.parse_url(self.url)
+        if url.path != route.path:
+            return False
+        http_version = self.parser.get_http_version()
+        scope = self.scope
+        scope["method"], scope["http_version"] = "POST", http_version
+        scope["path"], scope["raw_path"], scope["query_string"] = (
+            route.path.decode("ascii"),
+            route.path,
+            url.query or b"",
+        )
+        in_progress = self.cycle
+        self.cycle = cycle = _DirectCycle(
+            scope=self.scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=False,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        cycle.respond = route.respond
+        # As uvicorn starts any request: now, or after the one in progress on this connection (pipelining).
+        if in_progress is None or in_progress.response_complete:
+            self._start_asgi_task(cycle, self.app)
+        else:
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))
+        return True
 
     def on_message_complete(self) -> None:
         self._disarm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from starlette.responses import JSONResponse
 
 from receiver.errors import HTTPError, TooManyAttempts
@@ -14,3 +16,16 @@ def error_response(exc: HTTPError) -> JSONResponse:
     if isinstance(exc, TooManyAttempts):
         headers["retry-after"] = str(exc.retry_after)
     return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=exc.status, headers=headers)
+
+
+class Answer(NamedTuple):
+    """A complete answer, however it is sent: status, headers (content-length among them) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def of_error(cls, exc: HTTPError) -> Answer:
+        response = error_response(exc)
+        return cls(response.status_code, response.raw_headers, bytes(response.body))

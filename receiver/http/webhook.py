@@ -9,6 +9,7 @@ other route (``responses.error_response``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from receiver import correlation
 from receiver.delivery import Delivery, body_hash, is_text, load_json, parse
 from receiver.errors import BadRequest, HTTPError, PayloadTooLarge, SignatureError, TokenMismatch
-from receiver.http.responses import error_response
+from receiver.http.responses import Answer
 from receiver.http.state import ReceiverState, receiver_state, route_path
 from receiver.ingest import Ingestor
 from receiver.signature import HEADER_ID, HEADER_TIMESTAMP, MAX_ID_LENGTH
@@ -26,13 +27,11 @@ from receiver.store.records import IngestResult, Quarantined
 
 logger = structlog.get_logger()
 
-# The two answers of a stored delivery, encoded as JSONResponse would encode them.
-_ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}
 
-
-def headers_of(scope: Scope) -> dict[str, str]:
-    """The request headers by lower-case name; of a repeated header, the first (as Starlette's ``Headers.get``)."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
+def headers_of(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers (ASGI's list) by lower-case name; of a repeated header, the first (as Starlette's
+    ``Headers.get``)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
 
 
 async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -60,58 +59,71 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+# The two answers of a stored delivery, encoded as JSONResponse would encode them.
+_STORED = {
+    duplicate: Answer(200, [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")], body)
+    for duplicate, body in (
+        (False, b'{"received":true,"duplicate":false}'),
+        (True, b'{"received":true,"duplicate":true}'),
+    )
+}
+
+
 class WebhookEndpoint:
     """The route's ASGI app: a class, so that Starlette's ``Route`` does not wrap it as a request handler."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """One canonical log line and one metric per delivery, whatever its outcome."""
-        started = time.perf_counter()
-        try:
-            state = receiver_state(scope["app"])
-        except HTTPError as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        headers = headers_of(scope)
-        log: dict[str, Any] = {"webhook_id": _loggable_id(headers.get(HEADER_ID))}
-        try:
-            delivery = await _verified_delivery(state, scope, receive, headers)
-            log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
-            result = await _ingest(state.ingestor, delivery)
-        except HTTPError as exc:
-            state.metrics.delivery("rejected", reason=exc.reason)
-            if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
-                state.refusals.record(exc.reason, log["webhook_id"])
-            logger.info(
-                "webhook_rejected",
-                **log,
-                outcome="failed" if exc.status >= 500 else "rejected",
-                reason=exc.reason,
-                http_status=exc.status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-            await error_response(exc)(scope, receive, send)
-            return
-        elapsed = time.perf_counter() - started
-        outcome = "duplicate" if result.duplicate else "accepted"
-        state.metrics.delivery(outcome, seconds=elapsed)
+        answer = await respond(scope["app"], scope["headers"], scope["query_string"], receive)
+        await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+async def respond(
+    app: Any, raw_headers: Sequence[tuple[bytes, bytes]], query_string: bytes, receive: Receive
+) -> Answer:
+    """The delivery's answer, after one canonical log line and one metric, whatever its outcome.
+
+    The endpoint without ASGI's response messages: ``wavehook serve``'s HTTP protocol calls it directly
+    (``receiver.http.connections.answer_directly``), any other server through ``WebhookEndpoint``.
+    ``receive`` gives the body as ASGI messages.
+    """
+    started = time.perf_counter()
+    try:
+        state = receiver_state(app)
+    except HTTPError as exc:
+        return Answer.of_error(exc)
+    headers = headers_of(raw_headers)
+    log: dict[str, Any] = {"webhook_id": _loggable_id(headers.get(HEADER_ID))}
+    try:
+        delivery = await _verified_delivery(state, query_string, receive, headers)
+        log.update(prediction_id=delivery.prediction_id, model=delivery.model, status=delivery.status)
+        result = await _ingest(state.ingestor, delivery)
+    except HTTPError as exc:
+        state.metrics.delivery("rejected", reason=exc.reason)
+        if exc.status < 500:  # a 503 is our storage failing, not a refusal of the delivery
+            state.refusals.record(exc.reason, log["webhook_id"])
         logger.info(
-            "webhook_received",
+            "webhook_rejected",
             **log,
-            outcome=outcome,
-            applied=result.applied,
-            conflict=result.conflict,
-            runs_enqueued=result.runs_enqueued,
-            duration_ms=round(elapsed * 1000, 2),
+            outcome="failed" if exc.status >= 500 else "rejected",
+            reason=exc.reason,
+            http_status=exc.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        answer = _ANSWERS[result.duplicate]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", b"%d" % len(answer)), (b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        return Answer.of_error(exc)
+    elapsed = time.perf_counter() - started
+    outcome = "duplicate" if result.duplicate else "accepted"
+    state.metrics.delivery(outcome, seconds=elapsed)
+    logger.info(
+        "webhook_received",
+        **log,
+        outcome=outcome,
+        applied=result.applied,
+        conflict=result.conflict,
+        runs_enqueued=result.runs_enqueued,
+        duration_ms=round(elapsed * 1000, 2),
+    )
+    return _STORED[result.duplicate]
 
 
 def _loggable_id(raw: str | None) -> str | None:
@@ -145,7 +157,9 @@ class WebhookFastPath:
             await self.app(scope, receive, send)
 
 
-async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receive, headers: dict[str, str]) -> Delivery:
+async def _verified_delivery(
+    state: ReceiverState, query_string: bytes, receive: Receive, headers: dict[str, str]
+) -> Delivery:
     """Read, verify and parse; a signed delivery refused on its timing or its body is quarantined first."""
     ingestor = state.ingestor
     body = await read_body(receive, headers.get("content-length"), state.settings.max_body_bytes)
@@ -159,7 +173,7 @@ async def _verified_delivery(state: ReceiverState, scope: Scope, receive: Receiv
             await _keep(ingestor, webhook_id, body, exc, timestamp=timestamp)
         raise
     try:
-        reference = _reference(state, scope)
+        reference = _reference(state, query_string)
         return parse(body, webhook_id=verified.webhook_id, webhook_timestamp=verified.timestamp, reference=reference)
     except (BadRequest, TokenMismatch) as exc:
         # Signed by the provider: a wrong token (a job submitted against another ledger) is kept like a bad body.
@@ -176,11 +190,11 @@ async def _ingest(ingestor: Ingestor, delivery: Delivery) -> IngestResult:
         raise
 
 
-def _reference(state: Any, scope: Scope) -> str | None:
+def _reference(state: Any, query_string: bytes) -> str | None:
     """The job reference of a delivery whose webhook URL carries one, checked against its token."""
-    if not scope["query_string"]:
+    if not query_string:
         return None
-    query = QueryParams(scope["query_string"])
+    query = QueryParams(query_string)
     return correlation.check(
         state.correlation_keys.accepted, query.get(correlation.REF_PARAM), query.get(correlation.TOKEN_PARAM)
     )
