@@ -24,7 +24,7 @@ from receiver.errors import HTTPError
 from receiver.handlers.registry import Handlers, load_handlers
 from receiver.http import auth, connections, health, openapi, predictions, runs, webhook
 from receiver.http.metrics import Metrics, metrics
-from receiver.http.responses import error_response
+from receiver.http.responses import error_response, internal_error
 from receiver.http.state import ReceiverState
 from receiver.ingest import Ingestor, Router, no_handlers
 from receiver.media_store import open_media_store
@@ -50,7 +50,7 @@ async def _starlette_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected_error", error_type=type(exc).__name__)
-    return JSONResponse({"error": "internal error; see the server log", "reason": "internal_error"}, 500)
+    return error_response(internal_error())
 
 
 def create_app(

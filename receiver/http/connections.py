@@ -35,8 +35,7 @@ import structlog
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from receiver.errors import HTTPError
-from receiver.http.responses import Answer
+from receiver.http.responses import Answer, internal_error
 from receiver.settings import ConnectionSettings, Settings
 
 logger = structlog.get_logger()
@@ -112,9 +111,7 @@ class _DirectCycle(RequestResponseCycle):
         except Exception as exc:
             # As the app's own handler of the unexpected: logged, and the one JSON 500 (the connection closes).
             logger.exception("unexpected_error", error_type=type(exc).__name__)
-            failure = HTTPError("internal error; see the server log")
-            failure.close_connection = True
-            answer = Answer.of_error(failure)
+            answer = Answer.of_error(internal_error(close_connection=True))
         try:
             if self.flow.write_paused and not self.disconnected:
                 await self.flow.drain()
@@ -128,11 +125,12 @@ class _DirectCycle(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         content = [STATUS_LINE[answer.status]]
+        closes = False
         for name, value in (*self.default_headers, *answer.headers):
             if name == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
+                self.keep_alive, closes = False, True
             content += (name, b": ", value, b"\r\n")
-        if not self.keep_alive and not any(name == b"connection" for name, _value in answer.headers):
+        if not self.keep_alive and not closes:
             content.append(b"connection: close\r\n")
         content += (b"\r\n", answer.body)
         self.transport.write(b"".join(content))

@@ -9,6 +9,13 @@ from starlette.responses import JSONResponse
 from receiver.errors import HTTPError, TooManyAttempts
 
 
+def internal_error(*, close_connection: bool = False) -> HTTPError:
+    """What a bug is answered with (its details go to the log, never into the answer)."""
+    error = HTTPError("internal error; see the server log")
+    error.close_connection = close_connection
+    return error
+
+
 def error_response(exc: HTTPError) -> JSONResponse:
     """An ``HTTPError`` as its status, ``{"error", "reason"}``, a close if it asks for one, and ``Retry-After``
     for a throttled client."""

@@ -1,9 +1,10 @@
 """``POST /webhooks/wavespeed``: read within the limit, verify, parse, commit, and only then answer.
 
-The endpoint is a plain ASGI app rather than a Starlette request handler: at thousands of deliveries per
-second, the Request and Response objects and their wrappers cost as much as verifying and parsing. It reads
-the ASGI messages and headers itself and sends pre-encoded answers; every refusal is rendered as on every
-other route (``responses.error_response``).
+The endpoint is ``respond``, which reads the body from ASGI's ``receive`` and returns the answer whole: at
+thousands of deliveries per second, Starlette's Request and Response objects and their wrappers cost as much
+as verifying and parsing. ``wavehook serve``'s HTTP protocol calls it directly; ``WebhookEndpoint`` is the
+same as an ASGI app. Answers are pre-encoded; every refusal is rendered as on every other route
+(``responses.error_response``).
 """
 
 from __future__ import annotations
