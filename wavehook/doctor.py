@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from receiver.errors import ConfigError
+from receiver.errors import ConfigError, StorageUnavailable
 from receiver.settings import Settings
 
 State = Literal["ok", "warn", "fail"]
@@ -163,7 +163,6 @@ def _reason(response: httpx.Response) -> str:
 
 
 async def check_ledger(settings: Settings, clock: Callable[[], float]) -> Finding:
-    from receiver.errors import StorageUnavailable
     from receiver.store.ledger import open_ledger
     from receiver.store.location import describe, is_new, missing_message
 
@@ -173,24 +172,34 @@ async def check_ledger(settings: Settings, clock: Callable[[], float]) -> Findin
         async with await open_ledger(settings) as ledger:
             await ledger.probe_write(now=clock())
     except (StorageUnavailable, OSError, ConfigError) as exc:
-        return Finding("ledger", "fail", f"{describe(settings.db)} is not writable: {exc}")
+        return unwritable(settings, exc)
     return Finding("ledger", "ok", f"{describe(settings.db)} is writable")
 
 
+def unwritable(settings: Settings, exc: Exception) -> Finding:
+    from receiver.store.location import describe
+
+    return Finding("ledger", "fail", f"{describe(settings.db)} is not writable: {exc}")
+
+
 async def check_connections(settings: Settings) -> Finding | None:
-    """On PostgreSQL: whether the server has room for one more wavehook process's connections (None on SQLite,
-    or when the server cannot be reached: the ledger check says why)."""
+    """On PostgreSQL: whether the server has room for one more wavehook process's connections (None on SQLite).
+
+    Raises ``StorageUnavailable`` when the server cannot be reached or fails: the ledger check would wait on it as
+    long again (a host that drops packets costs the whole connect timeout), so that is the ledger's finding."""
     from receiver.store.ledger import is_postgres_url
 
     if not is_postgres_url(settings.db):
         return None
     import psycopg
 
-    from receiver.store.postgres.connection import connection_room
+    from receiver.store.postgres.connection import connection_room, is_unavailable, unavailable
 
     try:
         room = await asyncio.to_thread(connection_room, settings.db, timeout_ms=settings.busy_timeout_ms)
-    except (psycopg.Error, OSError):
+    except (psycopg.Error, OSError) as exc:
+        if is_unavailable(exc):
+            raise unavailable(exc, settings.db) from None
         return None
     per_process = settings.db_pool_size + 1
     usable = room.max_connections - room.reserved
@@ -232,10 +241,14 @@ async def diagnose(
         findings.append(await check_clock(settings, http, clock))
         public = await check_public_url(settings, http)
         findings += public
-        room = await check_connections(settings)
-        findings.append(await check_ledger(settings, clock))
-        if room is not None:
-            findings.append(room)
+        try:
+            room = await check_connections(settings)
+        except StorageUnavailable as exc:
+            findings.append(unwritable(settings, exc))
+        else:
+            findings.append(await check_ledger(settings, clock))
+            if room is not None:
+                findings.append(room)
         if not any(f.state == "fail" for f in public) and findings[0].state != "fail":
             findings.append(await check_round_trip(settings, http, clock))
     findings.append(check_handlers(settings, known_models))

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import re
+import socketserver
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT, WAVEHOOK, Process, serving
+from tests.support import ROOT, WAVEHOOK, Process, free_port, serving
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +122,44 @@ def test_on_postgresql_it_says_how_many_more_processes_the_server_has_room_for(
     assert warned.startswith("WARN")
     assert f"each wavehook process opens up to {most + 1}" in warned
     assert "Raise the server's max_connections, or lower WAVEHOOK_DB_POOL_SIZE" in warned
+
+
+class _Silent(socketserver.BaseRequestHandler):
+    """Takes the connection and never answers (a host behind a firewall that drops packets looks the same)."""
+
+    def handle(self) -> None:
+        self.server.accepted += 1  # type: ignore[attr-defined]
+        self.server.released.wait(30)  # type: ignore[attr-defined]
+
+
+def test_a_postgresql_server_that_never_answers_is_waited_for_once(tmp_path: Any) -> None:
+    """The connections check finds the server silent: the ledger fails with what happened (the password
+    masked), and the doctor does not wait for the connect timeout a second time to open the ledger."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Silent)
+    server.daemon_threads = True
+    server.accepted = 0  # type: ignore[attr-defined]
+    server.released = threading.Event()  # type: ignore[attr-defined]
+    port = server.server_address[1]
+    env = {
+        **os.environ,
+        "WAVESPEED_WEBHOOK_SECRET": OTHER,
+        "WAVEHOOK_DB": f"postgresql://wavehook:hunter2secret@127.0.0.1:{port}/ledger",
+        "WAVEHOOK_BUSY_TIMEOUT_MS": "1000",
+        "WAVESPEED_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: the clock check fails at once
+        "WAVEHOOK_LOG_FORMAT": "json",
+    }
+    with serving(server):
+        try:
+            done = doctor(env)
+        finally:
+            server.released.set()  # type: ignore[attr-defined]
+    assert done.returncode == 1
+    ledger = lines(done)["ledger"]
+    assert ledger.startswith("FAIL")
+    assert "connection timeout expired" in ledger
+    assert "hunter2secret" not in done.stdout + done.stderr
+    assert "connections" not in lines(done)
+    assert server.accepted == 1  # type: ignore[attr-defined]
 
 
 def test_a_redirect_and_a_skewed_clock_fail(deployment: dict[str, str]) -> None:
