@@ -59,6 +59,20 @@ def signed_headers(secret: str, body: bytes, *, webhook_id: str, timestamp: int 
     }
 
 
+def http_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """The HTTP/1.1 responses in ``raw``, in order: status code, headers (names lower-case), body (as long as its
+    content-length says)."""
+    found = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode().split("\r\n")
+        headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        found.append((int(status_line.split()[1]), headers, rest[:length]))
+        raw = rest[length:]
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

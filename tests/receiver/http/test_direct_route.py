@@ -26,6 +26,7 @@ from receiver.http.app import serving_app
 from receiver.http.connections import GuardedProtocol, answer_directly
 from receiver.http.responses import Answer
 from receiver.http.webhook import read_body
+from tests.support import http_responses
 
 pytestmark = pytest.mark.anyio
 PATH = "/direct"
@@ -126,19 +127,6 @@ async def settle(protocol: GuardedProtocol) -> None:
     raise AssertionError("the protocol's tasks kept coming")
 
 
-def answers(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
-    """The responses in ``raw``, in order: status, headers by name, body (by its content-length)."""
-    found = []
-    while raw:
-        head, _, rest = raw.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode().split("\r\n")
-        headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
-        length = int(headers.get("content-length", "0"))
-        found.append((int(status_line.split()[1]), headers, rest[:length]))
-        raw = rest[length:]
-    return found
-
-
 def post(path: str, body: bytes, *extra: bytes, version: bytes = b"1.1") -> bytes:
     return b"POST %s HTTP/%s\r\nhost: x\r\ncontent-length: %d\r\n%s\r\n%s" % (
         path.encode(),
@@ -158,7 +146,7 @@ async def test_a_post_to_the_route_is_answered_without_the_app(app: App, direct:
     assert app.paths == []
     ((headers, query, body),) = direct.calls
     assert (headers["webhook-id"], query, body) == ("w1", b"ref=r1&token=t", b'{"id": 1}')
-    ((status, sent, payload),) = answers(bytes(transport.written))
+    ((status, sent, payload),) = http_responses(bytes(transport.written))
     assert (status, payload, sent["content-type"]) == (200, b"{}", "application/json")
     assert sent["date"] == "Mon, 30 Nov 2026 16:00:00 GMT"
     assert "connection" not in sent
@@ -179,9 +167,9 @@ async def test_other_methods_paths_and_the_access_log_go_to_the_app(app: App, di
     await settle(logged)
     assert direct.calls == []
     assert app.paths == ["/direct", "/direct/more", "/dir", "/direct"]
-    assert [status for status, _h, _b in answers(bytes(transport.written) + bytes(logged_transport.written))] == [
-        202
-    ] * 4
+    assert [
+        status for status, _h, _b in http_responses(bytes(transport.written) + bytes(logged_transport.written))
+    ] == [202] * 4
 
 
 async def test_without_a_route_every_request_goes_to_the_app(app: App) -> None:
@@ -189,7 +177,7 @@ async def test_without_a_route_every_request_goes_to_the_app(app: App) -> None:
     protocol.data_received(post(PATH, b"x"))
     await settle(protocol)
     assert app.paths == [PATH]
-    assert answers(bytes(transport.written))[0][0] == 202
+    assert http_responses(bytes(transport.written))[0][0] == 202
 
 
 async def test_pipelined_requests_are_answered_in_their_order(app: App, direct: Respond) -> None:
@@ -200,7 +188,7 @@ async def test_pipelined_requests_are_answered_in_their_order(app: App, direct: 
         await settle(protocol)
         await asyncio.sleep(0)
     assert [body for _h, _q, body in direct.calls] == [b"one", b"three"]
-    assert [(status, body) for status, _h, body in answers(bytes(transport.written))] == [
+    assert [(status, body) for status, _h, body in http_responses(bytes(transport.written))] == [
         (200, b"{}"),
         (202, b"app"),
         (200, b"{}"),
@@ -218,7 +206,7 @@ async def test_a_request_that_ends_its_connection_is_answered_then_closed(
     protocol, transport = connect(app)
     protocol.data_received(post(PATH, b"x", *extra, version=version))
     await settle(protocol)
-    ((status, headers, _body),) = answers(bytes(transport.written))
+    ((status, headers, _body),) = http_responses(bytes(transport.written))
     assert (status, headers["connection"], transport.closed) == (200, "close", True)
 
 
@@ -231,7 +219,7 @@ async def test_an_answer_that_closes_the_connection_closes_it(app: App) -> None:
         await settle(protocol)
     finally:
         answer_directly(PATH, None)
-    ((status, headers, _body),) = answers(bytes(transport.written))
+    ((status, headers, _body),) = http_responses(bytes(transport.written))
     assert (status, headers["connection"], transport.closed) == (413, "close", True)
 
 
@@ -257,7 +245,7 @@ async def test_an_unexpected_failure_is_the_json_500_and_a_log_line(app: App) ->
             await settle(protocol)
     finally:
         answer_directly(PATH, None)
-    ((status, headers, body),) = answers(bytes(transport.written))
+    ((status, headers, body),) = http_responses(bytes(transport.written))
     assert (status, json.loads(body)["reason"], headers["connection"]) == (500, "internal_error", "close")
     assert b"a bug" not in bytes(transport.written)
     assert transport.closed
