@@ -19,7 +19,7 @@ from tests.receiver.http.test_direct_route import App, Transport, post, settle
 from tests.support import http_responses
 
 pytestmark = pytest.mark.anyio
-HEADERS, BODY = 0.2, 0.6  # seconds
+HEADERS, BODY = 0.2, 1.0  # seconds: far apart, so that a loaded machine cannot blur them
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ async def test_a_body_deadline_set_after_the_header_deadline_is_the_one_kept() -
     assert elapsed >= headers_done - started + BODY - 0.05
     ((status, _headers, body),) = http_responses(bytes(transport.written))
     assert status == 408
-    assert b"the body did not arrive within 0.6 s" in body
+    assert b"the body did not arrive within 1 s" in body
 
 
 async def test_a_deadline_earlier_than_the_timer_moves_the_timer() -> None:
