@@ -27,6 +27,7 @@ from typing import Any
 import uvloop
 from bench import environment, phases, wrk
 from bench.compare import RATE_CEILING, compare, run_round
+from bench.database import GroupStatistics, enable
 from bench.deliveries import Signer
 from bench.report import median_round
 from bench.summary import Results, markdown
@@ -87,7 +88,10 @@ async def run_with(args: argparse.Namespace, work: Workdir, postgres: Any) -> Re
         }
         if postgres is not None:
             targets["d"] = stack.enter_context(work.naive_pg(postgres.create(migrated=False)))
-            targets["e"] = stack.enter_context(work.wavehook("wavehook-pg", {"WAVEHOOK_DB": postgres.create()}))
+            ledger = postgres.create()
+            enable(ledger)  # the statistics the report's account of (e)'s groups comes from
+            targets["e"] = stack.enter_context(work.wavehook("wavehook-pg", {"WAVEHOOK_DB": ledger}))
+            targets["e"].group_statistics = GroupStatistics(ledger)
         rounds = await compare(
             targets,
             signer,
@@ -97,6 +101,9 @@ async def run_with(args: argparse.Namespace, work: Workdir, postgres: Any) -> Re
             warmup=args.warmup,
             log=log,
         )
+        for server in targets.values():
+            if server.group_statistics is not None:
+                server.group_statistics.finish()  # the account of its last round
         results.rounds = rounds
         results.medians = {c: {k: median_round(r) for k, r in by.items()} for c, by in rounds.items()}
         if wrk.available():

@@ -25,6 +25,9 @@ def pool_size(rate_hint: float, duration: float, concurrency: int) -> int:
 async def run_round(server: Server, signer: Signer, *, concurrency: int, duration: float, rate_hint: float) -> Round:
     """One closed-loop round against ``server``, with the server's CPU and what else ran on its core."""
     requests = signer.pool(pool_size(rate_hint, duration, concurrency))
+    statistics = server.group_statistics
+    if statistics is not None:
+        statistics.round_starts()
     cpu_before = cpu_seconds(server.pid)
     busy_before, total_before = core_ticks(SERVER_CORE)
     result = await drive("127.0.0.1", server.port, requests, concurrency=concurrency, duration=duration)
@@ -34,6 +37,8 @@ async def run_round(server: Server, signer: Signer, *, concurrency: int, duratio
         core_busy = (busy_after - busy_before) / (total_after - total_before)
         # Whatever kept the server's core busy besides the server itself: other processes (noise).
         measured.others = max(0.0, core_busy - measured.server_cpu)
+    if statistics is not None:
+        statistics.round_ends(measured, result.elapsed)
     return measured
 
 

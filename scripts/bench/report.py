@@ -7,6 +7,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from bench.database import Groups, median_groups
 from bench.loadgen import RoundResult
 
 TARGETS = {
@@ -40,6 +41,7 @@ class Round:
     errors: int
     exhausted: bool
     others: float = 0.0  # share of the server's core used by other processes during the round
+    groups: Groups | None = None  # wavehook on PostgreSQL: its group statements, as the server counted them
 
     @classmethod
     def of(cls, result: RoundResult, server_cpu_seconds: float) -> Round:
@@ -71,6 +73,7 @@ def median_round(rounds: Sequence[Round]) -> Round:
         errors=sum(r.errors for r in rounds),
         exhausted=any(r.exhausted for r in rounds),
         others=statistics.median(r.others for r in rounds),
+        groups=median_groups([r.groups for r in rounds]),
     )
 
 

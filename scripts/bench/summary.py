@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from bench import environment
+from bench.database import FUNCTION
 from bench.phases import Busy, HandlerStart, Memory
 from bench.report import Round, at_least, at_most, ratio, ratios_table, results_table
 from bench.wrk import WrkResult
@@ -80,6 +81,16 @@ def _postgres(results: Results) -> list[str]:
         f"- **PostgreSQL** for (d) and (e): {results.postgres}, on the same two cores (the servers' pinning "
         "leaves it free to use both); one throwaway cluster started by the script, a fresh database per target."
     ]
+    accounts = [
+        f"at c={concurrency}, {_groups(m['e'])}"
+        for concurrency, m in results.medians.items()
+        if "e" in m and m["e"].groups is not None
+    ]
+    if accounts:
+        lines.append(
+            "- **Groups on PostgreSQL** ((e), as PostgreSQL's statistics count and time its group statement, "
+            f"`{FUNCTION}`; medians of the rounds): " + "; ".join(accounts) + "."
+        )
     start, m = results.handler_start_pg, results.memory_pg
     if start is not None:
         lines.append(
@@ -141,6 +152,21 @@ def _cpu_bound(wavehook: Round, naive: Round) -> str:
     )
 
 
+def _groups(wavehook: Round) -> str:
+    """Where a group's time went on PostgreSQL: one group in flight at a time, so the time from one group to
+    the next is its round trip; the server's part of it is the statement and the commit's WAL flush."""
+    g = wavehook.groups
+    if g is None or not g.per_second:
+        return "no group statements counted"
+    interval = g.interval_ms()
+    rest = max(0.0, interval - g.statement_ms - g.flush_ms)
+    return (
+        f"a group every {interval:.2f} ms ({g.per_second:,.0f}/s, {wavehook.rate / g.per_second:.1f} deliveries "
+        f"each): PostgreSQL ran its statement in {g.statement_ms:.2f} ms and flushed its commit's WAL in "
+        f"{g.flush_ms:.2f} ms; the other {rest:.2f} ms were spent outside them"
+    )
+
+
 def _targets(results: Results) -> list[str]:
     lines: list[str] = []
     fsync = max(results.fsync_start[0], results.fsync_end[0])
@@ -163,6 +189,8 @@ def _targets(results: Results) -> list[str]:
             )
             if not lines[-1].startswith("PASS"):
                 lines.append(f"      (e) at c={concurrency}: {_cpu_bound(e, m['d'])}")
+                if e.groups is not None:
+                    lines.append(f"      (e) at c={concurrency}: {_groups(e)}")
             lines.append(
                 at_least(
                     f"c={concurrency} wavehook on PostgreSQL vs on SQLite", ratio(e.rate, m["c"].rate), PG_SQLITE_RATIO

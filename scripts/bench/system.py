@@ -15,6 +15,8 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from bench.database import GroupStatistics
+
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -122,6 +124,9 @@ def rss_bytes(pid: int) -> int:
 
 class Server:
     """A target server process, pinned to the server core, its output kept in a log file."""
+
+    # wavehook on PostgreSQL: read around each round, so that the report can say where a group's time went.
+    group_statistics: GroupStatistics | None = None
 
     def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], log: Path, port: int) -> None:
         self.name = name

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import uvloop
+from bench.database import Groups
 from bench.deliveries import Signer
 from bench.loadgen import _Connection, _Shared, drive
 from bench.report import Round, at_least, at_most, percentile
-from bench.summary import Results, _targets
+from bench.summary import Results, _postgres, _targets
 from bench.targets import Workdir
 
 from tests.support import ROOT
@@ -88,6 +89,33 @@ def test_a_missed_postgresql_ratio_names_each_receivers_cpu_per_delivery() -> No
     assert not any("CPU per delivery" in line for line in lines)
 
 
+def test_a_missed_postgresql_ratio_says_where_each_groups_time_went() -> None:
+    """With PostgreSQL's account of the group statements, a miss says how often a group went and how much of
+    that the server spent running the statement and flushing its commit; the PostgreSQL bullet says it at every
+    concurrency measured, met or not."""
+    medians = {c: {k: _round(1000.0, 0.9) for k in "abc"} for c in (32, 128)}
+    for c in medians:
+        medians[c]["d"] = _round(2500.0, 0.95)
+    medians[32]["e"] = _round(4000.0, 0.72)
+    medians[32]["e"].groups = Groups(per_second=250.0, statement_ms=1.2, flush_ms=0.3)
+    medians[128]["e"] = _round(7000.0, 0.9)
+    medians[128]["e"].groups = Groups(per_second=200.0, statement_ms=2.0, flush_ms=0.25)
+    results = Results(options={}, environment={}, medians=medians, postgres="PostgreSQL 15")
+    lines = _targets(results)
+    (miss,) = [i for i, line in enumerate(lines) if "c=32 wavehook vs naive on PostgreSQL" in line]
+    assert lines[miss + 2] == (
+        "      (e) at c=32: a group every 4.00 ms (250/s, 16.0 deliveries each): PostgreSQL ran its statement in "
+        "1.20 ms and flushed its commit's WAL in 0.30 ms; the other 2.50 ms were spent outside them"
+    )
+    assert not any("c=128: a group every" in line for line in lines)  # met: no explanation owed
+    (bullet,) = [line for line in _postgres(results) if line.startswith("- **Groups on PostgreSQL**")]
+    assert "at c=32, a group every 4.00 ms (250/s, 16.0 deliveries each)" in bullet
+    assert (
+        "; at c=128, a group every 5.00 ms (200/s, 35.0 deliveries each): PostgreSQL ran its statement in 2.00 ms"
+        in bullet
+    )
+
+
 @pytest.mark.integration
 def test_generator_gets_every_answer_from_a_real_naive_receiver(tmp_path: Any) -> None:
     """Every pre-signed delivery sent to the naive baseline is answered 200, and the run stops when they run out."""
@@ -100,8 +128,8 @@ def test_generator_gets_every_answer_from_a_real_naive_receiver(tmp_path: Any) -
 
 @pytest.mark.integration
 def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
-    """A tiny run of the whole script measures the five targets (two on a throwaway PostgreSQL) and ends with
-    one line per target."""
+    """A tiny run of the whole script measures the five targets (two on a throwaway PostgreSQL), gives
+    PostgreSQL's account of wavehook's groups, and ends with one line per target."""
     args = ["--duration", "0.5", "--warmup", "0.2", "--rounds", "1", "--concurrency", "8"]
     args += ["--rss-deliveries", "1000", "--dispatch-duration", "1", "--dispatch-rate", "50", "--busy-slots", "2"]
     done = subprocess.run(
@@ -119,6 +147,12 @@ def test_quick_run_prints_the_markdown_report(tmp_path: Any) -> None:
         row = re.search(rf"\| 8 \| {re.escape(target)} \|.*\| (\d+) \|$", report, re.MULTILINE)
         assert row is not None, report
         assert row.group(1) == "0", report  # no delivery refused
+    # PostgreSQL's own account of (e)'s groups, read from its statistics once it had all been reported.
+    account = re.search(
+        r"^- \*\*Groups on PostgreSQL\*\*.*: at c=8, a group every [\d.]+ ms \(([\d,]+)/s", report, re.M
+    )
+    assert account is not None, report
+    assert int(account.group(1).replace(",", "")) > 0
     verdicts = re.findall(r"^(PASS|MISS)  (.+?):", report, re.MULTILINE)
     assert [label for _verdict, label in verdicts] == [
         "c=8 durable ingest vs bare",
