@@ -82,7 +82,8 @@ def test_ctrl_c_says_what_was_sent_and_reconcile_counts_the_unknown(
     sandbox_factory: Callable[..., Process], serve_factory: Callable[..., Process], tmp_path: Path
 ) -> None:
     """SIGINT in the middle of a batch: it prints what was sent, what is unknown (in flight) and the exact
-    command that finishes it, exits 130; a reconcile right after counts those unknown ones as still unknown."""
+    command that finishes it, exits 130; a reconcile right after counts those unknown ones as still unknown.
+    This holds for a batch a script started in the background too, which inherits SIGINT ignored."""
     sandbox = sandbox_factory(answer_delay=1.5)  # every submit is in flight for 1.5 s
     receiver = serve_factory(env={"WAVEHOOK_DOWNLOAD": "false"})
     jobs = tmp_path / "jobs.jsonl"
@@ -97,7 +98,8 @@ def test_ctrl_c_says_what_was_sent_and_reconcile_counts_the_unknown(
         "WAVEHOOK_PUBLIC_URL": receiver.url,  # type: ignore[attr-defined]
     }
     proc = subprocess.Popen(
-        [WAVEHOOK, "batch", str(jobs), "--concurrency", "4"],
+        # Started as a script starts a job in the background, with SIGINT ignored: the batch still hears it.
+        ["sh", "-c", 'trap "" INT; exec "$0" "$@"', WAVEHOOK, "batch", str(jobs), "--concurrency", "4"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

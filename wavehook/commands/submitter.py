@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -268,6 +269,9 @@ def batch(
             followed = await _follow(sub, sent, deadline, show)
         return summary
 
+    # Ctrl-C (or ``kill -INT``) ends the batch with what was sent, also when a script started it in the
+    # background: the shell then leaves SIGINT ignored, and Python would never raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         summary = _run(settings, work)
     except KeyboardInterrupt:
