@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from bench import environment
-from bench.database import FUNCTION
+from bench.database import FUNCTION, Groups
 from bench.phases import Busy, HandlerStart, Memory
 from bench.report import Round, at_least, at_most, ratio, ratios_table, results_table
 from bench.wrk import WrkResult
@@ -82,9 +82,9 @@ def _postgres(results: Results) -> list[str]:
         "leaves it free to use both); one throwaway cluster started by the script, a fresh database per target."
     ]
     accounts = [
-        f"at c={concurrency}, {_groups(m['e'])}"
+        f"at c={concurrency}, {_groups(groups, m['e'].rate)}"
         for concurrency, m in results.medians.items()
-        if "e" in m and m["e"].groups is not None
+        if "e" in m and (groups := m["e"].groups) is not None
     ]
     if accounts:
         lines.append(
@@ -152,16 +152,14 @@ def _cpu_bound(wavehook: Round, naive: Round) -> str:
     )
 
 
-def _groups(wavehook: Round) -> str:
+def _groups(g: Groups, rate: float) -> str:
     """Where a group's time went on PostgreSQL: one group in flight at a time, so the time from one group to
-    the next is its round trip; the server's part of it is the statement and the commit's WAL flush."""
-    g = wavehook.groups
-    if g is None or not g.per_second:
-        return "no group statements counted"
+    the next is its round trip; the server's part of it is the statement and the commit's WAL flush. (``g``
+    holds at least one statement: ``GroupStatistics.between`` gives None otherwise.)"""
     interval = g.interval_ms()
     rest = max(0.0, interval - g.statement_ms - g.flush_ms)
     return (
-        f"a group every {interval:.2f} ms ({g.per_second:,.0f}/s, {wavehook.rate / g.per_second:.1f} deliveries "
+        f"a group every {interval:.2f} ms ({g.per_second:,.0f}/s, {rate / g.per_second:.1f} deliveries "
         f"each): PostgreSQL ran its statement in {g.statement_ms:.2f} ms and flushed its commit's WAL in "
         f"{g.flush_ms:.2f} ms; the other {rest:.2f} ms were spent outside them"
     )
@@ -190,7 +188,7 @@ def _targets(results: Results) -> list[str]:
             if not lines[-1].startswith("PASS"):
                 lines.append(f"      (e) at c={concurrency}: {_cpu_bound(e, m['d'])}")
                 if e.groups is not None:
-                    lines.append(f"      (e) at c={concurrency}: {_groups(e)}")
+                    lines.append(f"      (e) at c={concurrency}: {_groups(e.groups, e.rate)}")
             lines.append(
                 at_least(
                     f"c={concurrency} wavehook on PostgreSQL vs on SQLite", ratio(e.rate, m["c"].rate), PG_SQLITE_RATIO
