@@ -2,7 +2,7 @@
 ran each, and how long each commit's WAL flush took.
 
 Read from the server's statistics views before and after a round (``pg_stat_user_functions`` for the group
-statement, ``wavehook_record_deliveries``; ``pg_stat_wal`` for the flushes), which needs ``track_functions`` and
+statement, ``wavehook_record_group``; ``pg_stat_wal`` for the flushes), which needs ``track_functions`` and
 ``track_wal_io_timing`` on: ``enable`` turns them on for the ledger's database alone, so that the flush time is
 its sessions' alone. A backend reports its statistics late (see ``IDLE_REPORT``), so a round's account is read
 once the round is long over.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bench.report import Round
 
-FUNCTION = "wavehook_record_deliveries"
+FUNCTION = "wavehook_record_group"
 # A backend that has reported within the last second reports what is left once it has been idle this long
 # (PostgreSQL's PGSTAT_IDLE_INTERVAL, 10 s): a reading this long after a round has all of it.
 IDLE_REPORT = 10.5

@@ -1,7 +1,8 @@
 """Group commit on PostgreSQL: the jobs waiting at a moment share one transaction, each answered after its
 commit, as the SQLite writer shares an fsync.
 
-One group is in flight at a time, on a pooled connection: what arrives meanwhile is the next group. (Several
+One group is in flight at a time, on a pooled connection (kept while groups follow each other): what
+arrives meanwhile is the next group. (Several
 groups in flight made smaller groups, each with its own round trip and commit, and fewer deliveries per
 second: rounds of scripts/bench_ingest.py at c=32, same run, ~3,500/s with up to 8 against ~4,400/s with one.)
 Jobs of one ``Batched`` kind that follow each other in a group (deliveries, under load) share one statement:
@@ -33,6 +34,7 @@ Conn = psycopg.AsyncConnection[Any]
 Job = Callable[[Conn], Awaitable[Any]]
 logger = structlog.get_logger()
 _RACE_RETRIES = 5
+_HOLD_GROUPS = 64
 
 
 class Batched(abc.ABC):
@@ -101,27 +103,46 @@ class GroupWriter:
         try:
             await asyncio.sleep(0)  # let the jobs of this turn of the loop join the group
             while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                await self._commit(batch)
+                await self._burst()
         finally:
             self._draining = False
             self._idle.set()
 
-    async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+    def _take(self) -> list[tuple[Job, asyncio.Future[Any]]]:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        return batch
+
+    async def _burst(self) -> None:
+        """Commit groups one after the other on one pooled connection while jobs keep coming: taking it from
+        the pool and giving it back for every group cost the writer more than sending the group. It goes back
+        after a failure (the pool replaces a broken one) and after ``_HOLD_GROUPS`` groups (so that the pool's
+        checks and its connections' maximum lifetime still apply under endless load)."""
+        batch = self._take()
+        try:
+            async with self._pool.connection() as conn:
+                for held in itertools.count(1):
+                    if not await self._commit(conn, batch) or not self._waiting or held >= _HOLD_GROUPS:
+                        return
+                    batch = self._take()
+        except Exception as exc:  # no connection (the server is down, the pool timed out): nothing committed
+            self._fail(batch, exc)  # (a batch already answered is left as it is)
+
+    async def _commit(self, conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]]) -> bool:
+        """Commit ``batch`` and answer its jobs; False if the connection failed (the batch is failed)."""
         failed: dict[int, BaseException] = {}
         for attempt in range(_RACE_RETRIES):
             try:
-                results = await self._attempt(batch, failed)
-            except RETRYABLE as exc:
+                results = await self._attempt(conn, batch, failed)
+            except RETRYABLE as exc:  # rolled back: run the group again on the same connection
                 if attempt + 1 < _RACE_RETRIES:
                     logger.info("storage_write_retried", error_type=type(exc).__name__, jobs=len(batch))
                     continue
                 self._fail(batch, exc)
-                return
-            except Exception as exc:  # the database (or the pool) failed: nothing of the group is committed
+                return True
+            except Exception as exc:  # the database failed: nothing of the group is committed
                 self._fail(batch, exc)
-                return
+                return False
             self.commits += 1
             self.jobs += len(batch)
             for index, (_job, future) in enumerate(batch):
@@ -132,18 +153,20 @@ class GroupWriter:
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
-            return
+            return True
+        raise AssertionError("unreachable: the last attempt returns")
 
-    async def _attempt(self, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]) -> Any:
-        async with self._pool.connection() as conn:
-            shared = True
-            while True:
-                try:
-                    return await self._group(conn, batch, failed, shared=shared)
-                except _JobFailed:
-                    continue
-                except _BatchFailed:
-                    shared = False
+    async def _attempt(
+        self, conn: Conn, batch: list[tuple[Job, asyncio.Future[Any]]], failed: dict[int, BaseException]
+    ) -> Any:
+        shared = True
+        while True:
+            try:
+                return await self._group(conn, batch, failed, shared=shared)
+            except _JobFailed:
+                continue
+            except _BatchFailed:
+                shared = False
 
     @staticmethod
     async def _group(

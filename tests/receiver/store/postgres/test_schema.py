@@ -3,18 +3,25 @@ safe when ten instances boot at once."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+from receiver.delivery import parse
 from receiver.errors import ConfigError
 from receiver.store.connection import open_database
+from receiver.store.postgres.ingest import RecordDelivery
 from receiver.store.postgres.schema import MIGRATIONS, Migration, migrate
+from receiver.store.records import IngestResult
 from tests.postgres import Databases
 from tests.support import ROOT, wait_for
 
@@ -135,3 +142,45 @@ def _backends(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_ledger_of_the_previous_version_takes_the_group_function_and_both_versions_keep_writing(
+    postgres_databases: Databases,
+) -> None:
+    """A rolling upgrade: the ledger at migration 3 gets migration 4's group function, and an instance of the
+    previous version (which calls migration 3's function) still stores deliveries beside the new ones."""
+    url = postgres_databases.create(migrated=False)
+
+    def old_instance_stores(conn: psycopg.Connection[Any], number: int) -> None:
+        body = json.dumps({"id": f"old-{number}", "status": "completed", "model": "m"}).encode()
+        row = {"i": 1, "webhook_id": f"w-old-{number}", "body_sha256": hashlib.sha256(body).hexdigest(),
+               "prediction_id": f"old-{number}", "status": "completed", "source": "webhook", "model": "m",
+               "rank": 2, "now": time.time(), "handlers": []}  # fmt: skip
+        answer = conn.execute(
+            "SELECT r_event_id, r_moved FROM wavehook_record_deliveries(%s::json, %s::bytea[], %s::text[], %s::text[])",
+            (json.dumps([row]), [body], [row["webhook_id"]], [row["prediction_id"]]),
+        ).fetchone()
+        assert answer is not None
+        assert answer[0] is not None  # stored
+        assert answer[1] is True  # applied
+
+    async def new_instance_stores() -> None:
+        body = json.dumps({"id": "new-1", "status": "completed", "model": "m"}).encode()
+        job = RecordDelivery(parse(body, webhook_id="w-new-1"), now=time.time(), terminal_statuses=("completed",),
+                             handlers=[])  # fmt: skip
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            (result,) = await RecordDelivery.run_batch(conn, [job])
+        assert isinstance(result, IngestResult)
+        assert result.applied
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert migrate(conn, MIGRATIONS[:3])[-1] == "0003_record_deliveries"
+            old_instance_stores(conn, 1)
+            assert migrate(conn) == ["0004_record_group"]
+            old_instance_stores(conn, 2)
+            asyncio.run(new_instance_stores())
+            stored = conn.execute("SELECT id, status FROM predictions ORDER BY id").fetchall()
+            assert stored == [("new-1", "completed"), ("old-1", "completed"), ("old-2", "completed")]
+    finally:
+        postgres_databases.drop(url)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from receiver.errors import StorageUnavailable
+from receiver.store.postgres import writer as writer_module
 from receiver.store.postgres.connection import Conn, fetch_all, open_pool
 from receiver.store.postgres.writer import Batched, GroupWriter
 from tests import postgres
@@ -183,6 +184,38 @@ async def test_a_shared_statement_that_fails_is_run_again_one_job_at_a_time(
     assert Put.statements[:2] == [1, 2], Put.statements
     assert set(Put.statements[2:]) == {1}, Put.statements
     assert committed(own_server) == {"taken", "x1", "plain", "x2"}
+
+
+async def test_groups_that_follow_each_other_keep_their_connection_a_while(
+    writer: GroupWriter, own_server: postgres.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group that arrives while another is in flight goes out on the same connection, not through the pool
+    again; after ``_HOLD_GROUPS`` groups the connection goes back and the next group asks the pool anew."""
+    monkeypatch.setattr(writer_module, "_HOLD_GROUPS", 2)
+
+    def slow(key: str) -> Any:
+        async def job(conn: Conn) -> int:
+            cur = await conn.execute("SELECT pg_backend_pid() AS pid FROM pg_sleep(0.2)")
+            row = await cur.fetchone()
+            await conn.execute("INSERT INTO items (key, value) VALUES (%s, 'v')", (key,))
+            assert row is not None
+            return int(row["pid"])
+
+        return job
+
+    def requests() -> int:
+        return writer._pool.get_stats().get("requests_num", 0)
+
+    before = requests()
+    first = asyncio.create_task(writer.run(slow("a")))
+    await asyncio.sleep(0.1)  # a is in flight: b waits for it, then follows on its connection
+    second = asyncio.create_task(writer.run(slow("b")))
+    await asyncio.sleep(0.2)  # a is committed, b in flight: c follows it, but the connection has served 2
+    third = asyncio.create_task(writer.run(slow("c")))
+    pids = await asyncio.gather(first, second, third)
+    assert pids[0] == pids[1]
+    assert requests() - before == 2  # a and b on one connection from the pool, c on another request
+    assert committed(own_server) == {"a", "b", "c"}
 
 
 async def test_server_down_is_503_without_the_password_and_the_pool_recovers(
