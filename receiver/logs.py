@@ -53,9 +53,24 @@ class _RedactTokens(logging.Filter):
         return True
 
 
+class _Pid:
+    """Several uvicorn workers write to one stream: the pid says which process a line came from.
+
+    Read once, and again in a forked child: ``os.getpid()`` is a system call, and the webhook path writes a
+    line per delivery."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Pid.refresh)
+
+
 def _add_pid(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    # Several uvicorn workers write to one stream: the pid says which process a line came from.
-    event_dict["pid"] = os.getpid()
+    event_dict["pid"] = _Pid.value
     return event_dict
 
 

@@ -6,8 +6,10 @@ import datetime
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -184,3 +186,23 @@ def test_a_huge_webhook_id_is_logged_only_up_to_its_limit(app_client: Callable[.
     (line,) = [entry for entry in captured if entry["event"] == "webhook_rejected"]
     assert line["webhook_id"].startswith("w" * 256)
     assert len(line["webhook_id"]) < 300
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_each_line_carries_its_process_id_also_in_a_forked_child(tmp_path: Path) -> None:
+    """The pid is read once per process: a child forked after logging was configured writes its own."""
+    path = tmp_path / "lines.jsonl"
+    with path.open("w", buffering=1) as stream:
+        logs.configure(log_format="json", level="info", stream=stream)
+        structlog.get_logger().info("in_parent")
+        child = os.fork()
+        if child == 0:  # the child: one line, then leave without running the parent's clean-up
+            try:
+                structlog.get_logger().info("in_child")
+                stream.flush()
+            finally:
+                os._exit(0)
+        _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pids = {line["event"]: line["pid"] for line in map(json.loads, path.read_text().splitlines())}
+    assert pids == {"in_parent": os.getpid(), "in_child": child}
