@@ -19,7 +19,7 @@ import pytest
 from receiver.delivery import parse
 from receiver.errors import ConfigError
 from receiver.store.connection import open_database
-from receiver.store.postgres.ingest import RecordDelivery
+from receiver.store.postgres.ingest import RECORD_DELIVERIES, RECORD_GROUP, RecordDelivery
 from receiver.store.postgres.schema import MIGRATIONS, Migration, migrate
 from receiver.store.records import IngestResult
 from tests.postgres import Databases
@@ -189,8 +189,6 @@ def test_a_ledger_of_the_previous_version_takes_the_group_function_and_both_vers
 def test_the_functions_of_shipped_migrations_keep_their_text() -> None:
     """Migrations 3 and 4 create their functions from SQL the write path shares helpers with: a change to a
     helper must not change what a migration that has shipped creates (a new migration replaces it instead)."""
-    from receiver.store.postgres.ingest import RECORD_DELIVERIES, RECORD_GROUP
-
     shipped = {
         "0003": (RECORD_DELIVERIES, "83299fcc4f9b1446f3a0dbebafbe1588592c88552d47826c4dfa80638592d7e5"),
         "0004": (RECORD_GROUP, "89201b30fbfe6c1bdab8ed810836bb3d49934692fcaf29baa66b82eab496522b"),
