@@ -1,16 +1,15 @@
 """Group commit on PostgreSQL: the jobs waiting at a moment share one transaction, each answered after its
 commit, as the SQLite writer shares an fsync.
 
-One group is in flight at a time, on a pooled connection (kept while groups follow each other): what
-arrives meanwhile is the next group. (Several
-groups in flight made smaller groups, each with its own round trip and commit, and fewer deliveries per
-second: rounds of scripts/bench_ingest.py at c=32, same run, ~3,500/s with up to 8 against ~4,400/s with one.)
-Jobs of one ``Batched`` kind that follow each other in a group (deliveries, under load) share one statement:
-the client's work per job is a few values in that statement's parameters, not a statement of its own. A job
-that raises fails alone: the group is rolled back and the others run again in a new transaction, one statement
-each where a shared statement failed (so a job may run more than once before its commit: jobs act on the
-connection only). A failure of the database itself (down, read-only, timed out) fails the whole group with
-``StorageUnavailable``; a lost lock race (deadlock, serialization) runs the group again.
+One group is in flight at a time, on a pooled connection (kept while groups follow each other): what arrives
+meanwhile is the next group. (Several groups in flight made smaller groups, each with its own round trip and
+commit, and fewer deliveries per second: rounds of scripts/bench_ingest.py at c=32, same run, ~3,500/s with up
+to 8 against ~4,400/s with one.) Jobs of one ``Batched`` kind that follow each other in a group (deliveries,
+under load) share one statement: the client's work per job is a few values in that statement's parameters, not a
+statement of its own. A job that raises fails alone: the group is rolled back and the others run again in a new
+transaction, one statement each where a shared statement failed (so a job may run more than once before its
+commit: jobs act on the connection only). A failure of the database itself (down, read-only, timed out) fails
+the whole group with ``StorageUnavailable``; a lost lock race (deadlock, serialization) runs the group again.
 """
 
 from __future__ import annotations
@@ -114,10 +113,11 @@ class GroupWriter:
         return batch
 
     async def _burst(self) -> None:
-        """Commit groups one after the other on one pooled connection while jobs keep coming: taking it from
-        the pool and giving it back for every group cost the writer more than sending the group. It goes back
-        after a failure (the pool replaces a broken one) and after ``_HOLD_GROUPS`` groups (so that the pool's
-        checks and its connections' maximum lifetime still apply under endless load)."""
+        """Commit groups one after the other on one pooled connection while jobs keep coming, without taking
+        it from the pool and giving it back for each group (the writer's work on the event loop is what a
+        delivery waits for under load). It goes back after a failure (the pool replaces a broken one) and after
+        ``_HOLD_GROUPS`` groups (so that the pool's checks and its connections' maximum lifetime still apply
+        under endless load)."""
         batch = self._take()
         try:
             async with self._pool.connection() as conn:
