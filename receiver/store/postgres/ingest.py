@@ -62,7 +62,7 @@ def _refused(d: str, owner: str, elsewhere: str) -> str:
 
 # The event is stored as applied (the rare delivery the state machine refuses is marked afterwards), flagged
 # ``conflict`` when another body already came under its webhook-id; a repeat only bumps ``duplicates``.
-def _insert_events(d: str, source: str, body: str = "bodies[{d}.i]") -> str:
+def _insert_events(d: str, source: str, body: str) -> str:
     return f"""INSERT INTO events (webhook_id, body_sha256, prediction_id, status, source, applied, conflict,
                         webhook_timestamp, reference, received_at, body)
     SELECT {d}.webhook_id, {d}.body_sha256, {d}.prediction_id, {d}.status, {d}.source, 1,
@@ -104,6 +104,80 @@ def _enqueue_runs(d: str, source: str) -> str:
     RETURNING prediction_id"""
 
 
+# The pieces both migrations' functions are made of. A change to any of them must leave the SQL of every
+# migration that has shipped as it is (tests/receiver/store/postgres/test_schema.py pins it): a changed
+# function is a new migration.
+_ARRAY_BODY = "bodies[{d}.i]"  # migration 3: the bodies as bytea[]
+
+
+def _set_wise(rows: str, body: str, pad: str) -> str:
+    """The usual group (every webhook-id and prediction once) stored in one statement: its common table
+    expressions, from ``rows`` to ``runs``; ``pad`` is the indentation of its first line."""
+    return f"""WITH rows AS (
+{pad}    SELECT x.*, o.owner FROM {rows}
+{pad}    LEFT JOIN LATERAL (SELECT {_owner("x")} AS owner) AS o ON x.source = 'webhook'
+{pad}), checked AS (
+{pad}    SELECT rows.*, {_elsewhere("rows", "rows.owner")} AS elsewhere FROM rows
+{pad}), ok AS (
+{pad}    SELECT * FROM checked c WHERE NOT {_refused("c", "c.owner", "c.elsewhere")}
+{pad}), ev AS (
+{pad}    {_insert_events("ok", "FROM ok ORDER BY ok.i", body)}
+{pad}), moved AS (
+{pad}    -- Rows locked in one order (by id): two instances' groups do not wait on each other in a cycle.
+{pad}    {_upsert_predictions("ok", _NEW_EVENTS + " ORDER BY ok.prediction_id")}
+{pad}), runs AS (
+{pad}    {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, " + _HANDLERS.format("ok"))}
+{pad})"""  # noqa: S608 (interpolates constants, never input)
+
+
+# What each delivery of a set-wise group came to.
+_SET_WISE_ANSWERS = """FROM checked c
+            LEFT JOIN ev ON ev.webhook_id = c.webhook_id
+            LEFT JOIN moved ON moved.id = c.prediction_id
+            LEFT JOIN (SELECT prediction_id, count(*) AS n FROM runs GROUP BY 1) AS enqueued
+                   ON enqueued.prediction_id = c.prediction_id"""
+
+
+def _one_by_one(body: str, on_refusal: str) -> str:
+    """A delivery of a group where an id comes twice, stored on its own (``d``: its row): refused with
+    ``on_refusal`` (then ``CONTINUE``), or stored with its answer in the ``r_`` variables."""
+    return f"""r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
+            r_owner := NULL; r_elsewhere := false;
+            IF d.source = 'webhook' THEN
+                r_owner := {_owner("d")};
+                r_elsewhere := {_elsewhere("d", "r_owner")};
+                IF {_refused("d", "r_owner", "r_elsewhere")} THEN
+                    {on_refusal}
+                    CONTINUE;
+                END IF;
+            END IF;
+            WITH ev AS (
+                {_insert_events("d", "", body)}
+            ), moved AS (
+                {_upsert_predictions("d", "FROM ev WHERE ev.duplicates = 0")}
+            ), runs AS (
+                {_enqueue_runs("d", "FROM " + _HANDLERS.format("d") + " WHERE EXISTS (SELECT 1 FROM moved)")}
+            )
+            SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
+                   (SELECT count(*) FROM runs)::int
+            INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
+            FROM ev;
+            IF NOT r_duplicate AND NOT r_moved THEN
+                unapplied := unapplied || r_event_id;
+            END IF;
+            any_runs := any_runs OR r_enqueued > 0;"""  # noqa: S608 (interpolates constants, never input)
+
+
+_FINISH = f"""    -- A late or repeated status: stored, not applied (the prediction keeps what it has).
+    IF cardinality(unapplied) > 0 THEN
+        UPDATE events SET applied = 0 WHERE id = ANY(unapplied);
+    END IF;
+    IF any_runs THEN
+        -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
+        PERFORM pg_notify('{RUNS_CHANNEL}', '');
+    END IF;"""  # noqa: S608 (interpolates constants, never input)
+
+
 # Created by migration 3; a change to it is a new migration (``CREATE OR REPLACE FUNCTION``), never an edit.
 #
 # Two ways through, the same answers. A group whose deliveries all name different webhook-ids and different
@@ -129,29 +203,11 @@ BEGIN
     IF (SELECT count(DISTINCT w) FROM unnest(webhook_ids) AS w) = cardinality(webhook_ids)
        AND (SELECT count(DISTINCT p) FROM unnest(prediction_ids) AS p) = cardinality(prediction_ids) THEN
         FOR d IN
-            WITH rows AS (
-                SELECT x.*, o.owner FROM {_ROWS}
-                LEFT JOIN LATERAL (SELECT {_owner("x")} AS owner) AS o ON x.source = 'webhook'
-            ), checked AS (
-                SELECT rows.*, {_elsewhere("rows", "rows.owner")} AS elsewhere FROM rows
-            ), ok AS (
-                SELECT * FROM checked c WHERE NOT {_refused("c", "c.owner", "c.elsewhere")}
-            ), ev AS (
-                {_insert_events("ok", "FROM ok ORDER BY ok.i")}
-            ), moved AS (
-                -- Rows locked in one order (by id): two instances' groups do not wait on each other in a cycle.
-                {_upsert_predictions("ok", _NEW_EVENTS + " ORDER BY ok.prediction_id")}
-            ), runs AS (
-                {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, " + _HANDLERS.format("ok"))}
-            )
+            {_set_wise(_ROWS, _ARRAY_BODY, " " * 12)}
             SELECT c.i, ev.id, ev.duplicates > 0 AS duplicate, ev.conflict > 0 AS conflict,
                    moved.id IS NOT NULL AS moved,
                    coalesce(enqueued.n, 0)::int AS enqueued, c.owner, c.elsewhere
-            FROM checked c
-            LEFT JOIN ev ON ev.webhook_id = c.webhook_id
-            LEFT JOIN moved ON moved.id = c.prediction_id
-            LEFT JOIN (SELECT prediction_id, count(*) AS n FROM runs GROUP BY 1) AS enqueued
-                   ON enqueued.prediction_id = c.prediction_id
+            {_SET_WISE_ANSWERS}
             ORDER BY c.i
         LOOP
             r_index := d.i; r_event_id := d.id; r_duplicate := coalesce(d.duplicate, false);
@@ -166,42 +222,11 @@ BEGIN
     ELSE
         FOR d IN SELECT * FROM {_ROWS} ORDER BY x.i LOOP
             r_index := d.i;
-            r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
-            r_owner := NULL; r_elsewhere := false;
-            IF d.source = 'webhook' THEN
-                r_owner := {_owner("d")};
-                r_elsewhere := {_elsewhere("d", "r_owner")};
-                IF {_refused("d", "r_owner", "r_elsewhere")} THEN
-                    RETURN NEXT;  -- refused: nothing of it is written; the caller raises
-                    CONTINUE;
-                END IF;
-            END IF;
-            WITH ev AS (
-                {_insert_events("d", "")}
-            ), moved AS (
-                {_upsert_predictions("d", "FROM ev WHERE ev.duplicates = 0")}
-            ), runs AS (
-                {_enqueue_runs("d", "FROM " + _HANDLERS.format("d") + " WHERE EXISTS (SELECT 1 FROM moved)")}
-            )
-            SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
-                   (SELECT count(*) FROM runs)::int
-            INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
-            FROM ev;
-            IF NOT r_duplicate AND NOT r_moved THEN
-                unapplied := unapplied || r_event_id;
-            END IF;
-            any_runs := any_runs OR r_enqueued > 0;
+            {_one_by_one(_ARRAY_BODY, "RETURN NEXT;  -- refused: nothing of it is written; the caller raises")}
             RETURN NEXT;
         END LOOP;
     END IF;
-    -- A late or repeated status: stored, not applied (the prediction keeps what it has).
-    IF cardinality(unapplied) > 0 THEN
-        UPDATE events SET applied = 0 WHERE id = ANY(unapplied);
-    END IF;
-    IF any_runs THEN
-        -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
-        PERFORM pg_notify('{RUNS_CHANNEL}', '');
-    END IF;
+{_FINISH}
 END
 $fn$
 """  # noqa: S608 (interpolates constants, never input)
@@ -214,6 +239,8 @@ _GROUP_ROWS = """json_to_recordset(batch) AS x(
     completed_at double precision, handlers json, input text, outputs text, error text,
     has_nsfw_contents text, timings text, provider_created_at text)"""
 _GROUP_BODY = "substring(bodies FROM {d}.o FOR {d}.n)"
+_REFUSED_ANSWER = """-- refused: nothing of it is written; the caller raises
+                    answers := answers || json_build_array(NULL, false, false, false, 0, r_owner, r_elsewhere);"""
 
 # Created by migration 4; a change to it is a new migration, never an edit. The same two ways through and the
 # same answers as ``wavehook_record_deliveries`` (migration 3, kept for instances of the previous version while
@@ -244,29 +271,11 @@ BEGIN
     FROM (SELECT DISTINCT hashtextextended(w, 0) AS h FROM unnest(webhook_ids) AS w ORDER BY 1) AS locks;
     IF (SELECT count(DISTINCT w) FROM unnest(webhook_ids) AS w) = cardinality(webhook_ids)
        AND (SELECT count(DISTINCT p) FROM unnest(prediction_ids) AS p) = cardinality(prediction_ids) THEN
-        WITH rows AS (
-            SELECT x.*, o.owner FROM {_GROUP_ROWS}
-            LEFT JOIN LATERAL (SELECT {_owner("x")} AS owner) AS o ON x.source = 'webhook'
-        ), checked AS (
-            SELECT rows.*, {_elsewhere("rows", "rows.owner")} AS elsewhere FROM rows
-        ), ok AS (
-            SELECT * FROM checked c WHERE NOT {_refused("c", "c.owner", "c.elsewhere")}
-        ), ev AS (
-            {_insert_events("ok", "FROM ok ORDER BY ok.i", _GROUP_BODY)}
-        ), moved AS (
-            -- Rows locked in one order (by id): two instances' groups do not wait on each other in a cycle.
-            {_upsert_predictions("ok", _NEW_EVENTS + " ORDER BY ok.prediction_id")}
-        ), runs AS (
-            {_enqueue_runs("ok", "FROM ok JOIN moved ON moved.id = ok.prediction_id, " + _HANDLERS.format("ok"))}
-        ), answered AS (
+        {_set_wise(_GROUP_ROWS, _GROUP_BODY, " " * 8)}, answered AS (
             SELECT c.i, ev.id, coalesce(ev.duplicates > 0, false) AS duplicate,
                    coalesce(ev.conflict > 0, false) AS conflict, moved.id IS NOT NULL AS moved,
                    coalesce(enqueued.n, 0)::int AS enqueued, c.owner, c.elsewhere
-            FROM checked c
-            LEFT JOIN ev ON ev.webhook_id = c.webhook_id
-            LEFT JOIN moved ON moved.id = c.prediction_id
-            LEFT JOIN (SELECT prediction_id, count(*) AS n FROM runs GROUP BY 1) AS enqueued
-                   ON enqueued.prediction_id = c.prediction_id
+            {_SET_WISE_ANSWERS}
         )
         SELECT json_agg(json_build_array(a.id, a.duplicate, a.conflict, a.moved, a.enqueued, a.owner, a.elsewhere)
                         ORDER BY a.i)::text,
@@ -276,45 +285,13 @@ BEGIN
         FROM answered a;
     ELSE
         FOR d IN SELECT * FROM {_GROUP_ROWS} ORDER BY x.i LOOP
-            r_event_id := NULL; r_duplicate := false; r_conflict := false; r_moved := false; r_enqueued := 0;
-            r_owner := NULL; r_elsewhere := false;
-            IF d.source = 'webhook' THEN
-                r_owner := {_owner("d")};
-                r_elsewhere := {_elsewhere("d", "r_owner")};
-                IF {_refused("d", "r_owner", "r_elsewhere")} THEN
-                    -- refused: nothing of it is written; the caller raises
-                    answers := answers || json_build_array(NULL, false, false, false, 0, r_owner, r_elsewhere);
-                    CONTINUE;
-                END IF;
-            END IF;
-            WITH ev AS (
-                {_insert_events("d", "", _GROUP_BODY)}
-            ), moved AS (
-                {_upsert_predictions("d", "FROM ev WHERE ev.duplicates = 0")}
-            ), runs AS (
-                {_enqueue_runs("d", "FROM " + _HANDLERS.format("d") + " WHERE EXISTS (SELECT 1 FROM moved)")}
-            )
-            SELECT ev.id, ev.duplicates > 0, ev.conflict > 0, EXISTS (SELECT 1 FROM moved),
-                   (SELECT count(*) FROM runs)::int
-            INTO r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued
-            FROM ev;
-            IF NOT r_duplicate AND NOT r_moved THEN
-                unapplied := unapplied || r_event_id;
-            END IF;
-            any_runs := any_runs OR r_enqueued > 0;
+            {_one_by_one(_GROUP_BODY, _REFUSED_ANSWER)}
             answers := answers
                 || json_build_array(r_event_id, r_duplicate, r_conflict, r_moved, r_enqueued, r_owner, r_elsewhere);
         END LOOP;
         result := array_to_json(answers)::text;
     END IF;
-    -- A late or repeated status: stored, not applied (the prediction keeps what it has).
-    IF cardinality(unapplied) > 0 THEN
-        UPDATE events SET applied = 0 WHERE id = ANY(unapplied);
-    END IF;
-    IF any_runs THEN
-        -- Dispatchers of every instance LISTEN: told at commit (never before) that runs are due.
-        PERFORM pg_notify('{RUNS_CHANNEL}', '');
-    END IF;
+{_FINISH}
     RETURN result;
 END
 $fn$
